@@ -1,0 +1,100 @@
+"""Distil a CIFAR-100 student with UNIXKD (or conventional KD):
+
+    python student_v0.py --teacher-path ./experiments/teacher_wrn_40_2/ --student-arch wrn_16_2 --lr 0.05
+"""
+from pathlib import Path
+
+from models.cost import model_cost
+from utils.build import check_arch, make_loaders, make_model, make_optimizer
+from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
+from utils.computation import ComputationMeter
+from utils.errors import UserError
+from utils.report import StudentReport
+from utils.rundir import open_run
+from utils.seeding import seed_everything
+from utils.selection import SelectionCounter
+from utils.steps import DistillConfig, UnixDistillStep
+from utils.teachers import load_teacher, resolve_teacher
+from utils.trainer import FitConfig, Trainer, evaluate
+from utils.unix import MIX_STRATEGIES, STRATEGIES
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description="Distil a CIFAR-100 student with UNIXKD or KD.")
+    parser.add_argument("--teacher-path", required=True,
+                        help="teacher run directory (experiments/teacher_<arch>/) or a checkpoint file")
+    parser.add_argument("--teacher-ckpt", default="best", help="checkpoint name inside a run directory (default best)")
+    parser.add_argument("--teacher-arch", help="teacher architecture, when the path does not name it")
+    parser.add_argument("--student-arch", required=True, help="student architecture (python -m models lists them)")
+    add_common_args(parser)
+    parser.add_argument("--k", type=int, default=48, help="images per batch that reach the teacher (default 48)")
+    parser.add_argument("--b", type=int, default=32, help="most uncertain images kept un-mixed (default 32)")
+    parser.add_argument("--w", type=float, default=10.0, help="steepness of the mixing curve (default 10)")
+    parser.add_argument("--T", type=float, default=4.0, help="distillation temperature (default 4)")
+    parser.add_argument("--ce-weight", type=float, default=0.0, help="weight of cross-entropy (default 0)")
+    parser.add_argument("--kd-weight", type=float, default=1.0, help="weight of the KD loss (default 1)")
+    parser.add_argument("--other-distill", choices=["AT", "SP"], help="add a feature loss: AT (x1000) or SP (x3000)")
+    parser.add_argument("--strategy", type=int, choices=sorted(STRATEGIES), default=3,
+                        help="uncertainty: 0 random, 1 least confidence, 2 margin, 3 entropy (default)")
+    parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
+                        help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
+    parser.add_argument("--experiments-dir", default="./experiments", help="where run directories go (default ./experiments)")
+    args = parser.parse_args(argv)
+    check_arch(args.student_arch, "--student-arch")
+    check_common_args(args)
+    check_distill_args(args)
+    return args
+
+
+def check_distill_args(args) -> None:
+    for flag in ("k", "b"):
+        value = getattr(args, flag)
+        if not 1 <= value <= args.batch_size:
+            raise UserError(f"--{flag} must be between 1 and the batch size {args.batch_size}, got {value}")
+    if not args.T > 0:
+        raise UserError(f"--T must be positive, got {args.T}")
+    if not (args.ce_weight or args.kd_weight or args.other_distill):
+        raise UserError("--ce-weight and --kd-weight are both 0 and no --other-distill: nothing to train on")
+
+
+def run_name(args, teacher_arch: str, teacher_label: str) -> str:
+    name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}-{teacher_label}_strategy{args.strategy}"
+            f"_k{args.k}_b{args.b}_w{args.w:g}_seed{args.seed}")
+    # Non-default ablations get their own directory instead of colliding with the main runs.
+    extras = {"mix": (args.mix_strategy, 2), "ce": (args.ce_weight, 0.0), "kd": (args.kd_weight, 1.0), "T": (args.T, 4.0)}
+    name += "".join(f"_{key}{value:g}" for key, (value, default) in extras.items() if value != default)
+    return name + (f"_{args.other_distill}" if args.other_distill else "")
+
+
+def distill_config(args) -> DistillConfig:
+    return DistillConfig(batch_size=args.batch_size, k=args.k, b=args.b, w=args.w, T=args.T,
+                         strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
+                         kd_weight=args.kd_weight, other_distill=args.other_distill)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    teacher_arch, teacher_file, teacher_label = resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt)
+    run, resume = open_run(Path(args.experiments_dir) / run_name(args, teacher_arch, teacher_label),
+                           resume=args.resume, force=args.force, epochs=args.epoch)
+    try:
+        seed_everything(args.seed)
+        device = choose_device(args.gpu_id)
+        train_loader, test_loader = make_loaders(args, device)
+        teacher = load_teacher(teacher_arch, teacher_file, device)
+        _, teacher_acc = evaluate(teacher, test_loader, args.amp)
+        print(f"teacher: {teacher_arch} from {teacher_file}, test accuracy {teacher_acc:.2f}")
+        student = make_model(args.student_arch, device)
+        optimizer, scheduler = make_optimizer(student, args)
+        meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])
+        step = UnixDistillStep(student, teacher, distill_config(args),
+                               SelectionCounter(args.epoch, train_loader.num_samples, device), meter)
+        cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp)
+        report = StudentReport(run, args, teacher_arch, teacher_acc, step)
+        Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
+    finally:
+        run.release()
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,47 @@
+"""Train a CIFAR-100 teacher: python teacher.py --arch wrn_40_2 --lr 0.05 --gpu-id 0"""
+from pathlib import Path
+
+from utils.build import check_arch, make_loaders, make_model, make_optimizer
+from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
+from utils.rundir import open_run
+from utils.seeding import seed_everything
+from utils.steps import SupervisedStep
+from utils.trainer import FitConfig, Trainer
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description="Train a CIFAR-100 teacher network.")
+    parser.add_argument("--arch", required=True, help="architecture, one of the 25 in models/ (python -m models)")
+    add_common_args(parser)
+    parser.add_argument("--save-interval", type=int, default=40, help="also keep ckpt/NNN.pth every N epochs (default 40)")
+    parser.add_argument("--experiments-dir", default="./experiments", help="where run directories go (default ./experiments)")
+    args = parser.parse_args(argv)
+    check_arch(args.arch, "--arch")
+    check_common_args(args)
+    return args
+
+
+def snapshot_epochs(args) -> frozenset:
+    """NNN.pth at the lr milestones, every save-interval epochs and at the end."""
+    every = range(args.save_interval, args.epoch + 1, args.save_interval) if args.save_interval > 0 else []
+    return frozenset([*args.milestones, *every, args.epoch])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    run, resume = open_run(Path(args.experiments_dir) / f"teacher_{args.arch}",
+                           resume=args.resume, force=args.force, epochs=args.epoch)
+    try:
+        seed_everything(args.seed)
+        device = choose_device(args.gpu_id)
+        train_loader, test_loader = make_loaders(args, device)
+        model = make_model(args.arch, device)
+        optimizer, scheduler = make_optimizer(model, args)
+        cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp)
+        Trainer(model, SupervisedStep(model), optimizer, scheduler, train_loader, test_loader, run, cfg).fit(resume)
+    finally:
+        run.release()
+
+
+if __name__ == "__main__":
+    run_main(main)

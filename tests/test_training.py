@@ -1,0 +1,69 @@
+"""End to end on the synthetic set: teacher.py, then student_v0.py as KD and as UNIXKD."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import student_v0
+import teacher
+from models import model_dict
+
+COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory):
+    return tmp_path_factory.mktemp("experiments")
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(synthetic_root, experiments):
+    teacher.main(["--arch", "resnet8", "--epoch", "4", "--data-root", str(synthetic_root),
+                  "--experiments-dir", str(experiments), "--save-interval", "2", *COMMON])
+    return experiments / "teacher_resnet8"
+
+
+def load(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_teacher_writes_best_and_snapshots_in_the_published_format(teacher_dir):
+    best = load(teacher_dir / "ckpt" / "best.pth")
+    assert set(best) == {"epoch", "state_dict", "acc"}
+    model_dict["resnet8"](num_classes=100).load_state_dict(best["state_dict"], strict=True)
+    assert sorted(p.name for p in (teacher_dir / "ckpt").glob("0*.pth")) == ["002.pth", "004.pth"]
+    assert list((teacher_dir / "tensorboard").glob("events.*"))
+
+
+def distil(teacher_dir, synthetic_root, experiments, *extra):
+    argv = ["--teacher-path", str(teacher_dir), "--student-arch", "resnet8", "--epoch", "2",
+            "--data-root", str(synthetic_root), "--experiments-dir", str(experiments), *COMMON, *extra]
+    student_v0.main(argv)
+    runs = sorted(experiments.glob("v0_student_resnet8_teacher_resnet8-best_*"), key=lambda p: p.stat().st_mtime)
+    return runs[-1]
+
+
+def test_unixkd_student_learns_and_leaves_all_outputs(teacher_dir, synthetic_root, experiments):
+    run = distil(teacher_dir, synthetic_root, experiments)
+    assert run.name == "v0_student_resnet8_teacher_resnet8-best_strategy3_k48_b32_w10_seed0"
+    best = load(run / "ckpt" / "student_best.pth")
+    assert best["best_acc"] > 4.0  # chance is 1 %
+    model_dict["resnet8"](num_classes=100).load_state_dict(best["state_dict"], strict=True)
+    counter = np.load(run / "counter.npy")
+    # 1000 images in 15 full batches and one of 40: b = 32 of each counted once per epoch.
+    assert counter.shape == (2, 1000) and counter.max() == 1
+    assert counter.sum(axis=1).tolist() == [16 * 32, 16 * 32]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["finished"] and summary["epochs_done"] == 2 and summary["teacher_arch"] == "resnet8"
+    assert summary["computation"]["teacher_images"] == 2 * (15 * 48 + 40)
+    assert summary["computation"]["scoring_images"] == 2000
+
+
+def test_kd_baseline_skips_scoring_and_shows_the_teacher_every_image(teacher_dir, synthetic_root, experiments):
+    run = distil(teacher_dir, synthetic_root, experiments, "--strategy", "0", "--k", "64", "--b", "64", "--w", "1000")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["computation"]["scoring_images"] == 0
+    assert summary["computation"]["teacher_images"] == 2000
+    assert summary["computation"]["computation"] == pytest.approx(100.0)
+    assert np.load(run / "counter.npy").all()  # with b = B every image counts

@@ -1,0 +1,39 @@
+"""Building what both training scripts need: data loaders, model, optimizer and schedule."""
+import torch
+
+from models import model_dict
+from utils.data import load_cifar100
+from utils.errors import UserError
+from utils.loader import DeviceLoader
+
+
+def check_arch(name: str, flag: str) -> None:
+    if name not in model_dict:
+        raise UserError(f"unknown {flag} {name!r}; choose one of: {', '.join(model_dict)}")
+
+
+def make_loaders(args, device: torch.device):
+    """Train and test loaders on the device (uint8 data kept there once, augmented there)."""
+    data = load_cifar100(args.data_root)
+    channels_last = device.type == "cuda"
+    train = DeviceLoader(data.train_images, data.train_labels, args.batch_size, device, train=True,
+                         seed=args.seed, channels_last=channels_last)
+    test = DeviceLoader(data.test_images, data.test_labels, args.batch_size, device, train=False,
+                        channels_last=channels_last)
+    print(f"data: {args.data_root} ({train.num_samples} train / {test.num_samples} test images)")
+    return train, test
+
+
+def make_model(name: str, device: torch.device):
+    model = model_dict[name](num_classes=100).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # cuDNN's fast layout for convolutions
+    return model
+
+
+def make_optimizer(model, args):
+    """SGD with momentum and weight decay, lr x gamma at each milestone epoch."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.milestones, gamma=args.gamma)
+    return optimizer, scheduler

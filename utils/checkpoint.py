@@ -1,0 +1,68 @@
+"""Checkpoint files: written atomically, read without executing code."""
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from utils.errors import UserError
+
+
+def atomic_write(path, write) -> None:
+    """Call write(file) on a temporary file in the same directory, then rename it over `path`.
+
+    A crash or a full disk mid-write leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj, path) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """torch.load with weights_only=True: a downloaded checkpoint cannot run code on load."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated, foreign or unsafe files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read checkpoint {path}: {reason}") from None
+
+
+def extract_state_dict(checkpoint, path="checkpoint") -> dict:
+    """The weights from either published layout ('state_dict' or 'model') or a bare state dict."""
+    if isinstance(checkpoint, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(checkpoint.get(key), dict):
+                return checkpoint[key]
+        if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+            return checkpoint
+    raise UserError(f"{path} holds no state dict (looked under 'state_dict', 'model' and the top level)")
+
+
+def load_weights(model, state_dict: dict, arch: str, path="checkpoint") -> None:
+    """Strict load, with a message that names the architecture and the first mismatches."""
+    expected, found = set(model.state_dict()), set(state_dict)
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if missing or unexpected:
+        raise UserError(f"{path} does not fit architecture {arch}: missing keys {missing[:3]}, "
+                        f"unexpected keys {unexpected[:3]} ({len(missing)} missing, {len(unexpected)} unexpected)")
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        shape_lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise UserError(f"{path} does not fit architecture {arch}: {shape_lines[0] if shape_lines else exc}") from None

@@ -1,0 +1,83 @@
+"""What teacher.py and student_v0.py share on the command line: flags, checks, device, error exit."""
+import argparse
+import sys
+import warnings
+
+import torch
+
+from utils.errors import UserError
+from utils.rundir import RunFinished
+from utils.trainer import NonFiniteLoss
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one 'error:' line and exit 2, like every other bad input."""
+
+    def error(self, message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def add_common_args(parser, lr: float = 0.05) -> None:
+    parser.add_argument("--epoch", type=int, default=240, help="training epochs (default 240)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--lr", type=float, default=lr, help=f"initial learning rate (default {lr})")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default 5e-4)")
+    parser.add_argument("--gamma", type=float, default=0.1, help="lr multiplier at each milestone (default 0.1)")
+    parser.add_argument("--milestones", type=int, nargs="+", default=[150, 180, 210],
+                        help="epochs at which lr is multiplied by gamma (default 150 180 210)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index; CPU is used when CUDA is absent")
+    parser.add_argument("--data-root", default="./data", help="folder holding cifar-100-python/ (default ./data)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in this run's directory from ckpt/last.pth")
+    parser.add_argument("--force", action="store_true", help="discard a previous run in this run's directory and start over")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs; changes numerics, off by default)")
+
+
+def check_common_args(args) -> None:
+    for name in ("epoch", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    if args.resume and args.force:
+        raise UserError("--resume and --force contradict each other; pass one of them")
+    late = [m for m in args.milestones if m >= args.epoch]
+    if late:
+        warnings.warn(f"milestones {late} are not before the last epoch ({args.epoch}); they will never apply",
+                      stacklevel=2)
+
+
+def choose_device(gpu_id: int) -> torch.device:
+    if not torch.cuda.is_available():
+        # Tiny gradients late in a step decay into denormal floats, which x86 CPUs process up to
+        # tens of times slower; flushing them to zero (|x| < 1.2e-38) is the usual fix for training.
+        torch.set_flush_denormal(True)
+        print("device: cpu (CUDA is not available)")
+        return torch.device("cpu")
+    if not 0 <= gpu_id < torch.cuda.device_count():
+        raise UserError(f"--gpu-id {gpu_id} does not exist; this machine has CUDA devices 0..{torch.cuda.device_count() - 1}")
+    device = torch.device("cuda", gpu_id)
+    torch.cuda.set_device(device)
+    torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
+    print(f"device: {device} ({torch.cuda.get_device_name(device)})")
+    return device
+
+
+def run_main(main) -> None:
+    """Run a script's main; bad input exits 2 with one line, no traceback."""
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    try:
+        main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except RunFinished as exc:
+        print(exc)
+    except NonFiniteLoss as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,85 @@
+"""The UNIX step: uncertainty-aware mixup sampling (Xu, Liu, Loy, arXiv:2012.09413).
+
+Read next to the paper's algorithm. For a batch of n images (n = B except the
+last batch):
+
+    1. score    uncertainty of every image under the student (no gradient)
+    2. rank     most uncertain first
+    3. curve    m_r = lambda * sigmoid(w * (r / B - (2b - 1) / (2B))), lambda ~ Beta(1, 1)
+    4. mix      x'_r = (1 - m_r) * x[rank[r]] + m_r * x[partner[r]]
+    5. select   keep x'[:k]; only these reach the teacher and the student's training pass
+
+Counting (step 6) and distillation (steps 7-8) live in utils/steps.py.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+STRATEGIES = {0: "random", 1: "least confidence", 2: "margin", 3: "entropy"}
+MIX_STRATEGIES = {0: "none", 1: "mixup", 2: "adaptive"}
+
+
+def uncertainty_scores(logits: torch.Tensor, strategy: int) -> torch.Tensor:
+    """Step 1: one score per image; higher means more uncertain."""
+    if strategy == 0:
+        return torch.rand(logits.shape[0], device=logits.device)
+    log_p = F.log_softmax(logits.float(), dim=1)
+    p = log_p.exp()
+    if strategy == 1:
+        return 1 - p.max(dim=1).values
+    if strategy == 2:
+        top2 = p.topk(2, dim=1).values
+        return -(top2[:, 0] - top2[:, 1])
+    if strategy == 3:
+        return -(p * log_p).sum(dim=1)
+    raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy}")
+
+
+def mixing_weights(n: int, batch_size: int, b: int, w: float, lam, mix_strategy: int) -> torch.Tensor:
+    """Step 3: the mixing weight m_r of each rank position r = 0..n-1.
+
+    The curve is centred between positions b-1 and b, so the b most uncertain
+    images stay (nearly) clean and the rest are mixed with weight ~lambda.
+    """
+    lam = torch.as_tensor(lam, dtype=torch.float32)
+    r = torch.arange(n, dtype=torch.float32, device=lam.device)
+    if mix_strategy == 0:
+        return torch.zeros_like(r)
+    if mix_strategy == 1:
+        return lam * torch.ones_like(r)
+    if mix_strategy == 2:
+        return lam * torch.sigmoid(w * (r / batch_size - (2 * b - 1) / (2 * batch_size)))
+    raise ValueError(f"mix_strategy must be one of {sorted(MIX_STRATEGIES)}, got {mix_strategy}")
+
+
+def rank_by_uncertainty(scores: torch.Tensor) -> torch.Tensor:
+    """Step 2: batch positions, most uncertain first (stable, so ties keep batch order)."""
+    return torch.sort(scores, descending=True, stable=True).indices
+
+
+@dataclass
+class UnixBatch:
+    """What the teacher and the student train on: the first k mixed images."""
+
+    inputs: torch.Tensor     # x'[:k]
+    targets_a: torch.Tensor  # y[rank][:k], weight 1 - m
+    targets_b: torch.Tensor  # y[partner][:k], weight m
+    mix: torch.Tensor        # m[:k]
+    rank: torch.Tensor       # the whole ranking, for counting and statistics
+
+
+def uncertainty_aware_mixup(x, y, scores, *, k: int, b: int, w: float,
+                            batch_size: int, mix_strategy: int) -> UnixBatch:
+    """Steps 2-5 for one batch. Random draws use torch's generator on x's device."""
+    n = x.shape[0]
+    rank = rank_by_uncertainty(scores)
+    lam = torch.rand((), device=x.device)  # Beta(1, 1) is Uniform(0, 1); stays on device: no sync
+    m = mixing_weights(n, batch_size, b, w, lam, mix_strategy)
+    partner = torch.randperm(n, device=x.device)
+    keep = min(k, n)
+    # Mixing only the kept positions gives x'[:k] exactly, without computing the rest.
+    first, second, m_k = rank[:keep], partner[:keep], m[:keep]
+    m_img = m_k.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+    inputs = (1 - m_img) * x[first] + m_img * x[second]
+    return UnixBatch(inputs, y[first], y[second], m_k, rank)
