@@ -80,8 +80,8 @@ def main(argv=None):
     try:
         seed_everything(args.seed)
         device = choose_device(args.gpu_id)
+        teacher = load_teacher(teacher_arch, teacher_file, device)  # before the data: a bad file fails fast
         train_loader, test_loader = make_loaders(args, device)
-        teacher = load_teacher(teacher_arch, teacher_file, device)
         _, teacher_acc = evaluate(teacher, test_loader, args.amp)
         print(f"teacher: {teacher_arch} from {teacher_file}, test accuracy {teacher_acc:.2f}")
         student = make_model(args.student_arch, device)

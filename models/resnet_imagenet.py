@@ -16,6 +16,7 @@ from .common import ResidualBlock, init_conv_bn, make_stage, outputs, run_stage
 class BasicBlock(resnet.BasicBlock):
     """Same block as the CIFAR ResNets; only the checkpoint key of the shortcut differs."""
 
+    expansion = 1
     shortcut_key = 'shortcut'
 
 
@@ -44,12 +45,11 @@ class Bottleneck(ResidualBlock):
 class ResNet(nn.Module):
     def __init__(self, block, num_blocks: tuple, num_classes: int = 100):
         super().__init__()
-        expansion = getattr(block, 'expansion', 1)
         self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         cin = 64
         for i, (n, planes) in enumerate(zip(num_blocks, (64, 128, 256, 512))):
-            cout = planes * expansion
+            cout = planes * block.expansion
             self.add_module(f'layer{i + 1}', make_stage(block, cin, cout, n, 1 if i == 0 else 2))
             cin = cout
         self.avgpool = nn.AdaptiveAvgPool2d(1)

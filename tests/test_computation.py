@@ -99,10 +99,10 @@ def test_meter_refuses_state_of_another_pair():
         ComputationMeter(FT, 2 * FS).load_state_dict(state)
 
 
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+@pytest.fixture
+def run_cli(capsys, exit_status):
+    return lambda *argv: (exit_status(main, list(argv)), *capsys.readouterr())
+
 
 
 @pytest.mark.parametrize(
@@ -117,16 +117,16 @@ def run_cli(capsys, *argv):
         (["--teacher", "resnet32x4"], "--student"),
     ],
 )
-def test_cli_bad_numbers_are_one_error_line_and_exit_2(capsys, argv, named):
-    code, out, err = run_cli(capsys, *argv)
+def test_cli_bad_numbers_are_one_error_line_and_exit_2(run_cli, argv, named):
+    code, out, err = run_cli(*argv)
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert named in err
 
 
-def test_cli_unknown_architecture_lists_the_valid_ones(capsys):
-    code, _, err = run_cli(capsys, "--teacher", "resnet33x4", "--student", "resnet8x4")
+def test_cli_unknown_architecture_lists_the_valid_ones(run_cli):
+    code, _, err = run_cli("--teacher", "resnet33x4", "--student", "resnet8x4")
     assert code == 2
     assert err.count("\n") == 1
     assert "'resnet33x4'" in err and "resnet32x4" in err and "wrn_40_2" in err
@@ -142,8 +142,8 @@ def test_cli_bad_input_as_a_process_exits_2_without_traceback():
     assert completed.stderr == "error: --k 100: must be between 1 and the batch size 64\n"
 
 
-def test_cli_paper_table_json_is_within_1pp_of_the_paper(capsys):
-    code, out, _ = run_cli(capsys, "--paper-table", "--json")
+def test_cli_paper_table_json_is_within_1pp_of_the_paper(run_cli):
+    code, out, _ = run_cli("--paper-table", "--json")
     assert code == 0
     rows = json.loads(out)
     assert [(row["teacher"], row["student"]) for row in rows] == [pair[:2] for pair in PAPER_PAIRS]
@@ -151,8 +151,8 @@ def test_cli_paper_table_json_is_within_1pp_of_the_paper(capsys):
         assert row["computation"] == pytest.approx(paper_percent, abs=1.0), row
 
 
-def test_cli_one_pair_prints_flops_ratio_and_percent(capsys):
-    code, out, _ = run_cli(capsys, "--teacher", "resnet32x4", "--student", "resnet8x4")
+def test_cli_one_pair_prints_flops_ratio_and_percent(run_cli):
+    code, out, _ = run_cli("--teacher", "resnet32x4", "--student", "resnet8x4")
     assert code == 0
     assert "M MACs" in out and "Ft/Fs = " in out
     assert out.rstrip().endswith("%")

@@ -145,8 +145,8 @@ def test_synthetic_cli_writes_and_reports(tmp_path, capsys):
     assert len(load_cifar100(tmp_path, download=False).train_labels) == 100
 
 
-def test_synthetic_cli_rejects_non_positive_counts(tmp_path, capsys):
-    assert synthetic.main(["--out", str(tmp_path), "--train-per-class", "0"]) == 2
+def test_synthetic_cli_rejects_non_positive_counts(tmp_path, capsys, exit_status):
+    assert exit_status(synthetic.main, ["--out", str(tmp_path), "--train-per-class", "0"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and error.count("\n") == 1
 

@@ -130,6 +130,14 @@ def test_checkpoint_round_trip_loads_strictly_with_identical_logits(name, key, t
         assert torch.equal(saved.eval()(images()), loaded.eval()(images()))
 
 
+@pytest.mark.parametrize('name', FAMILY_REPRESENTATIVES)
+def test_training_step_reaches_every_parameter(name):
+    model = model_dict[name](num_classes=100).train()
+    feats, logits = model(images(), is_feat=True, preact=True)
+    (logits.sum() + sum(f.mean() for f in feats)).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def stage_features(model, preact):
     with torch.no_grad():
         feats, _ = model(images(), is_feat=True, preact=preact)

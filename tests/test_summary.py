@@ -115,8 +115,8 @@ def test_plot_writes_a_png(experiments, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plot_without_matplotlib_asks_to_install_it(experiments, tmp_path, monkeypatch, capsys):
+def test_plot_without_matplotlib_asks_to_install_it(experiments, tmp_path, monkeypatch, capsys, exit_status):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
-    assert main([str(experiments), "--plot", str(tmp_path / "accuracy.png")]) == 2
+    assert exit_status(main, [str(experiments), "--plot", str(tmp_path / "accuracy.png")]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and err.startswith("error: ") and "pip install matplotlib" in err

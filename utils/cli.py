@@ -5,17 +5,14 @@ import warnings
 
 import torch
 
-from utils.errors import UserError
-from utils.rundir import RunFinished
-from utils.trainer import NonFiniteLoss
+from utils.errors import NonFiniteLoss, RunFinished, UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one 'error:' line and exit 2, like every other bad input."""
+    """argparse, but a bad flag is a UserError: one 'error:' line and exit 2, like every other bad input."""
 
     def error(self, message):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
+        raise UserError(f"{message} (see --help)")
 
 
 def add_common_args(parser, lr: float = 0.05) -> None:
@@ -66,10 +63,10 @@ def choose_device(gpu_id: int) -> torch.device:
 
 
 def run_main(main) -> None:
-    """Run a script's main; bad input exits 2 with one line, no traceback."""
+    """Run a command's main() and exit with its status; bad input exits 2 with one line, no traceback."""
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
-        main()
+        sys.exit(main() or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

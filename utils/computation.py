@@ -10,11 +10,10 @@ then runs teacher and student training on k of them: k*Ft + B*Fs + 2*k*Fs.
     python -m utils.computation --paper-table [--json]
 """
 
-import argparse
 import json
 import operator
-import sys
 
+from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
 
 # The published pairs: (teacher, student, Ft/Fs, UNIXKD computation % at k=48, B=64).
@@ -108,15 +107,8 @@ class ComputationMeter:
         self.counts = {key: state[key] for key in self.COUNTS}
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose complaints become a UserError, so bad input is one `error:` line, not usage text."""
-
-    def error(self, message):
-        raise UserError(message)
-
-
 def parse_args(argv):
-    parser = _OneLineParser(
+    parser = ArgumentParser(
         prog="python -m utils.computation",
         description="UNIXKD training computation relative to conventional KD (paper's count).",
     )
@@ -204,13 +196,9 @@ def json_row(row):
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-        pairs = [pair[:2] for pair in PAPER_PAIRS] if args.paper_table else [(args.teacher, args.student)]
-        check_architectures([("--teacher", t) for t, _ in pairs] + [("--student", s) for _, s in pairs])
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args = parse_args(argv)
+    pairs = [pair[:2] for pair in PAPER_PAIRS] if args.paper_table else [(args.teacher, args.student)]
+    check_architectures([("--teacher", t) for t, _ in pairs] + [("--student", s) for _, s in pairs])
     rows = [pair_costs(teacher, student, args.batch_size, args.k) for teacher, student in pairs]
     if args.json:
         print(json.dumps([json_row(row) for row in rows], indent=2))
@@ -222,4 +210,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

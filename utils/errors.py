@@ -6,3 +6,11 @@ class UserError(Exception):
 
     The message is a single line that says what is wrong and, where possible, how to fix it.
     """
+
+
+class RunFinished(Exception):
+    """--resume on a run that already reached its last epoch: nothing to do, exit status 0."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged; the last good checkpoint is kept. Exit status 1."""

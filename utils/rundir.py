@@ -5,13 +5,9 @@ import socket
 from pathlib import Path
 
 from utils.checkpoint import load_checkpoint
-from utils.errors import UserError
+from utils.errors import RunFinished, UserError
 
 LOCK_NAME = "run.lock"
-
-
-class RunFinished(Exception):
-    """--resume on a run that already reached its last epoch: nothing to do."""
 
 
 class RunDirectory:

@@ -6,7 +6,6 @@ Reads EXPERIMENTS_DIR/v0_student_*/summary.json (written each epoch by the train
 groups finished runs by (teacher, student, method) and prints mean +- std over seeds.
 """
 
-import argparse
 import itertools
 import json
 import statistics
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.computation import PAPER_PAIRS
+from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
 
 RUN_GLOB = "v0_student_*/summary.json"
@@ -203,7 +203,7 @@ def plot_results(results, path, pyplot):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m utils.summary", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m utils.summary", description=__doc__.splitlines()[0])
     parser.add_argument("experiments_dir", nargs="?", default="experiments", help="default: ./experiments")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw accuracy against computation (needs matplotlib)")
     return parser.parse_args(argv)
@@ -211,11 +211,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        pyplot = load_pyplot() if args.plot else None
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    pyplot = load_pyplot() if args.plot else None
     runs, warnings = load_runs(args.experiments_dir)
     for warning in warnings:
         print(warning, file=sys.stderr)
@@ -234,4 +230,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -9,13 +9,12 @@ within an epoch or two even from a few images per class.
 Usage: python -m utils.synthetic --out DIR [--train-per-class N] [--test-per-class N] [--seed S]
 """
 
-import argparse
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
 
 NUM_CLASSES = 100
@@ -104,8 +103,8 @@ def _dump(path: Path, content: dict) -> None:
         pickle.dump(content, file)
 
 
-def _parse(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m utils.synthetic", description=__doc__.splitlines()[0])
+def _parse(argv):
+    parser = ArgumentParser(prog="python -m utils.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="root folder; files go to OUT/cifar-100-python")
     parser.add_argument("--train-per-class", type=int, default=50)
     parser.add_argument("--test-per-class", type=int, default=10)
@@ -115,11 +114,7 @@ def _parse(argv) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    try:
-        root = write_synthetic_cifar100(args.out, args.train_per_class, args.test_per_class, args.seed)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    root = write_synthetic_cifar100(args.out, args.train_per_class, args.test_per_class, args.seed)
     print(
         f"wrote synthetic CIFAR-100 to {root / FOLDER}: {NUM_CLASSES * args.train_per_class} train, "
         f"{NUM_CLASSES * args.test_per_class} test images, seed {args.seed}"
@@ -128,4 +123,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -10,13 +10,10 @@ import torch.nn.functional as F
 from tensorboardX import SummaryWriter
 
 from utils.checkpoint import atomic_save
+from utils.errors import NonFiniteLoss
 from utils.metrics import EpochSums, correct_count
 from utils.rundir import RunDirectory
 from utils.seeding import rng_state, set_rng_state
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 @dataclass
@@ -45,6 +42,17 @@ def evaluate(model, loader, amp: bool = False):
             sums.add("acc", 100.0 * correct_count(logits, y), len(y))
     means = sums.means()
     return means["loss"], means["acc"]
+
+
+def train_step(step, optimizer, x, y, idx, epoch: int, amp: bool = False):
+    """One iteration: the method's step gives named losses; their sum is minimised."""
+    with autocast(x.device, amp):
+        out = step(x, y, idx, epoch)
+        loss = sum(out.losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return out, loss
 
 
 class Trainer:
@@ -91,16 +99,10 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict:
         self.model.train()
         sums = EpochSums()
-        device = self.train_loader.device
         # Where the loss first went non-finite, tracked on the device and read once per epoch.
-        first_bad = torch.tensor(-1, device=device)
+        first_bad = torch.tensor(-1, device=self.train_loader.device)
         for it, (x, y, idx) in enumerate(self.train_loader):
-            with autocast(device, self.cfg.amp):
-                out = self.step(x, y, idx, epoch)
-                loss = sum(out.losses.values())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            out, loss = train_step(self.step, self.optimizer, x, y, idx, epoch, self.cfg.amp)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), it, first_bad)
             self._accumulate(sums, out, loss)
         means = sums.means()

@@ -1,0 +1,61 @@
+"""The speed benchmark's report and its input checks, at tiny settings (no timing is asserted)."""
+import json
+
+import pytest
+import torch
+
+from models.cost import model_cost
+from utils import bench
+from utils.cli import run_main
+from utils.computation import relative_computation
+
+# Batch 16 with k 12, b 8 keeps the UNIXKD path (k < B) at a quarter of the default cost.
+TINY = ["--teacher", "resnet8", "--student", "resnet8", "--device", "cpu", "--steps", "2", "--rounds", "1",
+        "--warmup", "0", "--train-per-class", "1", "--batch-size", "16", "--k", "12", "--b", "8"]
+
+
+def test_report_has_the_three_pipelines_and_the_ratios(capsys):
+    bench.main(TINY)
+    report = capsys.readouterr().out.splitlines()
+    assert report[0].startswith("UNIXKD speed benchmark: resnet8 -> resnet8, batch 16")
+    assert report[1].startswith("device: cpu (") and f"torch {torch.__version__}" in report[1]
+    rows = [line for line in report if line.startswith(("(a) classic", "(b) ours", "(c) ours"))]
+    assert len(rows) == 3 and all("img/s" in row for row in rows)
+    assert "UNIXKD k12 b8 w10" in rows[2]
+    for start in ("speed-up (b) over (a): ", "wall time (c)/(b): ", "projected 240 epochs"):
+        assert any(line.startswith(start) for line in report), start
+    assert "FLOP computation ratio: " in report[-2]
+
+
+def test_json_report_carries_the_figures(capsys):
+    bench.main(TINY + ["--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["images_per_second"]) == {"classic_kd", "ours_kd", "ours_unixkd"}
+    assert all(s["median"] > 0 for s in summary["images_per_second"].values())
+    ft, fs = model_cost("resnet8")[1], model_cost("resnet8")[1]
+    assert summary["flop_ratio_c_over_b"] == relative_computation(ft, fs, batch_size=16, k=12)
+    assert summary["wall_ratio_c_over_b"]["median"] > 0
+    assert summary["projected_hours"]["ours_kd"] > 0 and summary["projected_hours"]["ours_unixkd"] > 0
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--teacher", "resnet9", "--student", "resnet8"], "'resnet9'"),
+    (["--teacher", "resnet8", "--student", "resnet8", "--device", "tpu"], "'tpu'"),
+    (["--teacher", "resnet8", "--student", "resnet8", "--steps", "0"], "--steps 0"),
+    (["--teacher", "resnet8", "--student", "resnet8", "--steps", "-3"], "--steps -3"),
+    (["--teacher", "resnet8", "--student", "resnet8", "--batch-size", "32"], "--k 48"),
+])
+def test_bad_input_is_one_error_line_and_exit_2(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: bench.main(argv))
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and named in err
+
+
+def test_cuda_without_cuda_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: bench.main(["--teacher", "resnet8", "--student", "resnet8", "--device", "cuda"]))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --device cuda: CUDA is not available on this machine; use --device cpu\n"

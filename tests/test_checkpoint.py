@@ -1,0 +1,70 @@
+"""Checkpoint files: atomic writes, loading that never executes code, clear mismatch messages."""
+import os
+import pickle
+
+import pytest
+import torch
+
+from models import model_dict
+from utils.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights
+from utils.errors import UserError
+
+
+def test_a_crash_during_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "last.pth"
+    atomic_save({"epoch": 1}, path)
+
+    def crash(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        atomic_save({"epoch": 2}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert os.listdir(tmp_path) == ["last.pth"]  # no temporary file left behind
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"state_dict": RunsCode()}))
+    with pytest.raises(UserError, match="cannot read checkpoint .*evil.pth"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_and_missing_checkpoints_are_named(tmp_path):
+    path = tmp_path / "best.pth"
+    torch.save({"state_dict": {"w": torch.ones(100)}}, path)
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(UserError, match="best.pth"):
+        load_checkpoint(path)
+    with pytest.raises(UserError, match="not found"):
+        load_checkpoint(tmp_path / "nothing.pth")
+
+
+@pytest.mark.parametrize("layout", ["state_dict", "model", None])
+def test_both_published_layouts_and_a_bare_state_dict(layout):
+    weights = {"fc.weight": torch.zeros(2, 2)}
+    checkpoint = {layout: weights, "epoch": 240} if layout else weights
+    assert extract_state_dict(checkpoint) is weights
+
+
+def test_a_checkpoint_without_weights_is_refused():
+    with pytest.raises(UserError, match="no state dict"):
+        extract_state_dict({"epoch": 3, "acc": 70.0})
+
+
+def test_a_mismatch_names_the_architecture_and_the_first_keys():
+    weights = model_dict["resnet8"](num_classes=100).state_dict()
+    with pytest.raises(UserError, match=r"architecture resnet20: missing keys \['layer1.1"):
+        load_weights(model_dict["resnet20"](num_classes=100), weights, "resnet20")
+    ten_classes = {**weights, "fc.weight": torch.zeros(10, 64), "fc.bias": torch.zeros(10)}
+    with pytest.raises(UserError, match="resnet8: .*size mismatch for fc"):
+        load_weights(model_dict["resnet8"](num_classes=100), ten_classes, "resnet8")

@@ -1,0 +1,113 @@
+"""Bad input to the training scripts: one 'error:' line naming the value, exit 2, nothing written."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import student_v0
+import teacher
+from models import model_dict
+from utils.steps import SupervisedStep
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def teacher_file(tmp_path):
+    path = tmp_path / "resnet8.pth"
+    torch.save({"state_dict": model_dict["resnet8"](num_classes=100).state_dict()}, path)
+    return path
+
+
+def one_error_line(capsys, *fragments):
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--arch", "resnet9"], ["'resnet9'", "resnet8x4", "ShuffleV2"]),
+    (["--arch", "resnet8", "--epoch", "0"], ["--epoch", "got 0"]),
+    (["--arch", "resnet8", "--batch-size", "-1"], ["--batch-size", "got -1"]),
+    (["--arch", "resnet8", "--lr", "0"], ["--lr", "got 0.0"]),
+    (["--arch", "resnet8", "--lr", "fast"], ["--lr", "'fast'"]),
+    (["--arch", "resnet8", "--resume", "--force"], ["--resume and --force"]),
+    (["--epoch", "3"], ["--arch"]),
+])
+def test_teacher_bad_flags(argv, fragments, capsys, exit_status, tmp_path):
+    assert exit_status(teacher.main, [*argv, "--experiments-dir", str(tmp_path)]) == 2
+    one_error_line(capsys, *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["--k", "65"], ["--k", "batch size 64", "got 65"]),
+    (["--b", "0"], ["--b", "got 0"]),
+    (["--k", "20", "--batch-size", "16"], ["--k", "batch size 16"]),
+    (["--T", "0"], ["--T"]),
+    (["--kd-weight", "0"], ["nothing to train on"]),
+    (["--strategy", "4"], ["--strategy", "4"]),
+    (["--student-arch", "mobilenet"], ["'mobilenet'", "MobileNetV2"]),
+])
+def test_student_bad_flags(extra, fragments, capsys, exit_status, tmp_path, teacher_file):
+    argv = ["--teacher-path", str(teacher_file), "--student-arch", "resnet8", "--experiments-dir", str(tmp_path / "e"), *extra]
+    assert exit_status(student_v0.main, argv) == 2
+    one_error_line(capsys, *fragments)
+    assert not (tmp_path / "e").exists()
+
+
+def test_missing_and_corrupt_teachers(capsys, exit_status, tmp_path):
+    argv = ["--student-arch", "resnet8", "--experiments-dir", str(tmp_path / "e")]
+    assert exit_status(student_v0.main, ["--teacher-path", str(tmp_path / "nope"), *argv]) == 2
+    one_error_line(capsys, "nope", "does not exist")
+    broken = tmp_path / "resnet8.pth"
+    broken.write_bytes(b"not a checkpoint")
+    assert exit_status(student_v0.main, ["--teacher-path", str(broken), "--data-root", str(tmp_path), *argv]) == 2
+    one_error_line(capsys, "cannot read checkpoint", "resnet8.pth")
+
+
+def test_missing_dataset_without_network(capsys, exit_status, tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("torchvision.datasets.CIFAR100", offline)
+    argv = ["--arch", "resnet8", "--data-root", str(tmp_path / "data"), "--experiments-dir", str(tmp_path / "e")]
+    assert exit_status(teacher.main, argv) == 2
+    one_error_line(capsys, str(tmp_path / "data" / "cifar-100-python"), "utils.synthetic")
+
+
+def test_late_milestones_only_warn(synthetic_root, tmp_path, capsys):
+    with pytest.warns(UserWarning, match=r"milestones \[150, 180, 210\]"):
+        teacher.main(["--arch", "resnet8", "--epoch", "1", "--data-root", str(synthetic_root),
+                      "--experiments-dir", str(tmp_path)])
+
+
+def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_the_last_good_checkpoint(
+        synthetic_root, tmp_path, capsys, exit_status, monkeypatch):
+    healthy = SupervisedStep.__call__
+    calls = {"n": 0}
+
+    def diverge_in_epoch_two(self, x, y, idx, epoch):
+        out = healthy(self, x, y, idx, epoch)
+        calls["n"] += 1
+        if epoch == 1 and calls["n"] == 16 + 3:  # iteration 2 of epoch 2 (16 batches an epoch)
+            out.losses["ce"] = out.losses["ce"] * float("nan")
+        return out
+
+    monkeypatch.setattr(SupervisedStep, "__call__", diverge_in_epoch_two)
+    argv = ["--arch", "resnet8", "--epoch", "3", "--milestones", "2", "--data-root", str(synthetic_root),
+            "--experiments-dir", str(tmp_path)]
+    assert exit_status(teacher.main, argv) == 1
+    err = capsys.readouterr().err
+    assert "non-finite at epoch 2, iteration 2" in err
+    last = torch.load(tmp_path / "teacher_resnet8" / "ckpt" / "last.pth", weights_only=True)
+    assert last["epoch"] == 1 and all(torch.isfinite(t).all() for t in last["state_dict"].values())
+
+
+def test_a_real_process_prints_no_traceback():
+    done = subprocess.run([sys.executable, "teacher.py", "--arch", "resnet9"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: unknown --arch 'resnet9'") and "Traceback" not in done.stderr

@@ -1,0 +1,277 @@
+"""Training speed: the classic pipeline against ours, and UNIXKD against KD, in one process on the same data.
+
+    python -m utils.bench --teacher resnet32x4 --student resnet8x4 [--device cpu|cuda] [--steps N] [--amp] [--json]
+
+Three pipelines train the same student architecture under the same teacher, on a synthetic CIFAR-100 set
+written to a temporary folder:
+
+    (a) classic  torchvision dataset with PIL transforms through a DataLoader, each batch copied to the
+                 device, conventional KD, and a loss.item() per step as the reference code logs it
+    (b) ours KD  DeviceLoader and UnixDistillStep on its conventional-KD path (strategy 0, k = b = B: no scoring)
+    (c) UNIXKD   DeviceLoader and UnixDistillStep: entropy scoring, k 48, b 32, w 10
+
+Every round times each pipeline over --steps steps after --warmup untimed ones, in an order that rotates
+from round to round, so that load from other processes and clock drift fall on all three alike. Ratios are
+taken within a round, then the median over rounds is reported with the range.
+"""
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader
+
+from models.cost import model_cost
+from utils.build import check_arch, make_model, make_optimizer
+from utils.cli import ArgumentParser, run_main
+from utils.computation import ComputationMeter, check_sizes, relative_computation
+from utils.data import ClassicCIFAR100, load_cifar100
+from utils.errors import UserError
+from utils.loader import DeviceLoader
+from utils.selection import SelectionCounter
+from utils.steps import DistillConfig, UnixDistillStep
+from utils.synthetic import write_synthetic_cifar100
+from utils.trainer import train_step
+
+EPOCHS, EPOCH_IMAGES = 240, 50_000  # the protocol's run, for the projected wall time
+UNIX_W = 10.0
+KD_W = 1000.0  # the paper's KD baseline setting; the conventional-KD path never uses it
+# The protocol's SGD settings, in the shape make_optimizer reads them.
+PROTOCOL_SGD = SimpleNamespace(lr=0.05, momentum=0.9, weight_decay=5e-4, milestones=[150, 180, 210], gamma=0.1)
+
+
+@dataclass
+class Pipeline:
+    key: str
+    label: str
+    batches: Iterator  # endless (x, y, idx)
+    step: UnixDistillStep
+    optimizer: torch.optim.Optimizer
+    amp: bool
+    item_per_step: bool  # read the loss on the host every step, as the reference code does
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(prog="python -m utils.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", required=True, help="teacher architecture (python -m models lists them)")
+    parser.add_argument("--student", required=True, help="student architecture")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per pipeline and round (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each timing (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the three pipelines (default 3)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size B (default 64)")
+    parser.add_argument("--k", type=int, default=48, help="UNIXKD: images per batch the teacher sees (default 48)")
+    parser.add_argument("--b", type=int, default=32, help="UNIXKD: images kept un-mixed (default 32)")
+    parser.add_argument("--workers", type=int,
+                        help="DataLoader workers of the classic pipeline (default: 0 on CPU, where worker "
+                             "processes compete with the training threads for the cores; min(8, cores) on CUDA)")
+    parser.add_argument("--train-per-class", type=int, default=64,
+                        help="synthetic training images per class (default 64: 6,400 images, 100 full batches)")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast in (b) and (c); (a) stays float32")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def check_args(args) -> None:
+    check_arch(args.teacher, "--teacher")
+    check_arch(args.student, "--student")
+    for flag, value, least in (("--steps", args.steps, 1), ("--rounds", args.rounds, 1),
+                               ("--train-per-class", args.train_per_class, 1), ("--warmup", args.warmup, 0),
+                               ("--workers", args.workers, 0), ("--seed", args.seed, 0)):
+        if value is not None and value < least:
+            raise UserError(f"{flag} {value}: must be a {'positive' if least else 'non-negative'} integer")
+    check_sizes(args.batch_size, args.k, args.b)
+
+
+def select_device(name) -> torch.device:
+    """The requested device with the speed settings training uses (utils.cli.choose_device), without its printout."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: CUDA is not available on this machine; use --device cpu")
+    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
+    else:
+        torch.set_flush_denormal(True)  # denormal gradients can make CPU steps ten times slower
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def endless(loader) -> Iterator:
+    """Batches across epoch boundaries, so a timing never depends on where an epoch ends."""
+    while True:
+        yield from loader
+
+
+def classic_batches(data, batch_size: int, workers: int, device: torch.device) -> Iterator:
+    dataset = ClassicCIFAR100(data.train_images, data.train_labels, train=True)
+    loader = DataLoader(dataset, batch_size, shuffle=True, num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    return endless(loader)
+
+
+def build_pipelines(args, data, device: torch.device, workers: int) -> list:
+    ft, fs = model_cost(args.teacher)[1], model_cost(args.student)[1]
+    teacher = make_model(args.teacher, device).eval()
+    num_samples, batch = len(data.train_labels), args.batch_size
+
+    def distill(cfg: DistillConfig):
+        torch.manual_seed(args.seed)  # the same initial student in every pipeline
+        student = make_model(args.student, device)
+        counter = SelectionCounter(1, num_samples, device)  # every step counts as epoch 0
+        step = UnixDistillStep(student, teacher, cfg, counter, ComputationMeter(ft, fs))
+        return step, make_optimizer(student, PROTOCOL_SGD)[0]
+
+    kd = DistillConfig(batch_size=batch, k=batch, b=batch, w=KD_W, strategy=0)
+    unix = DistillConfig(batch_size=batch, k=args.k, b=args.b, w=UNIX_W, strategy=3)
+    assert kd.conventional_kd and not unix.conventional_kd
+    device_loader = DeviceLoader(data.train_images, data.train_labels, batch, device, train=True,
+                                 seed=args.seed, channels_last=device.type == "cuda")
+    return [
+        Pipeline("classic_kd", f"(a) classic: PIL + DataLoader ({workers} workers), KD",
+                 classic_batches(data, batch, workers, device), *distill(kd), amp=False, item_per_step=True),
+        Pipeline("ours_kd", "(b) ours: DeviceLoader, KD", endless(device_loader), *distill(kd),
+                 amp=args.amp, item_per_step=False),
+        Pipeline("ours_unixkd", f"(c) ours: DeviceLoader, UNIXKD k{args.k} b{args.b} w{UNIX_W:g}",
+                 endless(device_loader), *distill(unix), amp=args.amp, item_per_step=False),
+    ]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_steps(pipeline: Pipeline, steps: int, device: torch.device) -> int:
+    """Train `steps` iterations; returns how many training images they consumed."""
+    images = 0
+    for _ in range(steps):
+        x, y, idx = (t.to(device, non_blocking=True) for t in next(pipeline.batches))  # no-op for DeviceLoader
+        _, loss = train_step(pipeline.step, pipeline.optimizer, x, y, idx, 0, pipeline.amp)
+        if pipeline.item_per_step:
+            loss.item()
+        images += len(y)
+    return images
+
+
+def images_per_second(pipeline: Pipeline, steps: int, warmup: int, device: torch.device) -> float:
+    run_steps(pipeline, warmup, device)
+    synchronize(device)  # queued work belongs to the warm-up, not to the timing
+    start = time.perf_counter()
+    images = run_steps(pipeline, steps, device)
+    synchronize(device)
+    return images / (time.perf_counter() - start)
+
+
+def measure(pipelines: list, args, device: torch.device) -> dict:
+    """{key: [images per second in each round]}; round r starts with pipeline r, so no position is favoured."""
+    speeds = {p.key: [] for p in pipelines}
+    for r in range(args.rounds):
+        shift = r % len(pipelines)
+        for pipeline in pipelines[shift:] + pipelines[:shift]:
+            speeds[pipeline.key].append(images_per_second(pipeline, args.steps, args.warmup, device))
+        figures = "  ".join(f"{key} {values[-1]:.1f}" for key, values in speeds.items())
+        print(f"round {r + 1}/{args.rounds}: {figures} img/s", file=sys.stderr, flush=True)
+    return speeds
+
+
+def spread(values: list) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(args, speeds: dict, device: torch.device, workers: int, num_images: int) -> dict:
+    a, b, c = speeds["classic_kd"], speeds["ours_kd"], speeds["ours_unixkd"]
+    ft, fs = model_cost(args.teacher)[1], model_cost(args.student)[1]
+    median_b, median_c = statistics.median(b), statistics.median(c)
+    return {
+        "teacher": args.teacher, "student": args.student, "device": str(device),
+        "device_name": device_name(device), "torch": torch.__version__, "batch_size": args.batch_size,
+        "k": args.k, "b": args.b, "amp": args.amp, "classic_workers": workers, "train_images": num_images,
+        "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
+        "images_per_second": {key: spread(values) for key, values in speeds.items()},
+        "speedup_b_over_a": spread([vb / va for va, vb in zip(a, b)]),
+        # Wall time per image of (c) over (b), within each round.
+        "wall_ratio_c_over_b": spread([vb / vc for vb, vc in zip(b, c)]),
+        "flop_ratio_c_over_b": relative_computation(ft, fs, args.batch_size, args.k),
+        "projected_hours": {"ours_kd": EPOCHS * EPOCH_IMAGES / median_b / 3600,
+                            "ours_unixkd": EPOCHS * EPOCH_IMAGES / median_c / 3600},
+    }
+
+
+def format_report(summary: dict, labels: dict) -> str:
+    s = summary
+    precision = "bf16 autocast in (b) and (c)" if s["amp"] else "float32"
+    lines = [
+        f"UNIXKD speed benchmark: {s['teacher']} -> {s['student']}, batch {s['batch_size']}, {precision}",
+        f"device: {s['device']} ({s['device_name']}), torch {s['torch']}",
+        f"data: synthetic CIFAR-100, {s['train_images']} training images; {s['rounds']} rounds x {s['steps']} "
+        f"timed steps per pipeline after {s['warmup']} warm-up steps; median over rounds [min..max]",
+    ]
+    width = max(len(label) for label in labels.values())
+    for key, label in labels.items():
+        ips = s["images_per_second"][key]
+        lines.append(f"{label:<{width}}  {ips['median']:9.1f} img/s  [{ips['min']:.1f}..{ips['max']:.1f}]")
+    up, wall, flops = s["speedup_b_over_a"], s["wall_ratio_c_over_b"], s["flop_ratio_c_over_b"]
+    lines += [
+        f"speed-up (b) over (a): {up['median']:.2f}x  [{up['min']:.2f}..{up['max']:.2f}]",
+        f"wall time (c)/(b): {wall['median']:.3f}  [{wall['min']:.3f}..{wall['max']:.3f}]   "
+        f"FLOP computation ratio: {flops:.3f}   difference: {wall['median'] - flops:+.3f}",
+        f"projected {EPOCHS} epochs x {EPOCH_IMAGES:,} images (training steps only): "
+        f"(b) {s['projected_hours']['ours_kd']:.1f} h, (c) {s['projected_hours']['ours_unixkd']:.1f} h",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    device = select_device(args.device)
+    workers = args.workers if args.workers is not None else default_workers(device)
+    torch.manual_seed(args.seed)
+    with tempfile.TemporaryDirectory(prefix="unixkd-bench-") as root:
+        write_synthetic_cifar100(root, train_per_class=args.train_per_class, test_per_class=1, seed=args.seed)
+        data = load_cifar100(root, download=False)
+    pipelines = build_pipelines(args, data, device, workers)
+    try:
+        speeds = measure(pipelines, args, device)
+    finally:
+        for pipeline in pipelines:
+            pipeline.batches.close()  # stops the classic DataLoader's worker processes now
+    summary = summarize(args, speeds, device, workers, len(data.train_labels))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_report(summary, {p.key: p.label for p in pipelines}))
+
+
+def default_workers(device: torch.device) -> int:
+    # On CPU the training threads already use every core; on CUDA, as many workers as the reference uses.
+    return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+
+
+if __name__ == "__main__":
+    run_main(main)
