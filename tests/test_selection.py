@@ -1,0 +1,36 @@
+"""Book-keeping around the UNIX step: the hard-sample counter and the selection statistics."""
+import pytest
+import torch
+
+from utils.selection import SelectionCounter, prediction_stats, selection_stats
+
+PROBS = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2], [0.5, 0.3, 0.2]])
+
+
+def test_prediction_stats_are_confidence_margin_entropy():
+    stats = prediction_stats(PROBS.log())
+    assert stats[0].tolist() == pytest.approx([0.7, 0.4, 0.5], abs=1e-6)
+    assert stats[1].tolist() == pytest.approx([0.5, 0.0, 0.2], abs=1e-6)
+    assert stats[2, 0].item() == pytest.approx(-(PROBS[0] * PROBS[0].log()).sum().item(), abs=1e-6)
+
+
+def test_selection_stats_split_selected_rest_and_all():
+    rank = torch.tensor([1, 2, 0])  # images 1 and 2 selected (keep = 2), image 0 the rest
+    teacher = PROBS[:2].log()
+    stats = selection_stats(PROBS.log(), rank, 2, teacher)
+    total, count = stats["select/confidence_selected"]
+    assert (total.item(), count) == pytest.approx((0.9, 2))
+    assert stats["select/confidence_rest"][0].item() == pytest.approx(0.7)
+    assert stats["select/margin_all"] == (pytest.approx(torch.tensor(0.7)), 3)
+    assert stats["select/confidence_teacher_selected"][0].item() == pytest.approx(1.1)
+    assert len(stats) == 12
+
+
+def test_counter_marks_each_epochs_uncertain_images():
+    counter = SelectionCounter(epochs=2, num_samples=5, device="cpu")
+    counter.record(0, torch.tensor([4, 1]))
+    counter.record(1, torch.tensor([0]))
+    assert counter.to_numpy().tolist() == [[0, 1, 0, 0, 1], [1, 0, 0, 0, 0]]
+    restored = SelectionCounter(epochs=2, num_samples=5, device="cpu")
+    restored.load_state_dict(counter.state_dict())
+    assert (restored.to_numpy() == counter.to_numpy()).all()
