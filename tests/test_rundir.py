@@ -1,11 +1,14 @@
 """Run directories: never overwritten silently, never shared by two live runs."""
 import os
+import signal
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from utils.errors import RunFinished, UserError
-from utils.rundir import RunDirectory, open_run
+from utils.rundir import open_run
 from utils.checkpoint import atomic_save
 
 
@@ -14,15 +17,14 @@ def finished_run(path, epoch=2):
     (path / "summary.json").write_text("{}")
 
 
-def test_a_new_directory_is_locked_while_the_run_lives(tmp_path):
+def test_a_directory_is_locked_while_its_run_lives(tmp_path):
     run, resume = open_run(tmp_path / "run", resume=False, force=False, epochs=2)
     assert resume is None
-    lock = (tmp_path / "run" / "run.lock").read_text()
-    assert lock == f"{socket.gethostname()} {os.getpid()}"
-    with pytest.raises(UserError, match="in use by another run"):
+    assert (tmp_path / "run" / "run.lock").read_text() == f"{socket.gethostname()} pid {os.getpid()}\n"
+    with pytest.raises(UserError, match=f"in use by another run .*pid {os.getpid()}"):
         open_run(tmp_path / "run", resume=True, force=False, epochs=2)
     run.release()
-    assert not (tmp_path / "run" / "run.lock").exists()
+    open_run(tmp_path / "run", resume=True, force=False, epochs=2)[0].release()
 
 
 def test_an_existing_run_is_refused_without_resume_or_force(tmp_path):
@@ -30,7 +32,7 @@ def test_an_existing_run_is_refused_without_resume_or_force(tmp_path):
     with pytest.raises(UserError, match="already holds a run; pass --resume .* or --force"):
         open_run(tmp_path, resume=False, force=False, epochs=2)
     assert (tmp_path / "ckpt" / "last.pth").exists()
-    assert not (tmp_path / "run.lock").exists()  # a refusal releases the lock
+    open_run(tmp_path, resume=True, force=False, epochs=3)[0].release()  # a refusal releases the lock
 
 
 def test_resume_of_a_finished_run_does_nothing(tmp_path):
@@ -54,9 +56,20 @@ def test_force_starts_over(tmp_path):
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
-    dead_pid = 2 ** 22 + 12345  # above the default pid_max: no such process
-    RunDirectory(tmp_path).path.mkdir(exist_ok=True)
-    (tmp_path / "run.lock").write_text(f"{socket.gethostname()} {dead_pid}")
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_AND_WAIT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(UserError, match="in use"):
+        open_run(tmp_path, resume=True, force=False, epochs=2)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
     run, _ = open_run(tmp_path, resume=True, force=False, epochs=2)
-    assert (tmp_path / "run.lock").read_text().endswith(str(os.getpid()))
     run.release()
+
+
+LOCK_AND_WAIT = """
+import sys, time
+from utils.rundir import open_run
+run, _ = open_run(sys.argv[1], resume=False, force=False, epochs=2)
+print("locked", flush=True)
+time.sleep(60)
+"""

@@ -1,4 +1,5 @@
 """A run directory that is never overwritten by accident and never shared by two live runs."""
+import fcntl
 import os
 import shutil
 import socket
@@ -22,43 +23,33 @@ class RunDirectory:
         return self.ckpt.is_dir() and any(self.ckpt.glob("*.pth"))
 
     def acquire(self) -> None:
-        """Create run.lock atomically; a lock left by a dead process on this host is taken over."""
+        """Hold an exclusive lock on run.lock for the life of this process.
+
+        The kernel drops the lock when the process dies, SIGKILL included, so a crashed run never
+        blocks its own --resume, on this host or (on file systems with working locks) another.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self._lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                owner = self._lock.read_text().strip()
-                if _alive(owner):
-                    raise UserError(f"{self.path} is in use by another run ({owner}); wait for it or stop it")
-                self._lock.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            return
-        raise UserError(f"could not lock {self.path}: {self._lock} keeps reappearing")
+        self._lock_file = open(self._lock, "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.seek(0)
+            owner = self._lock_file.read().strip() or "unknown process"
+            self._lock_file.close()
+            raise UserError(f"{self.path} is in use by another run ({owner}); wait for it or stop it") from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(f"{socket.gethostname()} pid {os.getpid()}\n")
+        self._lock_file.flush()
 
     def release(self) -> None:
-        self._lock.unlink(missing_ok=True)
+        # The file stays: removing a lock file that another process may have just opened is a race.
+        self._lock_file.close()
 
     def clear_outputs(self) -> None:
         for child in self.path.iterdir():
             if child.name != LOCK_NAME:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
-def _alive(owner: str) -> bool:
-    host, _, pid = owner.partition(" ")
-    if host != socket.gethostname():
-        return True  # cannot tell for another machine: assume it is running
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def open_run(path, *, resume: bool, force: bool, epochs: int):

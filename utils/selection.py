@@ -25,7 +25,9 @@ class SelectionCounter:
         return {"counts": self.counts.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.counts.copy_(state["counts"])
+        # A run resumed with a different --epoch keeps the rows both lengths share.
+        rows = min(len(self.counts), len(state["counts"]))
+        self.counts[:rows] = state["counts"][:rows]
 
 
 STATS = ("confidence", "margin", "entropy")
