@@ -1,6 +1,7 @@
 """CIFAR-100: reading the official python-format files, and the classic PIL/torchvision pipeline."""
 
 import pickle
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ NUM_CLASSES = 100
 IMAGE_SIZE = 32
 CROP_PADDING = 4
 FOLDER = "cifar-100-python"
+DOWNLOAD_STALL_SECONDS = 60
 
 
 @dataclass
@@ -48,16 +50,21 @@ def load_cifar100(root, download=True) -> CifarArrays:
 def _fetch(root: Path, folder: Path, download: bool) -> None:
     how_to = (
         f"copy the python-format files (train, test, meta) into {folder}, "
-        f"or generate a synthetic set with `python -m utils.synthetic --out {root}`"
+        f"or, for a trial run only, generate a synthetic stand-in with "
+        f"`python -m utils.synthetic --out {root / 'synthetic'}` and pass --data-root {root / 'synthetic'}"
     )
     if not download:
         raise UserError(f"CIFAR-100 not found in {folder}: {how_to}")
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_STALL_SECONDS)  # a network that drops packets fails instead of hanging
     try:
         # One archive holds both splits, so one call fetches everything (checksum-verified).
         datasets.CIFAR100(str(root), train=True, download=True)
     except Exception as exc:  # no network, a proxy, a bad archive: the user's remedy is the same
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise UserError(f"CIFAR-100 not found in {folder} and the download failed ({reason}): {how_to}") from exc
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
 
 
 def _unpickle(path: Path) -> dict:

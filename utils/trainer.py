@@ -62,7 +62,7 @@ class Trainer:
         self.model, self.step, self.optimizer, self.scheduler = model, step, optimizer, scheduler
         self.train_loader, self.test_loader = train_loader, test_loader
         self.run, self.cfg, self.on_epoch_end = run, cfg, on_epoch_end
-        self.epochs_done, self.best_acc = 0, 0.0
+        self.epochs_done, self.best_acc = 0, -1.0  # below any accuracy: epoch 1 always writes best
         self.train_seconds, self.wall_seconds, self.train_images = 0.0, 0.0, 0
 
     def fit(self, resume: Optional[dict] = None) -> float:
