@@ -67,3 +67,4 @@ def test_kd_baseline_skips_scoring_and_shows_the_teacher_every_image(teacher_dir
     assert summary["computation"]["teacher_images"] == 2000
     assert summary["computation"]["computation"] == pytest.approx(100.0)
     assert np.load(run / "counter.npy").all()  # with b = B every image counts
+

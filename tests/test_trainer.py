@@ -1,0 +1,35 @@
+"""The shared training step: the losses are summed and minimised; bf16 autocast only when asked."""
+import torch
+
+import student_v0
+import teacher
+from models import model_dict
+from utils.steps import SupervisedStep
+from utils.trainer import train_step
+
+
+def one_step(amp: bool):
+    torch.manual_seed(0)
+    model = model_dict["resnet8"](num_classes=100)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 100, (4,))
+    out, loss = train_step(SupervisedStep(model), optimizer, x, y, torch.arange(4), epoch=0, amp=amp)
+    moved = any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    return out, loss, moved
+
+
+def test_a_step_minimises_the_summed_losses_in_full_precision_by_default():
+    out, loss, moved = one_step(amp=False)
+    assert out.logits.dtype == torch.float32 and torch.isfinite(loss) and moved
+    assert loss.item() == sum(v.item() for v in out.losses.values())
+
+
+def test_amp_runs_the_forward_in_bf16():
+    out, loss, moved = one_step(amp=True)
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(loss) and moved
+
+
+def test_amp_is_off_unless_asked():
+    assert teacher.parse_args(["--arch", "resnet8"]).amp is False
+    assert student_v0.parse_args(["--teacher-path", "x", "--student-arch", "resnet8"]).amp is False
