@@ -44,7 +44,7 @@ def test_published_files_load_strictly_and_compute_the_same_logits(tmp_path, lay
     teacher = load_teacher(arch, file, torch.device("cpu"))
     assert not teacher.training
     x = torch.randn(2, 3, 32, 32)
-    assert torch.equal(teacher(x), original(x))
+    assert torch.allclose(teacher(x), original(x), atol=1e-5)  # same weights; channels-last layout
 
 
 def test_teacher_arch_flag_overrides_an_uninformative_name(tmp_path):

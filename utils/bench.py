@@ -12,7 +12,8 @@ written to a temporary folder:
 
 Every round times each pipeline over --steps steps after --warmup untimed ones, in an order that rotates
 from round to round, so that load from other processes and clock drift fall on all three alike. Ratios are
-taken within a round, then the median over rounds is reported with the range.
+taken within a round, then the median over rounds is reported with the range. On CPU the report also gives
+the share of the cores the benchmark got while timed, and warns when other processes took a visible part.
 """
 import json
 import os
@@ -30,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from models.cost import model_cost
 from utils.build import check_arch, make_model, make_optimizer
-from utils.cli import ArgumentParser, run_main
+from utils.cli import ArgumentParser, configure_device, run_main
 from utils.computation import ComputationMeter, check_sizes, relative_computation
 from utils.data import ClassicCIFAR100, load_cifar100
 from utils.errors import UserError
@@ -41,6 +42,7 @@ from utils.synthetic import write_synthetic_cifar100
 from utils.trainer import train_step
 
 EPOCHS, EPOCH_IMAGES = 240, 50_000  # the protocol's run, for the projected wall time
+CONTENDED_SHARE = 0.8  # below this CPU share in any round, the report warns that other processes interfered
 UNIX_W = 10.0
 KD_W = 1000.0  # the paper's KD baseline setting; the conventional-KD path never uses it
 # The protocol's SGD settings, in the shape make_optimizer reads them.
@@ -63,15 +65,16 @@ def parse_args(argv=None):
     parser.add_argument("--teacher", required=True, help="teacher architecture (python -m models lists them)")
     parser.add_argument("--student", required=True, help="student architecture")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per pipeline and round (default 5)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each timing (default 2)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the three pipelines (default 3)")
+    parser.add_argument("--steps", type=int, help="timed steps per pipeline and round (default: 3 on CPU, 50 on CUDA)")
+    parser.add_argument("--warmup", type=int,
+                        help="untimed steps before each timing (default: 1 on CPU, 10 on CUDA, where the first "
+                             "steps of each batch shape also autotune cuDNN)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over the three pipelines (default 5)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size B (default 64)")
     parser.add_argument("--k", type=int, default=48, help="UNIXKD: images per batch the teacher sees (default 48)")
     parser.add_argument("--b", type=int, default=32, help="UNIXKD: images kept un-mixed (default 32)")
     parser.add_argument("--workers", type=int,
-                        help="DataLoader workers of the classic pipeline (default: 0 on CPU, where worker "
-                             "processes compete with the training threads for the cores; min(8, cores) on CUDA)")
+                        help="DataLoader workers of the classic pipeline (default: 0 on CPU, min(8, cores) on CUDA)")
     parser.add_argument("--train-per-class", type=int, default=64,
                         help="synthetic training images per class (default 64: 6,400 images, 100 full batches)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast in (b) and (c); (a) stays float32")
@@ -98,10 +101,7 @@ def select_device(name) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: CUDA is not available on this machine; use --device cpu")
     device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
-    else:
-        torch.set_flush_denormal(True)  # denormal gradients can make CPU steps ten times slower
+    configure_device(device)
     return device
 
 
@@ -135,7 +135,7 @@ def classic_batches(data, batch_size: int, workers: int, device: torch.device) -
     return endless(loader)
 
 
-def build_pipelines(args, data, device: torch.device, workers: int) -> list:
+def build_pipelines(args, data, device: torch.device) -> list:
     ft, fs = model_cost(args.teacher)[1], model_cost(args.student)[1]
     teacher = make_model(args.teacher, device).eval()
     num_samples, batch = len(data.train_labels), args.batch_size
@@ -150,11 +150,12 @@ def build_pipelines(args, data, device: torch.device, workers: int) -> list:
     kd = DistillConfig(batch_size=batch, k=batch, b=batch, w=KD_W, strategy=0)
     unix = DistillConfig(batch_size=batch, k=args.k, b=args.b, w=UNIX_W, strategy=3)
     assert kd.conventional_kd and not unix.conventional_kd
+    # One loader feeds (b) and (c): the same data once in memory, in the training scripts' layout.
     device_loader = DeviceLoader(data.train_images, data.train_labels, batch, device, train=True,
-                                 seed=args.seed, channels_last=device.type == "cuda")
+                                 seed=args.seed, channels_last=True)
     return [
-        Pipeline("classic_kd", f"(a) classic: PIL + DataLoader ({workers} workers), KD",
-                 classic_batches(data, batch, workers, device), *distill(kd), amp=False, item_per_step=True),
+        Pipeline("classic_kd", f"(a) classic: PIL + DataLoader ({args.workers} workers), KD",
+                 classic_batches(data, batch, args.workers, device), *distill(kd), amp=False, item_per_step=True),
         Pipeline("ours_kd", "(b) ours: DeviceLoader, KD", endless(device_loader), *distill(kd),
                  amp=args.amp, item_per_step=False),
         Pipeline("ours_unixkd", f"(c) ours: DeviceLoader, UNIXKD k{args.k} b{args.b} w{UNIX_W:g}",
@@ -179,39 +180,50 @@ def run_steps(pipeline: Pipeline, steps: int, device: torch.device) -> int:
     return images
 
 
-def images_per_second(pipeline: Pipeline, steps: int, warmup: int, device: torch.device) -> float:
+@dataclass
+class Timing:
+    images_per_second: float
+    cpu_share: float  # CPU seconds of this process per wall second and thread: well below 1 on CPU = contention
+
+
+def time_pipeline(pipeline: Pipeline, steps: int, warmup: int, device: torch.device) -> Timing:
     run_steps(pipeline, warmup, device)
     synchronize(device)  # queued work belongs to the warm-up, not to the timing
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     images = run_steps(pipeline, steps, device)
     synchronize(device)
-    return images / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return Timing(images / wall, cpu / (wall * torch.get_num_threads()))
 
 
 def measure(pipelines: list, args, device: torch.device) -> dict:
-    """{key: [images per second in each round]}; round r starts with pipeline r, so no position is favoured."""
-    speeds = {p.key: [] for p in pipelines}
+    """{key: [Timing of each round]}; round r starts with pipeline r, so no position is favoured."""
+    timings = {p.key: [] for p in pipelines}
     for r in range(args.rounds):
         shift = r % len(pipelines)
         for pipeline in pipelines[shift:] + pipelines[:shift]:
-            speeds[pipeline.key].append(images_per_second(pipeline, args.steps, args.warmup, device))
-        figures = "  ".join(f"{key} {values[-1]:.1f}" for key, values in speeds.items())
+            timings[pipeline.key].append(time_pipeline(pipeline, args.steps, args.warmup, device))
+        figures = "  ".join(f"{key} {values[-1].images_per_second:.1f}" for key, values in timings.items())
         print(f"round {r + 1}/{args.rounds}: {figures} img/s", file=sys.stderr, flush=True)
-    return speeds
+    return timings
 
 
 def spread(values: list) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def summarize(args, speeds: dict, device: torch.device, workers: int, num_images: int) -> dict:
+def summarize(args, timings: dict, device: torch.device, num_images: int) -> dict:
+    speeds = {key: [t.images_per_second for t in values] for key, values in timings.items()}
     a, b, c = speeds["classic_kd"], speeds["ours_kd"], speeds["ours_unixkd"]
     ft, fs = model_cost(args.teacher)[1], model_cost(args.student)[1]
     median_b, median_c = statistics.median(b), statistics.median(c)
+    # Only a CPU run keeps its threads busy; on CUDA the host mostly waits, whatever the load.
+    shares = [t.cpu_share for values in timings.values() for t in values] if device.type == "cpu" else None
     return {
         "teacher": args.teacher, "student": args.student, "device": str(device),
-        "device_name": device_name(device), "torch": torch.__version__, "batch_size": args.batch_size,
-        "k": args.k, "b": args.b, "amp": args.amp, "classic_workers": workers, "train_images": num_images,
+        "device_name": device_name(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size, "k": args.k, "b": args.b, "amp": args.amp,
+        "classic_workers": args.workers, "train_images": num_images,
         "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
         "images_per_second": {key: spread(values) for key, values in speeds.items()},
         "speedup_b_over_a": spread([vb / va for va, vb in zip(a, b)]),
@@ -220,6 +232,7 @@ def summarize(args, speeds: dict, device: torch.device, workers: int, num_images
         "flop_ratio_c_over_b": relative_computation(ft, fs, args.batch_size, args.k),
         "projected_hours": {"ours_kd": EPOCHS * EPOCH_IMAGES / median_b / 3600,
                             "ours_unixkd": EPOCHS * EPOCH_IMAGES / median_c / 3600},
+        "cpu_share": spread(shares) if shares else None,
     }
 
 
@@ -244,33 +257,56 @@ def format_report(summary: dict, labels: dict) -> str:
         f"projected {EPOCHS} epochs x {EPOCH_IMAGES:,} images (training steps only): "
         f"(b) {s['projected_hours']['ours_kd']:.1f} h, (c) {s['projected_hours']['ours_unixkd']:.1f} h",
     ]
+    if s["cpu_share"]:
+        lines += cpu_share_lines(s["cpu_share"], s["threads"])
     return "\n".join(lines)
+
+
+def cpu_share_lines(share: dict, threads: int) -> list:
+    lines = [f"CPU used while timed: {share['median']:.0%} of {threads} threads  "
+             f"[{share['min']:.0%}..{share['max']:.0%}]"]
+    if share["min"] < CONTENDED_SHARE:
+        lines.append("warning: other processes took CPU time during some rounds; rerun on an idle machine "
+                     "(or with more --rounds) before trusting the figures")
+    return lines
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = select_device(args.device)
-    workers = args.workers if args.workers is not None else default_workers(device)
+    fill_device_defaults(args, device)
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory(prefix="unixkd-bench-") as root:
         write_synthetic_cifar100(root, train_per_class=args.train_per_class, test_per_class=1, seed=args.seed)
         data = load_cifar100(root, download=False)
-    pipelines = build_pipelines(args, data, device, workers)
+    pipelines = build_pipelines(args, data, device)
     try:
-        speeds = measure(pipelines, args, device)
+        timings = measure(pipelines, args, device)
     finally:
         for pipeline in pipelines:
             pipeline.batches.close()  # stops the classic DataLoader's worker processes now
-    summary = summarize(args, speeds, device, workers, len(data.train_labels))
+    summary = summarize(args, timings, device, len(data.train_labels))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(format_report(summary, {p.key: p.label for p in pipelines}))
 
 
-def default_workers(device: torch.device) -> int:
-    # On CPU the training threads already use every core; on CUDA, as many workers as the reference uses.
-    return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+def fill_device_defaults(args, device: torch.device) -> None:
+    """Steps, warm-up and classic workers the user left open, by device.
+
+    A CPU step of the zoo's pairs takes about a second, a GPU step milliseconds: short rounds on CPU, so that
+    the load of other processes, which comes and goes within seconds, falls on all three pipelines alike.
+    On CPU the training threads already use every core, so the classic pipeline decodes in the main process
+    (on 2 cores, 2 workers measured the same within noise); on CUDA it gets as many workers as the reference.
+    """
+    if device.type == "cuda":
+        defaults = {"steps": 50, "warmup": 10, "workers": min(8, os.cpu_count() or 1)}
+    else:
+        defaults = {"steps": 3, "warmup": 1, "workers": 0}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 if __name__ == "__main__":

@@ -46,19 +46,27 @@ def check_common_args(args) -> None:
                       stacklevel=2)
 
 
-def choose_device(gpu_id: int) -> torch.device:
-    if not torch.cuda.is_available():
+def configure_device(device: torch.device) -> None:
+    """Speed settings that leave the arithmetic alone."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
+    else:
         # Tiny gradients late in a step decay into denormal floats, which x86 CPUs process up to
         # tens of times slower; flushing them to zero (|x| < 1.2e-38) is the usual fix for training.
         torch.set_flush_denormal(True)
+
+
+def choose_device(gpu_id: int) -> torch.device:
+    if not torch.cuda.is_available():
+        device = torch.device("cpu")
         print("device: cpu (CUDA is not available)")
-        return torch.device("cpu")
-    if not 0 <= gpu_id < torch.cuda.device_count():
+    elif not 0 <= gpu_id < torch.cuda.device_count():
         raise UserError(f"--gpu-id {gpu_id} does not exist; this machine has CUDA devices 0..{torch.cuda.device_count() - 1}")
-    device = torch.device("cuda", gpu_id)
-    torch.cuda.set_device(device)
-    torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
-    print(f"device: {device} ({torch.cuda.get_device_name(device)})")
+    else:
+        device = torch.device("cuda", gpu_id)
+        print(f"device: {device} ({torch.cuda.get_device_name(device)})")
+    configure_device(device)
     return device
 
 
