@@ -53,6 +53,15 @@ def run_stage(stage: nn.Sequential, x):
     return stage[-1].forward_preact(x)
 
 
+def run_stages(stages, x, preact: bool):
+    """Run stages in turn; return the last output and each stage's feature (pre-ReLU if preact)."""
+    feats = []
+    for stage in stages:
+        x, pre = run_stage(stage, x)
+        feats.append(pre if preact else x)
+    return x, feats
+
+
 def channel_shuffle(x, groups: int):
     """ShuffleNet's shuffle: channel j of group i moves to position j * groups + i."""
     n, c, h, w = x.shape

@@ -8,7 +8,7 @@ from functools import partial
 
 import torch.nn as nn
 
-from .common import ResidualBlock, init_conv_bn, make_stage, outputs, run_stage
+from .common import ResidualBlock, init_conv_bn, make_stage, outputs, run_stages
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -46,14 +46,10 @@ class CifarResNet(nn.Module):
         init_conv_bn(self)
 
     def forward(self, x, is_feat=False, preact=False):
-        x = self.relu(self.bn1(self.conv1(x)))
-        feats = [x]
-        for stage in (self.layer1, self.layer2, self.layer3):
-            x, pre = run_stage(stage, x)
-            feats.append(pre if preact else x)
+        stem = self.relu(self.bn1(self.conv1(x)))
+        x, stage_feats = run_stages((self.layer1, self.layer2, self.layer3), stem, preact)
         x = self.avgpool(x).flatten(1)
-        feats.append(x)
-        return outputs(feats, self.fc(x), is_feat)
+        return outputs([stem, *stage_feats, x], self.fc(x), is_feat)
 
 
 _NARROW = (16, 16, 32, 64)

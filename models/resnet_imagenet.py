@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import resnet
-from .common import ResidualBlock, init_conv_bn, make_stage, outputs, run_stage
+from .common import ResidualBlock, init_conv_bn, make_stage, outputs, run_stages
 
 
 class BasicBlock(resnet.BasicBlock):
@@ -57,14 +57,10 @@ class ResNet(nn.Module):
         init_conv_bn(self)
 
     def forward(self, x, is_feat=False, preact=False):
-        x = F.relu(self.bn1(self.conv1(x)))
-        feats = [x]
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x, pre = run_stage(stage, x)
-            feats.append(pre if preact else x)
+        stem = F.relu(self.bn1(self.conv1(x)))
+        x, stage_feats = run_stages((self.layer1, self.layer2, self.layer3, self.layer4), stem, preact)
         x = self.avgpool(x).flatten(1)
-        feats.append(x)
-        return outputs(feats, self.linear(x), is_feat)
+        return outputs([stem, *stage_feats, x], self.linear(x), is_feat)
 
 
 MODELS = {

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .common import PreactBlock, channel_shuffle, outputs, run_stage
+from .common import PreactBlock, channel_shuffle, outputs, run_stages
 
 STEM = 24
 
@@ -73,14 +73,10 @@ class ShuffleNetV2(nn.Module):
         self.linear = nn.Linear(last, num_classes)
 
     def forward(self, x, is_feat=False, preact=False):
-        x = F.relu(self.bn1(self.conv1(x)))
-        feats = [x]
-        for stage in (self.layer1, self.layer2, self.layer3):
-            x, pre = run_stage(stage, x)
-            feats.append(pre if preact else x)
+        stem = F.relu(self.bn1(self.conv1(x)))
+        x, stage_feats = run_stages((self.layer1, self.layer2, self.layer3), stem, preact)
         x = F.avg_pool2d(F.relu(self.bn2(self.conv2(x))), 4).flatten(1)
-        feats.append(x)
-        return outputs(feats, self.linear(x), is_feat)
+        return outputs([stem, *stage_feats, x], self.linear(x), is_feat)
 
 
 def ShuffleV2(num_classes: int = 100) -> ShuffleNetV2:
