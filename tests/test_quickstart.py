@@ -100,3 +100,12 @@ def test_official_cifar100_is_used_as_it_is(tmp_path, monkeypatch):
     assert quickstart.choose_data(args) == (tmp_path, True)
     assert not (tmp_path / "synthetic").exists()
     assert quickstart.default_epochs(official=True, on_gpu=False) == quickstart.CIFAR_EPOCHS_ON_CPU
+
+
+def test_the_plot_is_drawn_from_the_real_run_folders(first_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    from utils import summary
+
+    png = tmp_path / "results.png"
+    assert summary.main([str(first_run[0] / "quick"), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

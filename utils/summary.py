@@ -54,9 +54,11 @@ def method_name(args):
         name = KD
     else:
         name = f"UNIXKD (S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
-    # The paper's runs all use the adaptive curve (2); an ablation must not be averaged into them.
-    if args.get("mix_strategy", 2) != 2:
-        name += f" mix{args['mix_strategy']}"
+    # The paper's runs all use these settings; an ablation must not be averaged into them.
+    for key, label, default in (("mix_strategy", "mix", 2), ("T", "T", 4.0), ("ce_weight", "ce", 0.0),
+                                ("kd_weight", "kd", 1.0)):
+        if args.get(key, default) != default:
+            name += f" {label}{args[key]:g}"
     if args.get("other_distill"):
         name += f" + {args['other_distill']}"
     return name
