@@ -8,6 +8,7 @@ import torch
 import student_v0
 import teacher
 from models import model_dict
+from models.cost import model_cost
 
 COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs
 
@@ -58,6 +59,10 @@ def test_unixkd_student_learns_and_leaves_all_outputs(teacher_dir, synthetic_roo
     assert summary["finished"] and summary["epochs_done"] == 2 and summary["teacher_arch"] == "resnet8"
     assert summary["computation"]["teacher_images"] == 2 * (15 * 48 + 40)
     assert summary["computation"]["scoring_images"] == 2000
+    # The paper's formula per batch: 15 full batches (k = 48 of 64) and a last one of 40 (all 40 kept).
+    ft, fs = model_cost("resnet8")[1], model_cost("resnet8")[1]
+    spent = 15 * (48 * ft + 64 * fs + 2 * 48 * fs) + (40 * ft + 40 * fs + 2 * 40 * fs)
+    assert summary["computation"]["computation"] == pytest.approx(100 * spent / (1000 * (ft + 2 * fs)))
 
 
 def test_kd_baseline_skips_scoring_and_shows_the_teacher_every_image(teacher_dir, synthetic_root, experiments):
