@@ -73,17 +73,8 @@ class UnixDistillStep:
         self.counter, self.meter = counter, meter
 
     def __call__(self, x, y, idx, epoch) -> StepOutput:
-        cfg, n = self.cfg, x.shape[0]
-        if cfg.conventional_kd:
-            batch, scoring_logits = UnixBatch(x, y, y, torch.zeros(n, device=x.device), None), None
-            self.counter.record(epoch, idx)  # b >= n: every image is among the b "most uncertain"
-        else:
-            with torch.no_grad():  # student stays in training mode, as in the reference code
-                scoring_logits = self.student(x)
-            scores = uncertainty_scores(scoring_logits, cfg.strategy)
-            batch = uncertainty_aware_mixup(x, y, scores, k=cfg.k, b=cfg.b, w=cfg.w,
-                                            batch_size=cfg.batch_size, mix_strategy=cfg.mix_strategy)
-            self.counter.record(epoch, idx[batch.rank[:cfg.b]])
+        n = x.shape[0]
+        batch, scoring_logits = self._select(x, y, idx, epoch)
         keep = batch.inputs.shape[0]
         self.meter.add_batch(n, teacher_images=keep, scoring_images=0 if scoring_logits is None else n,
                              student_images=keep)
@@ -91,6 +82,20 @@ class UnixDistillStep:
         feats_t, logits_t = self._teacher_forward(batch.inputs)
         stats = {} if scoring_logits is None else selection_stats(scoring_logits, batch.rank, keep, logits_t)
         return StepOutput(logits_s, batch.targets_a, self._losses(batch, feats_s, logits_s, feats_t, logits_t), stats)
+
+    def _select(self, x, y, idx, epoch):
+        """Steps 1-6: what the teacher and the student train on, and the student's scoring logits."""
+        cfg = self.cfg
+        if cfg.conventional_kd:
+            self.counter.record(epoch, idx)  # b >= n: every image is among the b "most uncertain"
+            return UnixBatch(x, y, y, torch.zeros(x.shape[0], device=x.device), None), None
+        with torch.no_grad():  # student stays in training mode, as in the reference code
+            scoring_logits = self.student(x)
+        scores = uncertainty_scores(scoring_logits, cfg.strategy)
+        batch = uncertainty_aware_mixup(x, y, scores, k=cfg.k, b=cfg.b, w=cfg.w,
+                                        batch_size=cfg.batch_size, mix_strategy=cfg.mix_strategy)
+        self.counter.record(epoch, idx[batch.rank[:cfg.b]])
+        return batch, scoring_logits
 
     def _teacher_forward(self, inputs):
         with torch.inference_mode():
@@ -107,17 +112,12 @@ class UnixDistillStep:
         if cfg.kd_weight:
             losses["kd"] = cfg.kd_weight * kd_loss(logits_s, logits_t, cfg.T)
         if cfg.other_distill == "AT":
-            losses["at"] = AT_WEIGHT * at_loss(self._pairable(feats_s[1:-1], feats_t[1:-1]), feats_t[1:-1])
+            maps_s, maps_t = feats_s[1:-1], feats_t[1:-1]
+            check_one_to_one(maps_s, maps_t)
+            losses["at"] = AT_WEIGHT * at_loss(maps_s, maps_t)
         elif cfg.other_distill == "SP":
             losses["sp"] = SP_WEIGHT * sp_loss(feats_s[-2], feats_t[-2])
         return losses
-
-    @staticmethod
-    def _pairable(student_maps, teacher_maps):
-        if len(student_maps) != len(teacher_maps):
-            raise UserError(f"AT pairs intermediate feature maps one to one, but the student has "
-                            f"{len(student_maps)} and the teacher {len(teacher_maps)}; use SP or a matching pair")
-        return student_maps
 
     def state_dict(self) -> dict:
         return {"counter": self.counter.state_dict(), "computation": self.meter.state_dict()}
@@ -125,3 +125,9 @@ class UnixDistillStep:
     def load_state_dict(self, state: dict) -> None:
         self.counter.load_state_dict(state["counter"])
         self.meter.load_state_dict(state["computation"])
+
+
+def check_one_to_one(student_maps, teacher_maps) -> None:
+    if len(student_maps) != len(teacher_maps):
+        raise UserError(f"AT pairs intermediate feature maps one to one, but the student has "
+                        f"{len(student_maps)} and the teacher {len(teacher_maps)}; use SP or a matching pair")
