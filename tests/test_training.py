@@ -10,7 +10,8 @@ import teacher
 from models import model_dict
 from models.cost import model_cost
 
-COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs
+COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs...
+pytestmark = pytest.mark.filterwarnings("ignore:milestones")  # ...which the scripts rightly warn about
 
 
 @pytest.fixture(scope="module")
