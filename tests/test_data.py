@@ -1,5 +1,6 @@
 """Reading CIFAR-100 files, the synthetic stand-in, and the classic reference pipeline."""
 
+import os
 import pickle
 import shutil
 import urllib.error
@@ -11,7 +12,7 @@ import torchvision
 from torchvision.transforms import functional as TF
 
 from utils import synthetic
-from utils.data import CIFAR100_MEAN, CIFAR100_STD, ClassicCIFAR100, load_cifar100
+from utils.data import CIFAR100_MEAN, CIFAR100_STD, FOLDER, ClassicCIFAR100, load_cifar100
 from utils.errors import UserError
 from utils.synthetic import write_synthetic_cifar100
 
@@ -167,3 +168,26 @@ def test_classic_train_pipeline_augments(synthetic_root):
     views = torch.stack([dataset[0][0] for _ in range(8)])
     assert views.shape == (8, 3, 32, 32) and views.dtype == torch.float32
     assert any(not torch.equal(views[0], view) for view in views[1:])  # random crops and flips differ
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_data_file_that_would_run_code_is_refused_without_running_it(cifar_copy, monkeypatch):
+    monkeypatch.chdir(cifar_copy)
+    (cifar_copy / FOLDER / "test").write_bytes(pickle.dumps({"data": _RunsCode()}))
+    with pytest.raises(UserError, match="test: not a valid pickle .*refused to load (posix|os).system"):
+        load_cifar100(cifar_copy, download=False)
+    assert not (cifar_copy / "pwned").exists()
+
+
+def test_a_python2_style_pickle_of_numpy_arrays_loads(cifar_copy):
+    path = cifar_copy / FOLDER / "train"
+    content = pickle.loads(path.read_bytes())
+    # Protocol 2 and the numpy module path of the official (Python 2, numpy 1) files.
+    legacy = pickle.dumps(content, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"cnumpy.core.multiarray\n_reconstruct" in legacy
+    path.write_bytes(legacy)
+    assert len(load_cifar100(cifar_copy, download=False).train_labels) == len(content["fine_labels"])

@@ -67,16 +67,36 @@ def _fetch(root: Path, folder: Path, download: bool) -> None:
         socket.setdefaulttimeout(previous_timeout)
 
 
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays, and nothing else.
+
+    The data set is a download too: like checkpoints (weights_only), its files must not be able to
+    run code, which a plain pickle.load allows through any importable callable.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"missing CIFAR-100 file {path}")
     try:
         with open(path, "rb") as file:
-            # Only the data set's own files are unpickled here. latin1 decodes the Python 2 strings
-            # and numpy arrays of the official files; files written by Python 3 load unchanged.
-            content = pickle.load(file, encoding="latin1")
+            # latin1 decodes the Python 2 strings and numpy arrays of the official files; files
+            # written by Python 3 load unchanged.
+            content = _ArraysOnlyUnpickler(file, encoding="latin1").load()
     except Exception as exc:  # a damaged pickle can fail in many ways (EOFError, UnpicklingError, ...)
-        raise UserError(f"cannot read CIFAR-100 file {path}: not a valid pickle ({type(exc).__name__})") from exc
+        raise UserError(f"cannot read CIFAR-100 file {path}: not a valid pickle ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:120]})") from None
     if not isinstance(content, dict):
         raise UserError(f"malformed CIFAR-100 file {path}: expected a dict, found {type(content).__name__}")
     return content
