@@ -1,5 +1,6 @@
 """End to end on the synthetic set: teacher.py, then student_v0.py as KD and as UNIXKD."""
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -38,6 +39,21 @@ def test_teacher_writes_best_and_snapshots_in_the_published_format(teacher_dir):
     assert list((teacher_dir / "tensorboard").glob("events.*"))
 
 
+def logged_tags(run) -> set:
+    """Scalar tags in a run's TensorBoard event files (TFRecord framing: length, crc, event, crc)."""
+    from tensorboardX.proto import event_pb2
+
+    tags = set()
+    for path in (run / "tensorboard").glob("events.*"):
+        data, offset = path.read_bytes(), 0
+        while offset < len(data):
+            length = struct.unpack("<Q", data[offset:offset + 8])[0]
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            tags.update(value.tag for value in event.summary.value)
+            offset += 16 + length
+    return tags
+
+
 def distil(teacher_dir, synthetic_root, experiments, *extra):
     argv = ["--teacher-path", str(teacher_dir), "--student-arch", "resnet8", "--epoch", "2",
             "--data-root", str(synthetic_root), "--experiments-dir", str(experiments), *COMMON, *extra]
@@ -60,6 +76,10 @@ def test_unixkd_student_learns_and_leaves_all_outputs(teacher_dir, synthetic_roo
     assert summary["finished"] and summary["epochs_done"] == 2 and summary["teacher_arch"] == "resnet8"
     assert summary["computation"]["teacher_images"] == 2 * (15 * 48 + 40)
     assert summary["computation"]["scoring_images"] == 2000
+    expected_tags = {"train/loss", "train/acc", "train/loss_kd", "val/loss", "val/acc", "lr",
+                     "computation/percent_of_kd", "select/entropy_selected", "select/confidence_rest",
+                     "select/margin_all", "select/entropy_teacher_selected"}
+    assert expected_tags <= logged_tags(run)
     # The paper's formula per batch: 15 full batches (k = 48 of 64) and a last one of 40 (all 40 kept).
     ft, fs = model_cost("resnet8")[1], model_cost("resnet8")[1]
     spent = 15 * (48 * ft + 64 * fs + 2 * 48 * fs) + (40 * ft + 40 * fs + 2 * 40 * fs)

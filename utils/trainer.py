@@ -85,11 +85,12 @@ class Trainer:
         self.scheduler.step()
         self.epochs_done = epoch + 1
         self.train_seconds += train_time
-        self.wall_seconds += time.perf_counter() - start
         self.train_images += self.train_loader.num_samples
-        record["time/epoch_seconds"] = time.perf_counter() - start
         record["time/images_per_second"] = self.train_loader.num_samples / train_time
         self._checkpoint(record["val/acc"])
+        # Counted before the epoch-end reports, so summary.json's wall time includes this epoch.
+        record["time/epoch_seconds"] = time.perf_counter() - start
+        self.wall_seconds += record["time/epoch_seconds"]
         if self.on_epoch_end is not None:
             self.on_epoch_end(self, epoch, record)
         # last.pth goes last: it is the commit point a resumed run starts from.
