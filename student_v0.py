@@ -80,11 +80,11 @@ def main(argv=None):
     try:
         seed_everything(args.seed)
         device = choose_device(args.gpu_id)
-        teacher = load_teacher(teacher_arch, teacher_file, device)  # before the data: a bad file fails fast
+        teacher = load_teacher(teacher_arch, teacher_file, device, args.compile)  # before the data: a bad file fails fast
         train_loader, test_loader = make_loaders(args, device)
         _, teacher_acc = evaluate(teacher, test_loader, args.amp)
         print(f"teacher: {teacher_arch} from {teacher_file}, test accuracy {teacher_acc:.2f}")
-        student = make_model(args.student_arch, device)
+        student = make_model(args.student_arch, device, args.compile)
         optimizer, scheduler = make_optimizer(student, args)
         meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])
         step = UnixDistillStep(student, teacher, distill_config(args),

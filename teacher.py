@@ -35,7 +35,7 @@ def main(argv=None):
         seed_everything(args.seed)
         device = choose_device(args.gpu_id)
         train_loader, test_loader = make_loaders(args, device)
-        model = make_model(args.arch, device)
+        model = make_model(args.arch, device, args.compile)
         optimizer, scheduler = make_optimizer(model, args)
         cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp)
         Trainer(model, SupervisedStep(model), optimizer, scheduler, train_loader, test_loader, run, cfg).fit(resume)

@@ -33,3 +33,12 @@ def test_amp_runs_the_forward_in_bf16():
 def test_amp_is_off_unless_asked():
     assert teacher.parse_args(["--arch", "resnet8"]).amp is False
     assert student_v0.parse_args(["--teacher-path", "x", "--student-arch", "resnet8"]).amp is False
+
+
+def test_compile_is_opt_in_and_keeps_the_published_state_dict_keys():
+    from utils.build import make_model
+
+    assert teacher.parse_args(["--arch", "resnet8"]).compile is False
+    compiled = make_model("resnet8", torch.device("cpu"), compile=True)
+    assert compiled._compiled_call_impl is not None  # compiled lazily, on the first forward
+    assert list(compiled.state_dict()) == list(model_dict["resnet8"](num_classes=100).state_dict())

@@ -23,9 +23,12 @@ def make_loaders(args, device: torch.device):
     return train, test
 
 
-def make_model(name: str, device: torch.device):
+def make_model(name: str, device: torch.device, compile: bool = False):
     # Channels-last is cuDNN's fast layout, and oneDNN's: 17-25 % faster CPU steps measured here.
-    return model_dict[name](num_classes=100).to(device, memory_format=torch.channels_last)
+    model = model_dict[name](num_classes=100).to(device, memory_format=torch.channels_last)
+    if compile:
+        model.compile()  # in place, unlike torch.compile(model): state_dict keys stay the published ones
+    return model
 
 
 def make_optimizer(model, args):

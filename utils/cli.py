@@ -30,6 +30,8 @@ def add_common_args(parser, lr: float = 0.05) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in this run's directory from ckpt/last.pth")
     parser.add_argument("--force", action="store_true", help="discard a previous run in this run's directory and start over")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs; changes numerics, off by default)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the networks (opt-in: float rounding may differ; the first steps compile)")
 
 
 def check_common_args(args) -> None:

@@ -38,8 +38,8 @@ def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str):
     return arch, file, label
 
 
-def load_teacher(arch: str, file: Path, device):
+def load_teacher(arch: str, file: Path, device, compile: bool = False):
     """Build the architecture on `device` and load the weights strictly, in eval mode for distillation."""
-    model = make_model(arch, device)
+    model = make_model(arch, device, compile)
     load_weights(model, extract_state_dict(load_checkpoint(file, map_location=device), file), arch, file)
     return model.eval()
