@@ -13,6 +13,8 @@ then runs teacher and student training on k of them: k*Ft + B*Fs + 2*k*Fs.
 import json
 import operator
 
+from models.cost import model_cost
+from utils.build import check_arch
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
 
@@ -134,19 +136,8 @@ def check_sizes(batch_size, k, b):
             raise UserError(f"{flag} {value}: must be between 1 and the batch size {batch_size}")
 
 
-def check_architectures(names):
-    # Imported here, not at the top: the formula and the meter must stay importable without torch.
-    from models import model_dict
-
-    for flag, name in names:
-        if name not in model_dict:
-            raise UserError(f"{flag} {name!r}: unknown architecture; choose one of {', '.join(sorted(model_dict))}")
-
-
 def pair_costs(teacher, student, batch_size, k):
     """One row: both archs' forward FLOPs, Ft/Fs and UNIXKD computation in percent of KD."""
-    from models.cost import model_cost
-
     ft, fs = model_cost(teacher)[1], model_cost(student)[1]
     return {
         "teacher": teacher,
@@ -198,7 +189,9 @@ def json_row(row):
 def main(argv=None):
     args = parse_args(argv)
     pairs = [pair[:2] for pair in PAPER_PAIRS] if args.paper_table else [(args.teacher, args.student)]
-    check_architectures([("--teacher", t) for t, _ in pairs] + [("--student", s) for _, s in pairs])
+    for teacher, student in pairs:
+        check_arch(teacher, "--teacher")
+        check_arch(student, "--student")
     rows = [pair_costs(teacher, student, args.batch_size, args.k) for teacher, student in pairs]
     if args.json:
         print(json.dumps([json_row(row) for row in rows], indent=2))

@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 from models import model_dict
-from utils.build import make_model
+from utils.build import check_arch, make_model
 from utils.checkpoint import extract_state_dict, load_checkpoint, load_weights
 from utils.errors import UserError
 
@@ -33,8 +33,7 @@ def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str):
     arch = teacher_arch or arch_from_name(file)
     if arch is None:
         raise UserError(f"cannot tell the teacher's architecture from {file}; pass --teacher-arch")
-    if arch not in model_dict:
-        raise UserError(f"unknown --teacher-arch {arch!r}; choose one of: {', '.join(model_dict)}")
+    check_arch(arch, "--teacher-arch")
     return arch, file, label
 
 
