@@ -5,7 +5,7 @@
 from pathlib import Path
 
 from models.cost import model_cost
-from utils.build import check_arch, make_loaders, make_model, make_optimizer
+from utils.build import check_arch, make_loaders, make_model, make_optimizer, probe_features
 from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
 from utils.computation import ComputationMeter
 from utils.errors import UserError
@@ -13,7 +13,7 @@ from utils.report import StudentReport
 from utils.rundir import open_run
 from utils.seeding import seed_everything
 from utils.selection import SelectionCounter
-from utils.steps import DistillConfig, UnixDistillStep
+from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
 from utils.teachers import load_teacher, resolve_teacher
 from utils.trainer import FitConfig, Trainer, evaluate
 from utils.unix import MIX_STRATEGIES, STRATEGIES
@@ -33,7 +33,9 @@ def parse_args(argv=None):
     parser.add_argument("--T", type=float, default=4.0, help="distillation temperature (default 4)")
     parser.add_argument("--ce-weight", type=float, default=0.0, help="weight of cross-entropy (default 0)")
     parser.add_argument("--kd-weight", type=float, default=1.0, help="weight of the KD loss (default 1)")
-    parser.add_argument("--other-distill", choices=["AT", "SP"], help="add a feature loss: AT (x1000) or SP (x3000)")
+    parser.add_argument("--other-distill", choices=["AT", "SP", "SP-batch"],
+                        help="add a feature loss: AT (x1000), SP as the authors' runs computed it (per image, x3000) "
+                             "or SP-batch, the published batch-level SP (x3000)")
     parser.add_argument("--strategy", type=int, choices=sorted(STRATEGIES), default=3,
                         help="uncertainty: 0 random, 1 least confidence, 2 margin, 3 entropy (default)")
     parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
@@ -75,6 +77,8 @@ def distill_config(args) -> DistillConfig:
 def main(argv=None):
     args = parse_args(argv)
     teacher_arch, teacher_file, teacher_label = resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt)
+    if args.other_distill:  # an unmatched pair fails here, before a run directory exists
+        check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
     run, resume = open_run(Path(args.experiments_dir) / run_name(args, teacher_arch, teacher_label),
                            resume=args.resume, force=args.force, epochs=args.epoch)
     try:

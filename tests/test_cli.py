@@ -51,6 +51,9 @@ def test_teacher_bad_flags(argv, fragments, capsys, exit_status, tmp_path):
     (["--kd-weight", "0"], ["nothing to train on"]),
     (["--strategy", "4"], ["--strategy", "4"]),
     (["--student-arch", "mobilenet"], ["'mobilenet'", "MobileNetV2"]),
+    # Unmatched feature pairs are refused before a run directory exists (the teacher is resnet8).
+    (["--student-arch", "ShuffleV1", "--other-distill", "SP"], ["SP", "64x8x8 = 4096", "960 channels", "SP-batch"]),
+    (["--student-arch", "vgg8", "--other-distill", "AT"], ["AT", "student has 4 and the teacher 3"]),
 ])
 def test_student_bad_flags(extra, fragments, capsys, exit_status, tmp_path, teacher_file):
     argv = ["--teacher-path", str(teacher_file), "--student-arch", "resnet8", "--experiments-dir", str(tmp_path / "e"), *extra]

@@ -1,16 +1,19 @@
 """The distillation step: which passes run on which images, and what gets counted."""
+import math
+
 import pytest
 import torch
 
 from models import model_dict
 from utils.computation import ComputationMeter
 from utils.errors import UserError
+from utils.losses import sp_batch_loss, sp_loss
 from utils.selection import SelectionCounter
-from utils.steps import DistillConfig, UnixDistillStep
+from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
 
 
 class Recording(torch.nn.Module):
-    """Wraps a model and records the batch size of every forward."""
+    """Wraps a model and records the batch size of every forward, and the last input."""
 
     def __init__(self, model):
         super().__init__()
@@ -18,6 +21,7 @@ class Recording(torch.nn.Module):
 
     def forward(self, x, **kwargs):
         self.batches.append(x.shape[0])
+        self.last_input = x
         return self.model(x, **kwargs)
 
 
@@ -62,11 +66,90 @@ def test_conventional_kd_skips_scoring_and_mixing():
     assert step.meter.as_dict()["computation"] == pytest.approx(100.0)
 
 
+def test_the_kd_fast_path_needs_a_curve_that_mixes_nothing():
+    published_kd = dict(batch_size=64, k=64, b=64, strategy=0)
+    assert DistillConfig(**published_kd, w=1000.0).conventional_kd  # largest weight 4.04e-4
+    assert not DistillConfig(**published_kd, w=10.0).conventional_kd  # up to 0.48 lambda
+    assert DistillConfig(**published_kd, w=10.0, mix_strategy=0).conventional_kd
+    assert not DistillConfig(**published_kd, w=1000.0, mix_strategy=1).conventional_kd
+
+
+def test_random_order_with_every_image_kept_still_mixes_as_the_curve_says():
+    step, student, teacher = make_step(k=8, b=8, w=10.0, strategy=0)
+    x, y, idx = batch()
+    torch.manual_seed(5)
+    out = step(x, y, idx, epoch=0)
+    torch.manual_seed(5)  # the step's draws, in its order: scores, lambda, partners
+    rank = torch.sort(torch.rand(8), descending=True, stable=True).indices
+    lam, partner = torch.rand(()).item(), torch.randperm(8)
+    m = torch.tensor([lam / (1 + math.exp(-10 * (r / 8 - 15 / 16))) for r in range(8)]).view(8, 1, 1, 1)
+    assert student.batches == [8, 8] and out.stats
+    assert torch.allclose(teacher.last_input, (1 - m) * x[rank] + m * x[partner], atol=1e-6)
+    assert m.max() > 0.1 * lam
+
+
+def batchnorms(model):
+    return [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+
+def test_kd_baseline_batchnorm_statistics_are_those_of_a_scoring_pass_then_the_training_pass():
+    batches = [batch(), batch()]
+    torch.manual_seed(0)  # make_step's student, before any step changes it
+    reference = model_dict["resnet8"](num_classes=100).train()
+    for x, _, _ in batches:  # the authors' KD baseline: a no-grad scoring pass, then the training pass
+        with torch.no_grad():
+            reference(x)
+        reference(x[torch.randperm(8)])
+    step, student, _ = make_step(k=8, b=8, w=1000.0, strategy=0)
+    step(*batches[0], epoch=0)
+    # A resumed run: a new process builds a fresh student and step, then loads the checkpoint.
+    torch.manual_seed(1)
+    resumed = model_dict["resnet8"](num_classes=100)
+    resumed.load_state_dict(student.model.state_dict())
+    step = UnixDistillStep(Recording(resumed), step.teacher, step.cfg, step.counter, step.meter)
+    step(*batches[1], epoch=0)
+    assert resumed.state_dict().keys() == reference.state_dict().keys()
+    for ours, theirs in zip(batchnorms(resumed), batchnorms(reference), strict=True):
+        assert torch.allclose(ours.running_mean, theirs.running_mean, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(ours.running_var, theirs.running_var, rtol=1e-5, atol=1e-6)
+        assert ours.num_batches_tracked.item() == theirs.num_batches_tracked.item() == 4
+
+
+def test_unix_steps_leave_batchnorm_momentum_alone():
+    step, student, _ = make_step(k=6, b=4, w=10.0, strategy=3)
+    step(*batch(), epoch=0)
+    assert {m.momentum for m in batchnorms(student)} == {0.1}
+    assert {m.num_batches_tracked.item() for m in batchnorms(student)} == {2}  # scoring and training pass
+
+
 def test_ce_at_and_sp_terms_are_weighted():
     step, _, _ = make_step(k=8, b=8, strategy=0, ce_weight=0.5, other_distill="AT")
     assert set(step(*batch(), epoch=0).losses) == {"ce", "kd", "at"}
-    step, _, _ = make_step(k=8, b=8, strategy=0, other_distill="SP")
-    assert set(step(*batch(), epoch=0).losses) == {"kd", "sp"}
+    for sp in ("SP", "SP-batch"):
+        step, _, _ = make_step(k=8, b=8, strategy=0, other_distill=sp)
+        assert set(step(*batch(), epoch=0).losses) == {"kd", "sp"}
+
+
+def test_sp_and_sp_batch_differ_and_use_the_last_stage_maps():
+    values = {}
+    for sp in ("SP", "SP-batch"):
+        step, _, _ = make_step(k=8, b=8, w=1000.0, strategy=0, kd_weight=0.0, other_distill=sp)
+        values[sp] = step(*batch(), epoch=0).losses["sp"].item()
+    torch.manual_seed(0)  # make_step's networks and batch, to recompute the losses directly
+    student, teacher = model_dict["resnet8"](num_classes=100), model_dict["resnet8"](num_classes=100).eval()
+    x = batch()[0]
+    f_s, f_t = student(x, is_feat=True)[0][-2], teacher(x, is_feat=True)[0][-2]
+    assert values["SP"] == pytest.approx(3000 * sp_loss(f_s, f_t).item(), rel=1e-4)
+    assert values["SP-batch"] == pytest.approx(3000 * sp_batch_loss(f_s, f_t).item(), rel=1e-4)
+    assert values["SP"] != pytest.approx(values["SP-batch"], rel=0.1)
+
+
+def test_sp_refuses_teacher_maps_the_student_channel_count_does_not_divide():
+    student = [torch.empty(2, 16, 8, 8)] * 2
+    check_feature_pair("SP", student, [torch.empty(2, 32, 4, 4)] * 2)  # 512 values: 16 rows of 32
+    with pytest.raises(UserError, match="3x5x5 = 75 values.*16 channels"):
+        check_feature_pair("SP", student, [torch.empty(2, 3, 5, 5)] * 2)
+    check_feature_pair("SP-batch", student, [torch.empty(2, 3, 5, 5)] * 2)  # any pair works batch-wise
 
 
 def test_at_between_families_with_different_stage_counts_is_refused():

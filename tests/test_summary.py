@@ -60,6 +60,9 @@ def test_method_name_tells_kd_from_unixkd_settings():
     assert method_name({**UNIX_ARGS, "mix_strategy": 1}) == UNIX + " mix1"
     # Random scoring with k < B still mixes and drops images: not conventional KD.
     assert method_name({**KD_ARGS, "k": 48}) == "UNIXKD (S0 k48 b64 w1000)"
+    # So does every image kept in random order with a curve that really mixes (w 10: up to 0.48 lambda).
+    assert method_name({**KD_ARGS, "w": 10.0}) == "UNIXKD (S0 k64 b64 w10)"
+    assert method_name({**UNIX_ARGS, "other_distill": "SP"}) != method_name({**UNIX_ARGS, "other_distill": "SP-batch"})
 
 
 def test_load_runs_skips_an_unreadable_file_with_a_warning(experiments):

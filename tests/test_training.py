@@ -86,6 +86,12 @@ def test_unixkd_student_learns_and_leaves_all_outputs(teacher_dir, synthetic_roo
     assert summary["computation"]["computation"] == pytest.approx(100 * spent / (1000 * (ft + 2 * fs)))
 
 
+def test_sp_variants_get_their_own_run_directories():
+    argv = ["--teacher-path", "t.pth", "--student-arch", "resnet8", "--other-distill"]
+    names = {student_v0.run_name(student_v0.parse_args([*argv, sp]), "resnet8", "t") for sp in ("SP", "SP-batch")}
+    assert {name.rsplit("_", 1)[1] for name in names} == {"SP", "SP-batch"}
+
+
 def test_kd_baseline_skips_scoring_and_shows_the_teacher_every_image(teacher_dir, synthetic_root, experiments):
     run = distil(teacher_dir, synthetic_root, experiments, "--strategy", "0", "--k", "64", "--b", "64", "--w", "1000")
     summary = json.loads((run / "summary.json").read_text())

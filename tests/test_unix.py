@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from utils.unix import (mixing_weights, rank_by_uncertainty, uncertainty_aware_mixup,
+from utils.unix import (largest_mixing_weight, mixing_weights, rank_by_uncertainty, uncertainty_aware_mixup,
                         uncertainty_scores)
 
 # Two images with known class probabilities: a confident one and an ambiguous one.
@@ -33,6 +33,13 @@ def test_entropy_of_the_prediction():
 def test_uniform_prediction_is_the_most_uncertain(strategy):
     logits = torch.cat([LOGITS[:1], torch.zeros(1, 3)])
     assert uncertainty_scores(logits, strategy).argmax() == 1
+
+
+def test_a_one_hot_prediction_has_entropy_zero_and_ranks_least_uncertain():
+    # softmax then log would give 0 * log 0 = NaN here, which a descending sort ranks first.
+    logits = torch.tensor([[1000.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    scores = uncertainty_scores(logits, 3)
+    assert scores[0].item() == 0.0 and rank_by_uncertainty(scores).tolist() == [1, 0]
 
 
 def test_random_strategy_gives_one_uniform_score_per_image():
@@ -76,6 +83,14 @@ def test_last_smaller_batch_uses_the_full_batch_curve():
 def test_no_mixing_and_plain_mixup():
     assert torch.equal(mixing_weights(8, 64, 32, 10.0, 0.3, 0), torch.zeros(8))
     assert torch.allclose(mixing_weights(8, 64, 32, 10.0, 0.3, 1), torch.full((8,), 0.3))
+
+
+def test_largest_mixing_weight_is_the_last_position_at_lambda_one():
+    # b = B: the last position sits half a step before the curve's centre, sigmoid(-w / 2B).
+    assert largest_mixing_weight(64, 64, 1000.0, 2) == pytest.approx(1 / (1 + math.exp(1000 / 128)), rel=1e-5)
+    assert largest_mixing_weight(64, 64, 10.0, 2) == pytest.approx(1 / (1 + math.exp(10 / 128)), rel=1e-5)
+    assert largest_mixing_weight(64, 32, 10.0, 2) == pytest.approx(1 / (1 + math.exp(-10 * 63 / 128)), rel=1e-5)
+    assert (largest_mixing_weight(64, 64, 10.0, 0), largest_mixing_weight(64, 64, 10.0, 1)) == (0.0, 1.0)
 
 
 def make_batch(n=8):

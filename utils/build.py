@@ -12,6 +12,13 @@ def check_arch(name: str, flag: str) -> None:
         raise UserError(f"unknown {flag} {name!r}; choose one of: {', '.join(model_dict)}")
 
 
+def probe_features(name: str):
+    """An architecture's feature maps for one 32x32 image, on the meta device: shapes, no arithmetic."""
+    with torch.device("meta"):
+        feats, _ = model_dict[name](num_classes=100)(torch.empty(1, 3, 32, 32), is_feat=True)
+    return feats
+
+
 def make_loaders(args, device: torch.device):
     """Train and test loaders on the device (uint8 data kept there once, augmented there)."""
     data = load_cifar100(args.data_root)

@@ -47,12 +47,28 @@ def at_loss(student_feats, teacher_feats) -> torch.Tensor:
     return total
 
 
-def _similarity(feature: torch.Tensor) -> torch.Tensor:
-    flat = feature.flatten(1)
-    return F.normalize(flat @ flat.t(), dim=1)
+def _row_normalised_gram(flat: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of the rows of each (rows, d) matrix in `flat`, each of its rows L2-normalised."""
+    return F.normalize(flat @ flat.transpose(-1, -2), dim=-1)
 
 
 def sp_loss(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
-    """Similarity preserving (Tung & Mori): ||G_t - G_s||_F^2 / bsz^2, rows of G L2-normalised."""
+    """Similarity preserving as the UNIXKD authors' runs computed it: per image, over channels.
+
+    Each image's map is flattened to (C, H*W), with C the student's channel count (the teacher's map
+    is reshaped to C rows, which needs C to divide its size); the loss is
+    ||G_t - G_s||_F^2 / C^2 of the row-normalised C x C Grams, summed over the images.
+    """
+    n, channels = student_feat.shape[:2]
+    g_s = _row_normalised_gram(student_feat.reshape(n, channels, -1))
+    g_t = _row_normalised_gram(teacher_feat.reshape(n, channels, -1))
+    return (g_t - g_s).pow(2).sum() / (channels * channels)
+
+
+def sp_batch_loss(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
+    """Similarity preserving as published (Tung & Mori): ||G_t - G_s||_F^2 / bsz^2 of the
+    row-normalised bsz x bsz Grams between the images of the batch."""
     bsz = student_feat.shape[0]
-    return (_similarity(teacher_feat) - _similarity(student_feat)).pow(2).sum() / (bsz * bsz)
+    g_s = _row_normalised_gram(student_feat.flatten(1))
+    g_t = _row_normalised_gram(teacher_feat.flatten(1))
+    return (g_t - g_s).pow(2).sum() / (bsz * bsz)

@@ -3,17 +3,23 @@
 Each step returns the student's logits on what it trained on, the labels to score
 them against, named losses, and statistics as (sum, count) pairs.
 """
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.computation import ComputationMeter
 from utils.errors import UserError
-from utils.losses import AT_WEIGHT, SP_WEIGHT, at_loss, kd_loss, mixed_cross_entropy, sp_loss
+from utils.losses import AT_WEIGHT, SP_WEIGHT, at_loss, kd_loss, mixed_cross_entropy, sp_batch_loss, sp_loss
 from utils.selection import SelectionCounter, selection_stats
-from utils.unix import UnixBatch, uncertainty_aware_mixup, uncertainty_scores
+from utils.unix import UnixBatch, largest_mixing_weight, uncertainty_aware_mixup, uncertainty_scores
+
+# Below this largest mixing weight the curve counts as no mixing (the KD baseline's w = 1000 gives 4.04e-4).
+NO_MIX_BOUND = 1e-3
 
 
 @dataclass
@@ -41,7 +47,7 @@ class SupervisedStep:
         pass
 
 
-@dataclass
+@dataclass(frozen=True)  # frozen: conventional_kd is computed once
 class DistillConfig:
     batch_size: int = 64
     k: int = 48
@@ -52,16 +58,18 @@ class DistillConfig:
     mix_strategy: int = 2
     ce_weight: float = 0.0
     kd_weight: float = 1.0
-    other_distill: Optional[str] = None  # "AT" or "SP"
+    other_distill: Optional[str] = None  # "AT", "SP" (the authors' per-image form) or "SP-batch"
 
-    @property
+    @cached_property
     def conventional_kd(self) -> bool:
         """Random ranking with every image kept and none mixed: plain KD, no scoring pass.
 
-        (With b = B and w = 1000 the curve's largest weight is lambda * sigmoid(-w / 2B),
-        below 4e-4: the paper's KD baseline treats it as the zero it approximates.)
+        "None mixed" means no mixing at all or a curve whose largest weight stays below NO_MIX_BOUND:
+        with b = B and w = 1000 it is lambda * sigmoid(-w / 2B) <= 4.04e-4, which the paper's KD
+        baseline treats as the zero it approximates; with w = 10 it is 0.48 lambda, real mixing.
         """
-        return self.strategy == 0 and self.k >= self.batch_size and self.b >= self.batch_size
+        return (self.strategy == 0 and self.k >= self.batch_size and self.b >= self.batch_size
+                and largest_mixing_weight(self.batch_size, self.b, self.w, self.mix_strategy) < NO_MIX_BOUND)
 
 
 class UnixDistillStep:
@@ -71,6 +79,8 @@ class UnixDistillStep:
                  meter: ComputationMeter):
         self.student, self.teacher, self.cfg = student, teacher, cfg
         self.counter, self.meter = counter, meter
+        # Set here, in every process (BN momentum is not in a checkpoint), so resumed runs keep it.
+        self._bn_counters = batchnorm_as_if_scored(student) if cfg.conventional_kd else []
 
     def __call__(self, x, y, idx, epoch) -> StepOutput:
         n = x.shape[0]
@@ -88,6 +98,8 @@ class UnixDistillStep:
         cfg = self.cfg
         if cfg.conventional_kd:
             self.counter.record(epoch, idx)  # b >= n: every image is among the b "most uncertain"
+            if self._bn_counters:  # the skipped scoring pass would have counted this batch too
+                torch._foreach_add_(self._bn_counters, 1)
             return UnixBatch(x, y, y, torch.zeros(x.shape[0], device=x.device), None), None
         with torch.no_grad():  # student stays in training mode, as in the reference code
             scoring_logits = self.student(x)
@@ -111,12 +123,14 @@ class UnixDistillStep:
             losses["ce"] = cfg.ce_weight * mixed_cross_entropy(logits_s, batch.targets_a, batch.targets_b, batch.mix)
         if cfg.kd_weight:
             losses["kd"] = cfg.kd_weight * kd_loss(logits_s, logits_t, cfg.T)
+        if cfg.other_distill is not None:
+            check_feature_pair(cfg.other_distill, feats_s, feats_t)
         if cfg.other_distill == "AT":
-            maps_s, maps_t = feats_s[1:-1], feats_t[1:-1]
-            check_one_to_one(maps_s, maps_t)
-            losses["at"] = AT_WEIGHT * at_loss(maps_s, maps_t)
+            losses["at"] = AT_WEIGHT * at_loss(feats_s[1:-1], feats_t[1:-1])
         elif cfg.other_distill == "SP":
             losses["sp"] = SP_WEIGHT * sp_loss(feats_s[-2], feats_t[-2])
+        elif cfg.other_distill == "SP-batch":
+            losses["sp"] = SP_WEIGHT * sp_batch_loss(feats_s[-2], feats_t[-2])
         return losses
 
     def state_dict(self) -> dict:
@@ -125,6 +139,41 @@ class UnixDistillStep:
     def load_state_dict(self, state: dict) -> None:
         self.counter.load_state_dict(state["counter"])
         self.meter.load_state_dict(state["computation"])
+
+
+def batchnorm_as_if_scored(model) -> list:
+    """Give the KD baseline the BatchNorm running statistics of the authors' runs.
+
+    Their KD baseline still made the no-grad scoring pass in training mode before the training
+    pass: two running-statistics updates per batch, with the same batch statistics (the same images,
+    permuted). Two updates with momentum m equal one with 1 - (1 - m)^2, so the training pass alone
+    does both. Returns the num_batches_tracked counters, which the step advances by one more.
+    """
+    counters = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            if module.momentum is None:
+                raise ValueError("a cumulative-average BatchNorm (momentum None) has no single-update equivalent")
+            module.momentum = 1 - (1 - module.momentum) ** 2
+            counters.append(module.num_batches_tracked)
+    return counters
+
+
+def check_feature_pair(other_distill: str, feats_s, feats_t) -> None:
+    """Refuse, with one clear line, a pair whose features the feature loss cannot match up."""
+    if other_distill == "AT":
+        check_one_to_one(feats_s[1:-1], feats_t[1:-1])
+    elif other_distill == "SP":
+        check_sp_reshape(feats_s[-2], feats_t[-2])
+
+
+def check_sp_reshape(student_map, teacher_map) -> None:
+    channels, teacher_size = student_map.shape[1], math.prod(teacher_map.shape[1:])
+    if teacher_size % channels:
+        shape = "x".join(map(str, teacher_map.shape[1:]))
+        raise UserError(f"SP (the authors' per-image form) reshapes each teacher map ({shape} = {teacher_size} values) "
+                        f"to the student's {channels} channels, which needs {channels} to divide {teacher_size}; "
+                        f"use SP-batch or a matching pair")
 
 
 def check_one_to_one(student_maps, teacher_maps) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from utils.computation import PAPER_PAIRS
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
+from utils.steps import DistillConfig
 
 RUN_GLOB = "v0_student_*/summary.json"
 KD = "KD"
@@ -49,8 +50,11 @@ class MethodResult:
 
 
 def method_name(args):
-    """'KD' for conventional KD (no scoring, teacher sees the whole batch), else the UNIXKD setting."""
-    if args["strategy"] == 0 and args["k"] == args["batch_size"]:
+    """'KD' for conventional KD (the training step's own test: random order, all kept, none mixed),
+    else the UNIXKD setting."""
+    config = DistillConfig(batch_size=args["batch_size"], k=args["k"], b=args["b"], w=args["w"],
+                           strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2))
+    if config.conventional_kd:
         name = KD
     else:
         name = f"UNIXKD (S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"

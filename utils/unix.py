@@ -53,6 +53,11 @@ def mixing_weights(n: int, batch_size: int, b: int, w: float, lam, mix_strategy:
     raise ValueError(f"mix_strategy must be one of {sorted(MIX_STRATEGIES)}, got {mix_strategy}")
 
 
+def largest_mixing_weight(batch_size: int, b: int, w: float, mix_strategy: int) -> float:
+    """The most any image can be mixed: the curve's maximum over the B positions at lambda = 1."""
+    return mixing_weights(batch_size, batch_size, b, w, 1.0, mix_strategy).max().item()
+
+
 def rank_by_uncertainty(scores: torch.Tensor) -> torch.Tensor:
     """Step 2: batch positions, most uncertain first (stable, so ties keep batch order)."""
     return torch.sort(scores, descending=True, stable=True).indices
