@@ -6,7 +6,7 @@ from pathlib import Path
 
 from models.cost import model_cost
 from utils.build import check_arch, make_loaders, make_model, make_optimizer, probe_features
-from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
+from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, graph_capture, run_main
 from utils.computation import ComputationMeter
 from utils.errors import UserError
 from utils.report import StudentReport
@@ -15,7 +15,8 @@ from utils.seeding import seed_everything
 from utils.selection import SelectionCounter
 from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
 from utils.teachers import load_teacher, resolve_teacher
-from utils.trainer import FitConfig, Trainer, evaluate
+from utils.iteration import evaluate
+from utils.trainer import FitConfig, Trainer
 from utils.unix import MIX_STRATEGIES, STRATEGIES
 
 
@@ -93,7 +94,8 @@ def main(argv=None):
         meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])
         step = UnixDistillStep(student, teacher, distill_config(args),
                                SelectionCounter(args.epoch, train_loader.num_samples, device), meter)
-        cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp)
+        cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp,
+                        capture=graph_capture(args.cuda_graphs, device))
         report = StudentReport(run, args, teacher_arch, teacher_acc, step)
         Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
     finally:

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from utils.build import check_arch, make_loaders, make_model, make_optimizer
-from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
+from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, graph_capture, run_main
 from utils.rundir import open_run
 from utils.seeding import seed_everything
 from utils.steps import SupervisedStep
@@ -37,7 +37,8 @@ def main(argv=None):
         train_loader, test_loader = make_loaders(args, device)
         model = make_model(args.arch, device, args.compile)
         optimizer, scheduler = make_optimizer(model, args)
-        cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp)
+        cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
+                        capture=graph_capture(args.cuda_graphs, device))
         Trainer(model, SupervisedStep(model), optimizer, scheduler, train_loader, test_loader, run, cfg).fit(resume)
     finally:
         run.release()

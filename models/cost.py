@@ -104,5 +104,8 @@ def parameter_count(model: nn.Module) -> int:
 @lru_cache(maxsize=None)
 def model_cost(name: str) -> tuple[int, int]:
     """(parameters, forward MACs of one 32x32 image) of model_dict[name](num_classes=100)."""
-    model = model_dict[name](num_classes=100)
-    return parameter_count(model), forward_flops(model)
+    # Building a model draws its initial weights: kept off the global generator, so a training run's
+    # random stream does not depend on whether this cache was already filled.
+    with torch.random.fork_rng(devices=[]):
+        model = model_dict[name](num_classes=100)
+        return parameter_count(model), forward_flops(model)

@@ -7,6 +7,7 @@ import torch
 from models.cost import model_cost
 from utils import bench
 from utils.cli import run_main
+from tests.graph_emulator import emulated_capture
 from utils.computation import relative_computation
 
 # Batch 16 with k 12, b 8 keeps the UNIXKD path (k < B) at a quarter of the default cost.
@@ -34,9 +35,30 @@ def test_json_report_carries_the_figures(capsys):
     assert all(s["median"] > 0 for s in summary["images_per_second"].values())
     ft, fs = model_cost("resnet8")[1], model_cost("resnet8")[1]
     assert summary["flop_ratio_c_over_b"] == relative_computation(ft, fs, batch_size=16, k=12)
-    assert summary["wall_ratio_c_over_b"]["median"] > 0
-    assert summary["projected_hours"]["ours_kd"] > 0 and summary["projected_hours"]["ours_unixkd"] > 0
+    assert list(summary["modes"]) == ["eager"]  # no CUDA graphs on a CPU
+    eager = summary["modes"]["eager"]
+    assert eager["wall_ratio_c_over_b"]["median"] > 0 and eager["speedup_b_over_a"]["median"] > 0
+    assert eager["projected_hours"]["kd"] > 0 and eager["projected_hours"]["unixkd"] > 0
     assert 0 < summary["cpu_share"]["median"]
+
+
+def test_with_a_graph_capture_the_report_adds_graph_pipelines_and_their_ratios(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "graph_capture_for", lambda device: emulated_capture)
+    bench.main(TINY + ["--warmup", "3"])  # 2 eager calls, then the capture: the timed steps replay
+    report = capsys.readouterr().out.splitlines()
+    rows = [line for line in report if line.startswith(("(b) ours + CUDA graphs, KD", "(c) ours + CUDA graphs"))]
+    assert len(rows) == 2 and all("img/s" in row for row in rows)
+    for start in ("with CUDA graphs: speed-up (b) over (a): ", "with CUDA graphs: wall time (c)/(b): ",
+                  "with CUDA graphs: projected 240 epochs"):
+        assert any(line.startswith(start) for line in report), start
+
+
+@pytest.mark.parametrize("name, available, expected", [
+    ("cuda", True, "cuda:0"), (None, True, "cuda:0"), (None, False, "cpu"), ("cpu", True, "cpu"),
+])
+def test_the_device_carries_an_index_as_torch_cuda_set_device_requires(name, available, expected, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert str(bench.resolve_device(name, available)) == expected
 
 
 @pytest.mark.parametrize("argv, named", [

@@ -35,6 +35,7 @@ def one_error_line(capsys, *fragments):
     (["--arch", "resnet8", "--lr", "0"], ["--lr", "got 0.0"]),
     (["--arch", "resnet8", "--lr", "fast"], ["--lr", "'fast'"]),
     (["--arch", "resnet8", "--resume", "--force"], ["--resume and --force"]),
+    (["--arch", "resnet8", "--compile", "--cuda-graphs"], ["--compile and --cuda-graphs"]),
     (["--epoch", "3"], ["--arch"]),
 ])
 def test_teacher_bad_flags(argv, fragments, capsys, exit_status, tmp_path):
@@ -93,10 +94,10 @@ def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_the_last_good_
     healthy = SupervisedStep.__call__
     calls = {"n": 0}
 
-    def diverge_in_epoch_two(self, x, y, idx, epoch):
-        out = healthy(self, x, y, idx, epoch)
+    def diverge_in_epoch_two(self, x, y, idx):
+        out = healthy(self, x, y, idx)
         calls["n"] += 1
-        if epoch == 1 and calls["n"] == 16 + 3:  # iteration 2 of epoch 2 (16 batches an epoch)
+        if calls["n"] == 16 + 3:  # iteration 2 of epoch 2 (16 batches an epoch)
             out.losses["ce"] = out.losses["ce"] * float("nan")
         return out
 
@@ -114,3 +115,14 @@ def test_a_real_process_prints_no_traceback():
     done = subprocess.run([sys.executable, "teacher.py", "--arch", "resnet9"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith("error: unknown --arch 'resnet9'") and "Traceback" not in done.stderr
+
+
+def test_cuda_graphs_are_opt_in_and_a_cpu_run_says_it_runs_eagerly():
+    from utils.cli import graph_capture
+    from utils.graphs import capture_cuda_graph
+
+    assert teacher.parse_args(["--arch", "resnet8"]).cuda_graphs is False
+    assert graph_capture(False, torch.device("cuda", 0)) is None
+    assert graph_capture(True, torch.device("cuda", 0)) is capture_cuda_graph
+    with pytest.warns(UserWarning, match="--cuda-graphs needs a CUDA device; running eagerly on the cpu"):
+        assert graph_capture(True, torch.device("cpu")) is None

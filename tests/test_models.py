@@ -216,3 +216,11 @@ def test_unix_computation_matches_the_paper_within_one_point(teacher, student, p
     assert computation == pytest.approx(paper_computation, abs=1.0)
     # FLOP counters disagree on depthwise / grouped students; this convention stays within 6 %.
     assert ft / fs == pytest.approx(paper_ratio, rel=0.06)
+
+
+def test_costing_a_model_leaves_the_global_random_stream_alone():
+    """A run's random draws must not depend on whether the cost cache was already filled in this process."""
+    model_cost.cache_clear()
+    before = torch.get_rng_state()
+    model_cost("resnet20")
+    assert torch.equal(torch.get_rng_state(), before)

@@ -28,8 +28,10 @@ def test_selection_stats_split_selected_rest_and_all():
 
 def test_counter_marks_each_epochs_uncertain_images():
     counter = SelectionCounter(epochs=2, num_samples=5, device="cpu")
-    counter.record(0, torch.tensor([4, 1]))
-    counter.record(1, torch.tensor([0]))
+    counter.start_epoch(0)
+    counter.record(torch.tensor([4, 1]))
+    counter.start_epoch(1)
+    counter.record(torch.tensor([0]))
     assert counter.to_numpy().tolist() == [[0, 1, 0, 0, 1], [1, 0, 0, 0, 0]]
     restored = SelectionCounter(epochs=2, num_samples=5, device="cpu")
     restored.load_state_dict(counter.state_dict())

@@ -40,7 +40,8 @@ def batch(n=8):
 
 def test_unix_scores_the_whole_batch_then_trains_on_k():
     step, student, teacher = make_step(k=6, b=4, w=10.0, strategy=3)
-    out = step(*batch(), epoch=0)
+    out = step(*batch())
+    step.account(8)
     assert student.batches == [8, 6] and teacher.batches == [6]
     assert out.logits.shape == (6, 100) and set(out.losses) == {"kd"}
     counts = step.meter.as_dict()
@@ -52,7 +53,7 @@ def test_counter_records_the_b_most_uncertain_by_dataset_index():
     x, y, idx = batch()
     with torch.no_grad():
         confidence = student.model(x).softmax(1).max(1).values
-    step(x, y, idx, epoch=0)
+    step(x, y, idx)
     least_confident = set((idx[confidence.argsort()[:3]]).tolist())
     assert set(step.counter.to_numpy()[0].nonzero()[0].tolist()) == least_confident
 
@@ -60,7 +61,8 @@ def test_counter_records_the_b_most_uncertain_by_dataset_index():
 def test_conventional_kd_skips_scoring_and_mixing():
     step, student, teacher = make_step(k=8, b=8, w=1000.0, strategy=0)
     x, y, idx = batch()
-    out = step(x, y, idx, epoch=0)
+    out = step(x, y, idx)
+    step.account(8)
     assert student.batches == [8] and teacher.batches == [8]
     assert torch.equal(out.targets, y) and out.stats == {}
     assert step.meter.as_dict()["computation"] == pytest.approx(100.0)
@@ -78,10 +80,10 @@ def test_random_order_with_every_image_kept_still_mixes_as_the_curve_says():
     step, student, teacher = make_step(k=8, b=8, w=10.0, strategy=0)
     x, y, idx = batch()
     torch.manual_seed(5)
-    out = step(x, y, idx, epoch=0)
+    out = step(x, y, idx)
     torch.manual_seed(5)  # the step's draws, in its order: scores, lambda, partners
     rank = torch.sort(torch.rand(8), descending=True, stable=True).indices
-    lam, partner = torch.rand(()).item(), torch.randperm(8)
+    lam, partner = torch.rand(()).item(), torch.rand(8).argsort()
     m = torch.tensor([lam / (1 + math.exp(-10 * (r / 8 - 15 / 16))) for r in range(8)]).view(8, 1, 1, 1)
     assert student.batches == [8, 8] and out.stats
     assert torch.allclose(teacher.last_input, (1 - m) * x[rank] + m * x[partner], atol=1e-6)
@@ -101,13 +103,13 @@ def test_kd_baseline_batchnorm_statistics_are_those_of_a_scoring_pass_then_the_t
             reference(x)
         reference(x[torch.randperm(8)])
     step, student, _ = make_step(k=8, b=8, w=1000.0, strategy=0)
-    step(*batches[0], epoch=0)
+    step(*batches[0])
     # A resumed run: a new process builds a fresh student and step, then loads the checkpoint.
     torch.manual_seed(1)
     resumed = model_dict["resnet8"](num_classes=100)
     resumed.load_state_dict(student.model.state_dict())
     step = UnixDistillStep(Recording(resumed), step.teacher, step.cfg, step.counter, step.meter)
-    step(*batches[1], epoch=0)
+    step(*batches[1])
     assert resumed.state_dict().keys() == reference.state_dict().keys()
     for ours, theirs in zip(batchnorms(resumed), batchnorms(reference), strict=True):
         assert torch.allclose(ours.running_mean, theirs.running_mean, rtol=1e-5, atol=1e-6)
@@ -117,24 +119,24 @@ def test_kd_baseline_batchnorm_statistics_are_those_of_a_scoring_pass_then_the_t
 
 def test_unix_steps_leave_batchnorm_momentum_alone():
     step, student, _ = make_step(k=6, b=4, w=10.0, strategy=3)
-    step(*batch(), epoch=0)
+    step(*batch())
     assert {m.momentum for m in batchnorms(student)} == {0.1}
     assert {m.num_batches_tracked.item() for m in batchnorms(student)} == {2}  # scoring and training pass
 
 
 def test_ce_at_and_sp_terms_are_weighted():
     step, _, _ = make_step(k=8, b=8, strategy=0, ce_weight=0.5, other_distill="AT")
-    assert set(step(*batch(), epoch=0).losses) == {"ce", "kd", "at"}
+    assert set(step(*batch()).losses) == {"ce", "kd", "at"}
     for sp in ("SP", "SP-batch"):
         step, _, _ = make_step(k=8, b=8, strategy=0, other_distill=sp)
-        assert set(step(*batch(), epoch=0).losses) == {"kd", "sp"}
+        assert set(step(*batch()).losses) == {"kd", "sp"}
 
 
 def test_sp_and_sp_batch_differ_and_use_the_last_stage_maps():
     values = {}
     for sp in ("SP", "SP-batch"):
         step, _, _ = make_step(k=8, b=8, w=1000.0, strategy=0, kd_weight=0.0, other_distill=sp)
-        values[sp] = step(*batch(), epoch=0).losses["sp"].item()
+        values[sp] = step(*batch()).losses["sp"].item()
     torch.manual_seed(0)  # make_step's networks and batch, to recompute the losses directly
     student, teacher = model_dict["resnet8"](num_classes=100), model_dict["resnet8"](num_classes=100).eval()
     x = batch()[0]
@@ -156,4 +158,4 @@ def test_at_between_families_with_different_stage_counts_is_refused():
     step, _, _ = make_step(k=8, b=8, strategy=0, other_distill="AT")
     step.teacher = Recording(model_dict["vgg8"](num_classes=100).eval())
     with pytest.raises(UserError, match="student has 3 and the teacher 4"):
-        step(*batch(), epoch=0)
+        step(*batch())

@@ -7,8 +7,10 @@ written to a temporary folder:
 
     (a) classic  torchvision dataset with PIL transforms through a DataLoader, each batch copied to the
                  device, conventional KD, and a loss.item() per step as the reference code logs it
-    (b) ours KD  DeviceLoader and UnixDistillStep on its conventional-KD path (strategy 0, k = b = B: no scoring)
-    (c) UNIXKD   DeviceLoader and UnixDistillStep: entropy scoring, k 48, b 32, w 10
+    (b) ours KD  the training scripts' iteration (DeviceLoader, UnixDistillStep on its conventional-KD path:
+                 strategy 0, k = b = B, no scoring), run eagerly
+    (c) UNIXKD   the same with entropy scoring, k 48, b 32, w 10
+    on CUDA also (b) and (c) with each iteration replayed as a CUDA graph (utils/graphs.py)
 
 Every round times each pipeline over --steps steps after --warmup untimed ones, in an order that rotates
 from round to round, so that load from other processes and clock drift fall on all three alike. Ratios are
@@ -24,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader
@@ -37,9 +39,10 @@ from utils.data import ClassicCIFAR100, load_cifar100
 from utils.errors import UserError
 from utils.loader import DeviceLoader
 from utils.selection import SelectionCounter
+from utils.graphs import capture_cuda_graph
+from utils.iteration import TrainIteration, train_step
 from utils.steps import DistillConfig, UnixDistillStep
 from utils.synthetic import write_synthetic_cifar100
-from utils.trainer import train_step
 
 EPOCHS, EPOCH_IMAGES = 240, 50_000  # the protocol's run, for the projected wall time
 CONTENDED_SHARE = 0.8  # below this CPU share in any round, the report warns that other processes interfered
@@ -53,11 +56,8 @@ PROTOCOL_SGD = SimpleNamespace(lr=0.05, momentum=0.9, weight_decay=5e-4, milesto
 class Pipeline:
     key: str
     label: str
-    batches: Iterator  # endless (x, y, idx)
-    step: UnixDistillStep
-    optimizer: torch.optim.Optimizer
-    amp: bool
-    item_per_step: bool  # read the loss on the host every step, as the reference code does
+    run_step: Callable[[], int]  # one training iteration; returns the images it consumed
+    close: Callable[[], None] = lambda: None
 
 
 def parse_args(argv=None):
@@ -96,13 +96,25 @@ def check_args(args) -> None:
     check_sizes(args.batch_size, args.k, args.b)
 
 
+def resolve_device(name, cuda_available: bool) -> torch.device:
+    """--device as a torch.device; CUDA with an index, which torch.cuda.set_device requires."""
+    if name == "cuda" and not cuda_available:
+        raise UserError("--device cuda: CUDA is not available on this machine; use --device cpu")
+    if name == "cpu" or not cuda_available:
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
 def select_device(name) -> torch.device:
     """The requested device with the speed settings training uses (utils.cli.choose_device), without its printout."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: CUDA is not available on this machine; use --device cpu")
-    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(name, torch.cuda.is_available())
     configure_device(device)
     return device
+
+
+def graph_capture_for(device: torch.device):
+    """The pipelines with CUDA graphs exist where graphs do."""
+    return capture_cuda_graph if device.type == "cuda" else None
 
 
 def device_name(device: torch.device) -> str:
@@ -122,26 +134,50 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def endless(loader) -> Iterator:
+def endless(epoch: Callable[[], Iterator]) -> Iterator:
     """Batches across epoch boundaries, so a timing never depends on where an epoch ends."""
     while True:
-        yield from loader
+        yield from epoch()
 
 
-def classic_batches(data, batch_size: int, workers: int, device: torch.device) -> Iterator:
+def classic_pipeline(data, args, step, optimizer, device: torch.device) -> Pipeline:
+    """Host-side PIL transforms, batches copied to the device, a loss.item() per step as the reference logs it."""
     dataset = ClassicCIFAR100(data.train_images, data.train_labels, train=True)
-    loader = DataLoader(dataset, batch_size, shuffle=True, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    return endless(loader)
+    loader = DataLoader(dataset, args.batch_size, shuffle=True, num_workers=args.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    batches = endless(loader.__iter__)
+
+    def run_step() -> int:
+        x, y, idx = (t.to(device, non_blocking=True) for t in next(batches))
+        _, loss = train_step(step, optimizer, x, y, idx)
+        loss.item()
+        return len(y)
+
+    return Pipeline("classic_kd", f"(a) classic: PIL + DataLoader ({args.workers} workers), KD", run_step,
+                    close=batches.close)  # stops the DataLoader's worker processes now
 
 
-def build_pipelines(args, data, device: torch.device) -> list:
+def ours_pipeline(key: str, label: str, loader: DeviceLoader, step, optimizer, amp: bool, capture) -> Pipeline:
+    """The training scripts' own iteration (utils/iteration.py) on endless batch plans."""
+    iteration = TrainIteration(step, optimizer, loader, amp, capture)
+    plans = endless(loader.plans)
+
+    def run_step() -> int:
+        plan = next(plans)
+        iteration(plan)
+        return plan.shape[-1]
+
+    return Pipeline(key, label, run_step)
+
+
+def build_pipelines(args, data, device: torch.device, capture=None) -> list:
+    """(a), (b), (c) and, given a graph capture, (b) and (c) replayed as graphs: the same initial student in each."""
     ft, fs = model_cost(args.teacher)[1], model_cost(args.student)[1]
     teacher = make_model(args.teacher, device).eval()
     num_samples, batch = len(data.train_labels), args.batch_size
 
     def distill(cfg: DistillConfig):
-        torch.manual_seed(args.seed)  # the same initial student in every pipeline
+        torch.manual_seed(args.seed)
         student = make_model(args.student, device)
         counter = SelectionCounter(1, num_samples, device)  # every step counts as epoch 0
         step = UnixDistillStep(student, teacher, cfg, counter, ComputationMeter(ft, fs))
@@ -151,16 +187,21 @@ def build_pipelines(args, data, device: torch.device) -> list:
     unix = DistillConfig(batch_size=batch, k=args.k, b=args.b, w=UNIX_W, strategy=3)
     assert kd.conventional_kd and not unix.conventional_kd
     # One loader feeds (b) and (c): the same data once in memory, in the training scripts' layout.
-    device_loader = DeviceLoader(data.train_images, data.train_labels, batch, device, train=True,
-                                 seed=args.seed, channels_last=True)
-    return [
-        Pipeline("classic_kd", f"(a) classic: PIL + DataLoader ({args.workers} workers), KD",
-                 classic_batches(data, batch, args.workers, device), *distill(kd), amp=False, item_per_step=True),
-        Pipeline("ours_kd", "(b) ours: DeviceLoader, KD", endless(device_loader), *distill(kd),
-                 amp=args.amp, item_per_step=False),
-        Pipeline("ours_unixkd", f"(c) ours: DeviceLoader, UNIXKD k{args.k} b{args.b} w{UNIX_W:g}",
-                 endless(device_loader), *distill(unix), amp=args.amp, item_per_step=False),
+    loader = DeviceLoader(data.train_images, data.train_labels, batch, device, train=True,
+                          seed=args.seed, channels_last=True)
+    unix_label = f"UNIXKD k{args.k} b{args.b} w{UNIX_W:g}"
+    pipelines = [
+        classic_pipeline(data, args, *distill(kd), device),
+        ours_pipeline("ours_kd", "(b) ours: DeviceLoader, KD", loader, *distill(kd), args.amp, None),
+        ours_pipeline("ours_unixkd", f"(c) ours: DeviceLoader, {unix_label}", loader, *distill(unix), args.amp, None),
     ]
+    if capture is not None:
+        pipelines += [
+            ours_pipeline("graphs_kd", "(b) ours + CUDA graphs, KD", loader, *distill(kd), args.amp, capture),
+            ours_pipeline("graphs_unixkd", f"(c) ours + CUDA graphs, {unix_label}", loader, *distill(unix),
+                          args.amp, capture),
+        ]
+    return pipelines
 
 
 def synchronize(device: torch.device) -> None:
@@ -168,16 +209,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_steps(pipeline: Pipeline, steps: int, device: torch.device) -> int:
+def run_steps(pipeline: Pipeline, steps: int) -> int:
     """Train `steps` iterations; returns how many training images they consumed."""
-    images = 0
-    for _ in range(steps):
-        x, y, idx = (t.to(device, non_blocking=True) for t in next(pipeline.batches))  # no-op for DeviceLoader
-        _, loss = train_step(pipeline.step, pipeline.optimizer, x, y, idx, 0, pipeline.amp)
-        if pipeline.item_per_step:
-            loss.item()
-        images += len(y)
-    return images
+    return sum(pipeline.run_step() for _ in range(steps))
 
 
 @dataclass
@@ -187,10 +221,10 @@ class Timing:
 
 
 def time_pipeline(pipeline: Pipeline, steps: int, warmup: int, device: torch.device) -> Timing:
-    run_steps(pipeline, warmup, device)
+    run_steps(pipeline, warmup)
     synchronize(device)  # queued work belongs to the warm-up, not to the timing
     wall, cpu = time.perf_counter(), time.process_time()
-    images = run_steps(pipeline, steps, device)
+    images = run_steps(pipeline, steps)
     synchronize(device)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return Timing(images / wall, cpu / (wall * torch.get_num_threads()))
@@ -212,11 +246,24 @@ def spread(values: list) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+# (KD pipeline, UNIXKD pipeline) of each way of running our iteration; graphs only where a capture exists.
+MODES = {"eager": ("ours_kd", "ours_unixkd"), "graphs": ("graphs_kd", "graphs_unixkd")}
+
+
+def mode_figures(speeds: dict, kd_key: str, unix_key: str) -> dict:
+    """Speed-up over the classic pipeline, UNIXKD's wall time over KD's (within each round), projections."""
+    a, b, c = speeds["classic_kd"], speeds[kd_key], speeds[unix_key]
+    return {
+        "speedup_b_over_a": spread([vb / va for va, vb in zip(a, b)]),
+        "wall_ratio_c_over_b": spread([vb / vc for vb, vc in zip(b, c)]),
+        "projected_hours": {"kd": EPOCHS * EPOCH_IMAGES / statistics.median(b) / 3600,
+                            "unixkd": EPOCHS * EPOCH_IMAGES / statistics.median(c) / 3600},
+    }
+
+
 def summarize(args, timings: dict, device: torch.device, num_images: int) -> dict:
     speeds = {key: [t.images_per_second for t in values] for key, values in timings.items()}
-    a, b, c = speeds["classic_kd"], speeds["ours_kd"], speeds["ours_unixkd"]
     ft, fs = model_cost(args.teacher)[1], model_cost(args.student)[1]
-    median_b, median_c = statistics.median(b), statistics.median(c)
     # Only a CPU run keeps its threads busy; on CUDA the host mostly waits, whatever the load.
     shares = [t.cpu_share for values in timings.values() for t in values] if device.type == "cpu" else None
     return {
@@ -226,12 +273,8 @@ def summarize(args, timings: dict, device: torch.device, num_images: int) -> dic
         "classic_workers": args.workers, "train_images": num_images,
         "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
         "images_per_second": {key: spread(values) for key, values in speeds.items()},
-        "speedup_b_over_a": spread([vb / va for va, vb in zip(a, b)]),
-        # Wall time per image of (c) over (b), within each round.
-        "wall_ratio_c_over_b": spread([vb / vc for vb, vc in zip(b, c)]),
+        "modes": {mode: mode_figures(speeds, *keys) for mode, keys in MODES.items() if keys[0] in speeds},
         "flop_ratio_c_over_b": relative_computation(ft, fs, args.batch_size, args.k),
-        "projected_hours": {"ours_kd": EPOCHS * EPOCH_IMAGES / median_b / 3600,
-                            "ours_unixkd": EPOCHS * EPOCH_IMAGES / median_c / 3600},
         "cpu_share": spread(shares) if shares else None,
     }
 
@@ -249,17 +292,22 @@ def format_report(summary: dict, labels: dict) -> str:
     for key, label in labels.items():
         ips = s["images_per_second"][key]
         lines.append(f"{label:<{width}}  {ips['median']:9.1f} img/s  [{ips['min']:.1f}..{ips['max']:.1f}]")
-    up, wall, flops = s["speedup_b_over_a"], s["wall_ratio_c_over_b"], s["flop_ratio_c_over_b"]
-    lines += [
-        f"speed-up (b) over (a): {up['median']:.2f}x  [{up['min']:.2f}..{up['max']:.2f}]",
-        f"wall time (c)/(b): {wall['median']:.3f}  [{wall['min']:.3f}..{wall['max']:.3f}]   "
-        f"FLOP computation ratio: {flops:.3f}   difference: {wall['median'] - flops:+.3f}",
-        f"projected {EPOCHS} epochs x {EPOCH_IMAGES:,} images (training steps only): "
-        f"(b) {s['projected_hours']['ours_kd']:.1f} h, (c) {s['projected_hours']['ours_unixkd']:.1f} h",
-    ]
+    for mode, figures in s["modes"].items():
+        lines += mode_lines("" if mode == "eager" else "with CUDA graphs: ", figures, s["flop_ratio_c_over_b"])
     if s["cpu_share"]:
         lines += cpu_share_lines(s["cpu_share"], s["threads"])
     return "\n".join(lines)
+
+
+def mode_lines(prefix: str, figures: dict, flops: float) -> list:
+    up, wall, hours = figures["speedup_b_over_a"], figures["wall_ratio_c_over_b"], figures["projected_hours"]
+    return [
+        f"{prefix}speed-up (b) over (a): {up['median']:.2f}x  [{up['min']:.2f}..{up['max']:.2f}]",
+        f"{prefix}wall time (c)/(b): {wall['median']:.3f}  [{wall['min']:.3f}..{wall['max']:.3f}]   "
+        f"FLOP computation ratio: {flops:.3f}   difference: {wall['median'] - flops:+.3f}",
+        f"{prefix}projected {EPOCHS} epochs x {EPOCH_IMAGES:,} images (training steps only): "
+        f"(b) {hours['kd'] * 60:.1f} min, (c) {hours['unixkd'] * 60:.1f} min",
+    ]
 
 
 def cpu_share_lines(share: dict, threads: int) -> list:
@@ -279,12 +327,12 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="unixkd-bench-") as root:
         write_synthetic_cifar100(root, train_per_class=args.train_per_class, test_per_class=1, seed=args.seed)
         data = load_cifar100(root, download=False)
-    pipelines = build_pipelines(args, data, device)
+    pipelines = build_pipelines(args, data, device, graph_capture_for(device))
     try:
         timings = measure(pipelines, args, device)
     finally:
         for pipeline in pipelines:
-            pipeline.batches.close()  # stops the classic DataLoader's worker processes now
+            pipeline.close()
     summary = summarize(args, timings, device, len(data.train_labels))
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -6,6 +6,7 @@ import warnings
 import torch
 
 from utils.errors import NonFiniteLoss, RunFinished, UserError
+from utils.graphs import capture_cuda_graph
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -32,6 +33,9 @@ def add_common_args(parser, lr: float = 0.05) -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs; changes numerics, off by default)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the networks (opt-in: float rounding may differ; the first steps compile)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="record each training and evaluation step as a CUDA graph and replay it (CUDA only; "
+                             "opt-in until measured on a GPU, see README)")
 
 
 def check_common_args(args) -> None:
@@ -42,6 +46,8 @@ def check_common_args(args) -> None:
         raise UserError(f"--lr must be positive, got {args.lr}")
     if args.resume and args.force:
         raise UserError("--resume and --force contradict each other; pass one of them")
+    if args.compile and args.cuda_graphs:
+        raise UserError("--compile and --cuda-graphs are two ways to cut launch overhead; pass one of them")
     late = [m for m in args.milestones if m >= args.epoch]
     if late:
         warnings.warn(f"milestones {late} are not before the last epoch ({args.epoch}); they will never apply",
@@ -70,6 +76,16 @@ def choose_device(gpu_id: int) -> torch.device:
         print(f"device: {device} ({torch.cuda.get_device_name(device)})")
     configure_device(device)
     return device
+
+
+def graph_capture(requested: bool, device: torch.device):
+    """utils.graphs.capture_cuda_graph where --cuda-graphs asks for it and CUDA runs the job, else None (eager)."""
+    if not requested:
+        return None
+    if device.type != "cuda":
+        warnings.warn(f"--cuda-graphs needs a CUDA device; running eagerly on the {device.type}", stacklevel=2)
+        return None
+    return capture_cuda_graph
 
 
 def run_main(main) -> None:

@@ -65,34 +65,34 @@ class DeviceLoader:
         return -(-self.num_samples // self.batch_size)
 
     def __iter__(self):
-        """Starting an epoch draws all of its random choices at once; the batches follow from them."""
+        return (self.assemble(plan) for plan in self.plans())
+
+    def plans(self):
+        """The epoch's batches as plans: small index tensors that `assemble` turns into (x, y, idx).
+
+        Training plans are (4, n) columns of (index, crop top, crop left, flip); test plans are (n,) indices.
+        Slicing them costs no kernel, so the whole batch assembly can run inside a recorded CUDA graph.
+        """
+        draws = self._draw_epoch() if self.train else torch.arange(self.num_samples, device=self.device)
+        for start in range(0, self.num_samples, self.batch_size):
+            yield draws[..., start : start + self.batch_size]
+
+    def assemble(self, plan: torch.Tensor):
+        """(x, y, idx) of one plan: gather, and for training crop, flip, then normalize, all on the device."""
         if not self.train:
-            return self._test_batches()
-        order, top, left, flip = self._draw_epoch()
-        return self._train_batches(order, top, left, flip.bool())
+            images = self._images[plan].contiguous(memory_format=self.memory_format)
+            return normalize_uint8(images, self._mean, self._std), self._labels[plan], plan
+        idx, top, left, flip = plan
+        x = crop_flip_normalize(self._images[idx], top, left, flip.bool(), self._mean, self._std, self.memory_format)
+        return x, self._labels[idx], idx
 
     def _draw_epoch(self) -> torch.Tensor:
-        """(order, top, left, flip) for the epoch, drawn on the CPU and sent to the device in one copy."""
+        """Starting an epoch draws all of its random choices at once, on the CPU, sent to the device in one copy."""
         n = self.num_samples
         order = torch.randperm(n, generator=self._generator)
         offsets = torch.randint(0, MAX_OFFSET + 1, (2, n), generator=self._generator)
         flip = torch.randint(0, 2, (1, n), generator=self._generator)
         return torch.cat([order[None], offsets, flip]).to(self.device)
-
-    def _train_batches(self, order, top, left, flip):
-        for start in range(0, self.num_samples, self.batch_size):
-            batch = slice(start, start + self.batch_size)
-            idx = order[batch]
-            x = crop_flip_normalize(self._images[idx], top[batch], left[batch], flip[batch],
-                                    self._mean, self._std, self.memory_format)
-            yield x, self._labels[idx], idx
-
-    def _test_batches(self):
-        indices = torch.arange(self.num_samples, device=self.device)
-        for start in range(0, self.num_samples, self.batch_size):
-            batch = slice(start, start + self.batch_size)
-            images = self._images[batch].contiguous(memory_format=self.memory_format)
-            yield normalize_uint8(images, self._mean, self._std), self._labels[batch], indices[batch]
 
     def state_dict(self) -> dict:
         return {"generator": self._generator.get_state()}

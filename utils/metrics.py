@@ -1,30 +1,62 @@
-"""Per-epoch running sums kept on the training device.
+"""Per-epoch running sums and the non-finite check, kept on the training device and updated in place.
 
-Reading a GPU value forces a host-device synchronisation; summing on the device
-and reading everything once per epoch keeps the training step free of them.
+Reading a GPU value forces a host-device synchronisation; summing on the device and reading everything
+once per epoch keeps the training step free of them. Updating preallocated buffers in place, rather than
+making new tensors, is what lets a recorded CUDA graph (utils/graphs.py) keep adding into them.
 """
 import torch
 
 
 class EpochSums:
-    def __init__(self):
-        self._sums = {}
-        self._counts = {}
+    """Named sums in one device vector, added in one kernel per step; their counts are kept on the host."""
 
-    def add(self, name: str, total: torch.Tensor, count: int) -> None:
-        """Add a sum over `count` items (e.g. loss * batch size, number correct)."""
-        if count == 0:
-            return
-        total = total.detach().float()
-        self._sums[name] = self._sums[name] + total if name in self._sums else total
-        self._counts[name] = self._counts.get(name, 0) + count
+    def __init__(self):
+        self.names, self.totals, self.counts = None, None, None
+
+    def add(self, terms: dict) -> tuple:
+        """Device part: add {name: (total, count)}; returns the counts for `count()` (host values only)."""
+        totals = torch.stack([total.detach().float() for total, _ in terms.values()])
+        if self.totals is None:
+            self.names, self.totals, self.counts = list(terms), torch.zeros_like(totals), [0] * len(terms)
+        elif list(terms) != self.names:
+            raise ValueError(f"sums were started with {self.names}, got {list(terms)}")
+        self.totals.add_(totals)
+        return tuple(count for _, count in terms.values())
+
+    def count(self, counts: tuple) -> None:
+        """Host part: the counts that `add` returned (replayed graphs return the same counts again)."""
+        self.counts = [old + new for old, new in zip(self.counts, counts)]
+
+    def reset(self) -> None:
+        if self.totals is not None:
+            self.totals.zero_()
+            self.counts = [0] * len(self.names)
 
     def means(self) -> dict:
-        if not self._sums:
+        if self.totals is None:
             return {}
-        names = list(self._sums)
-        values = torch.stack([self._sums[n] for n in names]).tolist()  # the one sync
-        return {n: v / self._counts[n] for n, v in zip(names, values)}
+        values = self.totals.tolist()  # the one sync
+        return {name: value / count for name, value, count in zip(self.names, values, self.counts) if count}
+
+
+class NonFiniteWatch:
+    """The index of the first step whose loss was not finite (-1 while none was), tracked on the device."""
+
+    def __init__(self, device):
+        self.first = torch.full((), -1, dtype=torch.int64, device=device)
+        self.steps = torch.zeros((), dtype=torch.int64, device=device)
+
+    def observe(self, loss: torch.Tensor) -> None:
+        newly_bad = torch.isfinite(loss).logical_not_().logical_and_(self.first < 0)
+        torch.where(newly_bad, self.steps, self.first, out=self.first)
+        self.steps.add_(1)
+
+    def reset(self) -> None:
+        self.first.fill_(-1)
+        self.steps.zero_()
+
+    def first_bad_step(self) -> int:
+        return int(self.first)  # a sync: read once per epoch
 
 
 def correct_count(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -8,15 +8,20 @@ class SelectionCounter:
     """counter[epoch, i] = 1 where training image i was among the b most uncertain of its batch.
 
     Saved as counter.npy (epochs x dataset size) for the paper's hard-sample analysis.
-    Kept on the training device so that recording costs no synchronisation.
+    Kept on the training device so that recording costs no synchronisation; the current epoch's row is
+    a device tensor too, so a recorded CUDA graph writes to the right row in every epoch.
     """
 
     def __init__(self, epochs: int, num_samples: int, device):
         self.counts = torch.zeros(epochs, num_samples, dtype=torch.uint8, device=device)
+        self.row = torch.zeros(1, dtype=torch.int64, device=device)
 
-    def record(self, epoch: int, indices: torch.Tensor) -> None:
+    def start_epoch(self, epoch: int) -> None:
+        self.row.fill_(epoch)
+
+    def record(self, indices: torch.Tensor) -> None:
         # Each image is seen once per epoch, so indices within a call never repeat.
-        self.counts[epoch, indices] += 1
+        self.counts[self.row, indices] += 1
 
     def to_numpy(self) -> np.ndarray:
         return self.counts.cpu().numpy()

@@ -36,9 +36,15 @@ class SupervisedStep:
     def __init__(self, model):
         self.model = model
 
-    def __call__(self, x, y, idx, epoch) -> StepOutput:
+    def __call__(self, x, y, idx) -> StepOutput:
         logits = self.model(x)
         return StepOutput(logits, y, {"ce": F.cross_entropy(logits, y)})
+
+    def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def account(self, n: int) -> None:
+        pass
 
     def state_dict(self) -> dict:
         return {}
@@ -82,22 +88,28 @@ class UnixDistillStep:
         # Set here, in every process (BN momentum is not in a checkpoint), so resumed runs keep it.
         self._bn_counters = batchnorm_as_if_scored(student) if cfg.conventional_kd else []
 
-    def __call__(self, x, y, idx, epoch) -> StepOutput:
-        n = x.shape[0]
-        batch, scoring_logits = self._select(x, y, idx, epoch)
+    def __call__(self, x, y, idx) -> StepOutput:
+        batch, scoring_logits = self._select(x, y, idx)
         keep = batch.inputs.shape[0]
-        self.meter.add_batch(n, teacher_images=keep, scoring_images=0 if scoring_logits is None else n,
-                             student_images=keep)
         feats_s, logits_s = self.student(batch.inputs, is_feat=True)
         feats_t, logits_t = self._teacher_forward(batch.inputs)
         stats = {} if scoring_logits is None else selection_stats(scoring_logits, batch.rank, keep, logits_t)
         return StepOutput(logits_s, batch.targets_a, self._losses(batch, feats_s, logits_s, feats_t, logits_t), stats)
 
-    def _select(self, x, y, idx, epoch):
+    def start_epoch(self, epoch: int) -> None:
+        self.counter.start_epoch(epoch)
+
+    def account(self, n: int) -> None:
+        """Count a batch of n images on the host: which passes saw how many follows from n and the config."""
+        keep = min(self.cfg.k, n)
+        scoring = 0 if self.cfg.conventional_kd else n
+        self.meter.add_batch(n, teacher_images=keep, scoring_images=scoring, student_images=keep)
+
+    def _select(self, x, y, idx):
         """Steps 1-6: what the teacher and the student train on, and the student's scoring logits."""
         cfg = self.cfg
         if cfg.conventional_kd:
-            self.counter.record(epoch, idx)  # b >= n: every image is among the b "most uncertain"
+            self.counter.record(idx)  # b >= n: every image is among the b "most uncertain"
             if self._bn_counters:  # the skipped scoring pass would have counted this batch too
                 torch._foreach_add_(self._bn_counters, 1)
             return UnixBatch(x, y, y, torch.zeros(x.shape[0], device=x.device), None), None
@@ -106,7 +118,7 @@ class UnixDistillStep:
         scores = uncertainty_scores(scoring_logits, cfg.strategy)
         batch = uncertainty_aware_mixup(x, y, scores, k=cfg.k, b=cfg.b, w=cfg.w,
                                         batch_size=cfg.batch_size, mix_strategy=cfg.mix_strategy)
-        self.counter.record(epoch, idx[batch.rank[:cfg.b]])
+        self.counter.record(idx[batch.rank[:cfg.b]])
         return batch, scoring_logits
 
     def _teacher_forward(self, inputs):

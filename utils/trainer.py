@@ -1,17 +1,15 @@
 """The one training loop shared by teacher.py and student_v0.py: train, validate, log, checkpoint, resume."""
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import torch
-import torch.nn.functional as F
 from tensorboardX import SummaryWriter
 
 from utils.checkpoint import atomic_save
 from utils.errors import NonFiniteLoss
-from utils.metrics import EpochSums, correct_count
+from utils.iteration import Evaluation, TrainIteration
+from utils.progress import EpochProgress
 from utils.rundir import RunDirectory
 from utils.seeding import rng_state, set_rng_state
 
@@ -23,36 +21,7 @@ class FitConfig:
     acc_key: str = "acc"             # the accuracy's key in best/snapshot files
     snapshot_epochs: frozenset = field(default_factory=frozenset)  # epochs that also get NNN.pth
     amp: bool = False                # bf16 autocast: faster on GPUs, changes numerics, so opt-in
-
-
-def autocast(device: torch.device, enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def evaluate(model, loader, amp: bool = False):
-    """Test loss and top-1 accuracy (%), in eval mode."""
-    model.eval()
-    sums = EpochSums()
-    with torch.inference_mode(), autocast(loader.device, amp):
-        for x, y, _ in loader:
-            logits = model(x).float()
-            sums.add("loss", F.cross_entropy(logits, y, reduction="sum"), len(y))
-            sums.add("acc", 100.0 * correct_count(logits, y), len(y))
-    means = sums.means()
-    return means["loss"], means["acc"]
-
-
-def train_step(step, optimizer, x, y, idx, epoch: int, amp: bool = False):
-    """One iteration: the method's step gives named losses; their sum is minimised."""
-    with autocast(x.device, amp):
-        out = step(x, y, idx, epoch)
-        loss = sum(out.losses.values())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return out, loss
+    capture: Optional[Callable] = None  # utils.graphs.capture_cuda_graph to replay steps as CUDA graphs
 
 
 class Trainer:
@@ -62,6 +31,8 @@ class Trainer:
         self.model, self.step, self.optimizer, self.scheduler = model, step, optimizer, scheduler
         self.train_loader, self.test_loader = train_loader, test_loader
         self.run, self.cfg, self.on_epoch_end = run, cfg, on_epoch_end
+        self.iteration = TrainIteration(step, optimizer, train_loader, cfg.amp, cfg.capture)
+        self.evaluation = Evaluation(model, test_loader, cfg.amp, cfg.capture)
         self.epochs_done, self.best_acc = 0, -1.0  # below any accuracy: epoch 1 always writes best
         self.train_seconds, self.wall_seconds, self.train_images = 0.0, 0.0, 0
 
@@ -80,9 +51,9 @@ class Trainer:
         start = time.perf_counter()
         record = self._train_epoch(epoch)
         train_time = time.perf_counter() - start
-        record["val/loss"], record["val/acc"] = evaluate(self.model, self.test_loader, self.cfg.amp)
+        record["val/loss"], record["val/acc"] = self.evaluation()
         record["lr"] = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        self._schedule()
         self.epochs_done = epoch + 1
         self.train_seconds += train_time
         self.train_images += self.train_loader.num_samples
@@ -99,29 +70,24 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> dict:
         self.model.train()
-        sums = EpochSums()
-        # Where the loss first went non-finite, tracked on the device and read once per epoch.
-        first_bad = torch.tensor(-1, device=self.train_loader.device)
-        for it, (x, y, idx) in enumerate(self.train_loader):
-            out, loss = train_step(self.step, self.optimizer, x, y, idx, epoch, self.cfg.amp)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), it, first_bad)
-            self._accumulate(sums, out, loss)
-        means = sums.means()
-        bad = int(first_bad)
+        self.iteration.start_epoch(epoch)
+        progress = EpochProgress(f"epoch {epoch + 1}/{self.cfg.epochs}", len(self.train_loader))
+        for done, plan in enumerate(self.train_loader.plans(), start=1):
+            self.iteration(plan)
+            progress.update(done, plan.shape[-1])
+        progress.close()
+        means = self.iteration.sums.means()
+        bad = self.iteration.watch.first_bad_step()
         if bad >= 0:
             raise NonFiniteLoss(f"loss became non-finite at epoch {epoch + 1}, iteration {bad}; "
                                 f"stopped, the last good checkpoint {self.run.last} (epoch {epoch}) is kept")
         return means
 
-    @staticmethod
-    def _accumulate(sums: EpochSums, out, loss) -> None:
-        n = len(out.targets)
-        sums.add("train/loss", loss * n, n)
-        sums.add("train/acc", 100.0 * correct_count(out.logits, out.targets), n)
-        for name, value in out.losses.items():
-            sums.add(f"train/loss_{name}", value * n, n)
-        for name, (total, count) in out.stats.items():
-            sums.add(name, total, count)
+    def _schedule(self) -> None:
+        before = [group["lr"] for group in self.optimizer.param_groups]
+        self.scheduler.step()
+        if [group["lr"] for group in self.optimizer.param_groups] != before:
+            self.iteration.learning_rate_changed()
 
     def _checkpoint(self, acc: float) -> None:
         epoch = self.epochs_done

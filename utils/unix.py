@@ -63,6 +63,14 @@ def rank_by_uncertainty(scores: torch.Tensor) -> torch.Tensor:
     return torch.sort(scores, descending=True, stable=True).indices
 
 
+def random_permutation(n: int, device) -> torch.Tensor:
+    """A uniformly random order of 0..n-1: the sorting order of n uniform draws.
+
+    A uniform draw and a sort: ops that a CUDA graph records and replays with fresh draws (utils/graphs.py).
+    """
+    return torch.rand(n, device=device).argsort()
+
+
 @dataclass
 class UnixBatch:
     """What the teacher and the student train on: the first k mixed images."""
@@ -81,7 +89,7 @@ def uncertainty_aware_mixup(x, y, scores, *, k: int, b: int, w: float,
     rank = rank_by_uncertainty(scores)
     lam = torch.rand((), device=x.device)  # Beta(1, 1) is Uniform(0, 1); stays on device: no sync
     m = mixing_weights(n, batch_size, b, w, lam, mix_strategy)
-    partner = torch.randperm(n, device=x.device)
+    partner = random_permutation(n, x.device)
     keep = min(k, n)
     # Mixing only the kept positions gives x'[:k] exactly, without computing the rest.
     first, second, m_k = rank[:keep], partner[:keep], m[:keep]
