@@ -39,6 +39,13 @@ def test_teacher_writes_best_and_snapshots_in_the_published_format(teacher_dir):
     assert list((teacher_dir / "tensorboard").glob("events.*"))
 
 
+def test_teacher_reports_its_accuracy_in_summary_json(teacher_dir):
+    summary = json.loads((teacher_dir / "summary.json").read_text())
+    assert summary["arch"] == "resnet8" and summary["args"]["seed"] == 0
+    assert summary["best_acc"] == load(teacher_dir / "ckpt" / "best.pth")["acc"]
+    assert summary["epochs_done"] == 4 and summary["finished"] and summary["wall_seconds"] > 0
+
+
 def logged_tags(run) -> set:
     """Scalar tags in a run's TensorBoard event files (TFRecord framing: length, crc, event, crc)."""
     from tensorboardX.proto import event_pb2

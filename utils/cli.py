@@ -1,9 +1,11 @@
-"""What teacher.py and student_v0.py share on the command line: flags, checks, device, error exit."""
+"""What teacher.py and student_v0.py share on the command line: flags, checks, device, error exit.
+
+torch is imported only by the device functions: the run list and the job runner (utils.runlist,
+utils.jobs) use this module's parser and error exit, and the dispatchers start them once per job.
+"""
 import argparse
 import sys
 import warnings
-
-import torch
 
 from utils.errors import NonFiniteLoss, RunFinished, UserError
 
@@ -48,8 +50,10 @@ def check_common_args(args) -> None:
                       stacklevel=2)
 
 
-def configure_device(device: torch.device) -> None:
+def configure_device(device) -> None:
     """Speed settings that leave the arithmetic alone."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
@@ -59,7 +63,9 @@ def configure_device(device: torch.device) -> None:
         torch.set_flush_denormal(True)
 
 
-def choose_device(gpu_id: int) -> torch.device:
+def choose_device(gpu_id: int):
+    import torch
+
     if not torch.cuda.is_available():
         device = torch.device("cpu")
         print("device: cpu (CUDA is not available)")
