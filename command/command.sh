@@ -42,6 +42,8 @@ if (( jobs > 1 )) && ! command -v parallel > /dev/null; then
   exit 2
 fi
 
+# Ctrl-C reaches the runs as well: once they have stopped, stop here too (rather than start the next run).
+trap 'echo "interrupted: the same command continues every unfinished run" >&2; exit 130' INT
 failed=0
 for phase in teachers students; do
   names="$("$PYTHON" -m utils.runlist --phase "$phase" --pending --names)"
@@ -49,10 +51,7 @@ for phase in teachers students; do
   echo "== $phase: $(wc -l <<< "$names") runs to go"
   if (( jobs == 1 )); then
     while IFS= read -r -u 3 name; do
-      status=0
-      "$PYTHON" -m utils.jobs run --gpus "$GPU" "$name" || status=$?
-      (( status != 130 )) || exit 130  # Ctrl-C: stop; the same command continues later
-      (( status == 0 )) || failed=1
+      "$PYTHON" -m utils.jobs run --gpus "$GPU" "$name" || failed=1
     done 3<<< "$names"
   else
     # Job slot {%} (1..jobs) picks the GPU, so each GPU always holds JOBS_PER_GPU runs; each run's output goes

@@ -1,6 +1,9 @@
 """The job runner's bookkeeping: the job log, the counts of runs done, failed and left, and the time left."""
 import json
 
+import pytest
+
+from utils.errors import UserError
 from utils.jobs import JOB_LOG, Job, append_job, format_duration, read_jobs, seconds_left, table_status
 from utils.runlist import epochs_done, selected_runs, settings_from_env
 
@@ -41,7 +44,20 @@ def test_status_counts_done_failed_and_left_from_folders_and_the_latest_attempt(
     append_job(log, Job("h", "0", "2024-01-01T10:01:00.000", 1.0, 0, "alone resnet20 seed2"))  # retried: running
     line, failed = table_status(settings, jobs_at_once=2)
     assert line == "runs: 1 done, 1 failed, 1 left of 3; about 40s of training left, 20s at 2 runs at once"
-    assert failed.startswith("failed: alone resnet20 seed1 (exit status 1; folder ")
+    assert failed == "failed: alone resnet20 seed1 (exit status 1)"
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "teacher_resnet20_seed1.log").write_text("error: ...\n")  # as --to-file leaves it
+    assert table_status(settings, jobs_at_once=2)[1] == (
+        f"failed: alone resnet20 seed1 (exit status 1; its output: {tmp_path / 'logs' / 'teacher_resnet20_seed1.log'})")
+
+
+def test_a_damaged_job_log_line_is_one_error_naming_it(tmp_path):
+    log = tmp_path / JOB_LOG
+    append_job(log, Job("h", "0", "2024-01-01T10:00:00.000", 1.0, 0, "teacher resnet56"))
+    with open(log, "a") as file:
+        file.write("h\t0\t2024-01-01T10:0")  # cut off
+    with pytest.raises(UserError, match=f"{log} line 3 is not host, gpu, start, seconds, exit, run"):
+        read_jobs(log)
 
 
 def test_durations_read_at_a_glance():

@@ -6,8 +6,10 @@
 command/command.sh and command/slurm.sh start every run through `run`: it looks the run up in the run
 list (utils.runlist, same environment knobs), runs its command, appends one line to
 EXPERIMENTS_DIR/jobs.log (host, GPU, start, seconds, exit status, run) and prints how many runs of the
-list are done, failed and left, with an estimate of the time left. `status` prints that line and the failed runs.
+list are done, failed and left, with an estimate of the time left. `status` prints that line and the
+failed runs.
 """
+import fcntl
 import os
 import signal
 import socket
@@ -41,21 +43,24 @@ class Job:
 
 def append_job(path: Path, job: Job) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = (job.host, job.gpu, job.start, f"{job.seconds:.3f}", str(job.exit), job.run)
-    # One short write in append mode: lines of jobs ending together never interleave.
+    line = "\t".join((job.host, job.gpu, job.start, f"{job.seconds:.3f}", str(job.exit), job.run)) + "\n"
     with open(path, "a") as log:
-        if log.tell() == 0:
-            log.write("\t".join(LOG_COLUMNS) + "\n")
-        log.write("\t".join(fields) + "\n")
+        # Runs ending together on any host: one writer at a time, and one header.
+        fcntl.flock(log, fcntl.LOCK_EX)
+        log.write(line if log.tell() else "\t".join(LOG_COLUMNS) + "\n" + line)
 
 
 def read_jobs(path: Path) -> list:
     if not path.is_file():
         return []
     jobs = []
-    for line in path.read_text().splitlines()[1:]:
-        host, gpu, start, seconds, status, run = line.split("\t")
-        jobs.append(Job(host, gpu, start, float(seconds), int(status), run))
+    for number, line in enumerate(path.read_text().splitlines()[1:], 2):
+        try:
+            host, gpu, start, seconds, status, run = line.split("\t")
+            jobs.append(Job(host, gpu, start, float(seconds), int(status), run))
+        except ValueError:
+            raise UserError(f"{path} line {number} is not {', '.join(LOG_COLUMNS)} separated by tabs: "
+                            f"{line!r}; correct or delete that line") from None
     return jobs
 
 
@@ -105,8 +110,12 @@ def table_status(settings, jobs_at_once: int) -> list:
         line += f"; about {format_duration(remaining)} of training left"
         if jobs_at_once > 1:
             line += f", {format_duration(remaining / jobs_at_once)} at {jobs_at_once} runs at once"
-    return [line] + [f"failed: {run.name} (exit status {last_exit[run.name]}; folder {settings.root / run.folder})"
-                     for run in failed]
+    return [line] + [failure(settings, run, last_exit[run.name]) for run in failed]
+
+
+def failure(settings, run, status: int) -> str:
+    output = settings.root / OUTPUT_DIR / f"{run.folder}.log"
+    return f"failed: {run.name} (exit status {status}" + (f"; its output: {output})" if output.is_file() else ")")
 
 
 def exit_status(returncode: int) -> int:
@@ -114,13 +123,15 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_job(settings, run, gpu: str, pin: bool, output_file) -> Job:
+def run_job(run, gpu: str, pin: bool, output_file) -> tuple:
+    """(the Job, whether Ctrl-C stopped it)."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu} if pin else None
     host, start, began = socket.gethostname(), datetime.now().isoformat(timespec="milliseconds"), time.monotonic()
     where = f" (output: {output_file})" if output_file else ""
     print(f"start {run.name} on {host}, GPU {gpu}{where}: {run.command}", flush=True)
-    # Ctrl-C reaches the run too; it stops there, and this process records how it ended.
-    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    # Ctrl-C reaches the run too, which stops at once; this process waits for it, to log how it ended.
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
         if output_file:
             output_file.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +141,7 @@ def run_job(settings, run, gpu: str, pin: bool, output_file) -> Job:
             returncode = subprocess.call(run.argv, env=env)
     finally:
         signal.signal(signal.SIGINT, previous)
-    return Job(host, gpu, start, time.monotonic() - began, exit_status(returncode), run.name)
+    return Job(host, gpu, start, time.monotonic() - began, exit_status(returncode), run.name), bool(interrupted)
 
 
 def gpu_of(args) -> str:
@@ -170,11 +181,16 @@ def main(argv=None):
         return 0
     run = find_run(settings, args.name)
     output_file = settings.root / OUTPUT_DIR / f"{run.folder}.log" if args.to_file else None
-    job = run_job(settings, run, gpu_of(args), args.pin, output_file)
+    job, interrupted = run_job(run, gpu_of(args), args.pin, output_file)
     append_job(settings.root / JOB_LOG, job)
     outcome = "done" if job.exit == 0 else f"FAILED with exit status {job.exit}"
     print(f"{outcome}: {run.name} after {format_duration(job.seconds)}"
           + (f"; its output: {output_file}" if job.exit and output_file else ""), flush=True)
+    if interrupted:
+        # Die of SIGINT as the run did, so that the shell or GNU parallel that started this stops too
+        # (a child that exits normally after Ctrl-C tells a shell the key was handled: it would go on).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     print(table_status(settings, args.jobs)[0], flush=True)
     return job.exit
 
