@@ -25,6 +25,7 @@ from utils.runnames import NAMED_SETTINGS, SUMMARY_FILE
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"
 ALONE = "trained alone"  # a teacher.py run: the network learns from the labels only
+TEACHER_ROW, ALONE_ROW = "teacher", "student alone"  # a pair's rows of teacher.py runs
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def published(pair, row):
     paper = PAPER.get(pair)
     if paper is None:
         return None, None
-    return {"teacher": (paper.teacher_acc, None), "student alone": (paper.student_acc, None),
+    return {TEACHER_ROW: (paper.teacher_acc, None), ALONE_ROW: (paper.student_acc, None),
             KD: (paper.kd_acc, 100.0), UNIXKD: (paper.unixkd_acc, paper.computation)}.get(row, (None, None))
 
 
@@ -208,8 +209,8 @@ def format_table(results):
     for pair, result in results.items():
         paper = PAPER.get(pair)
         head = f"{pair[0]} -> {pair[1]}"
-        ratio = with_paper(result.ft_fs, paper.ft_fs if paper and result.ft_fs is not None else None)
-        rows = [("teacher", result.teacher), ("student alone", result.alone)]
+        ratio = with_paper(result.ft_fs, paper.ft_fs if paper else None)
+        rows = [(TEACHER_ROW, result.teacher), (ALONE_ROW, result.alone)]
         rows += [(method.method, method) for method in result.methods]
         for row, row_result in rows:
             if row_result is not None:
