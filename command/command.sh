@@ -37,7 +37,8 @@ if [[ "${DRY_RUN:-0}" == 1 ]]; then
   echo "$summary_hint"
   exit 0
 fi
-if (( jobs > 1 )) && ! command -v parallel > /dev/null; then
+# moreutils has a different program called parallel, hence the version check.
+if (( jobs > 1 )) && ! { parallel --version 2> /dev/null | grep -q "GNU parallel"; }; then
   echo "error: $jobs runs at once (GPUS=\"$GPUS\", JOBS_PER_GPU=$JOBS_PER_GPU) need GNU parallel, which is not installed: apt-get install parallel (Debian/Ubuntu), or run one at a time without GPUS and JOBS_PER_GPU" >&2
   exit 2
 fi

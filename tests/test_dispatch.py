@@ -98,6 +98,6 @@ def tools_without_parallel(tmp_path) -> Path:
     """A PATH folder with what command.sh needs besides bash builtins, and no GNU parallel."""
     tools = tmp_path / "bin"
     tools.mkdir(exist_ok=True)
-    for tool in ("dirname", "wc"):
+    for tool in ("dirname", "wc", "grep"):
         (tools / tool).symlink_to(shutil.which(tool))
     return tools
