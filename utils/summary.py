@@ -26,6 +26,7 @@ RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"
 ALONE = "trained alone"  # a teacher.py run: the network learns from the labels only
 TEACHER_ROW, ALONE_ROW = "teacher", "student alone"  # a pair's rows of teacher.py runs
+PAPER = {(pair.teacher, pair.student): pair for pair in PAPER_PAIRS}
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,6 @@ def load_runs(experiments_dir):
             # A run may be writing its file right now; one bad file must not hide the others.
             warnings.append(f"warning: skipping {path}: {type(error).__name__}: {error}")
     return runs, warnings
-
-
-PAPER = {(pair.teacher, pair.student): pair for pair in PAPER_PAIRS}
 
 
 def pair_order(pair):
