@@ -6,16 +6,18 @@ from pathlib import Path
 
 from models.cost import model_cost
 from utils.build import check_arch, make_loaders, make_model, make_optimizer, probe_features
-from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, graph_capture, run_main
+from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
 from utils.computation import ComputationMeter
 from utils.errors import UserError
+from utils.graphs import graph_capture
+from utils.iteration import evaluate
 from utils.report import StudentReport
 from utils.rundir import open_run
+from utils.runnames import student_run_name
 from utils.seeding import seed_everything
 from utils.selection import SelectionCounter
 from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
 from utils.teachers import load_teacher, resolve_teacher
-from utils.iteration import evaluate
 from utils.trainer import FitConfig, Trainer
 from utils.unix import MIX_STRATEGIES, STRATEGIES
 
@@ -60,15 +62,6 @@ def check_distill_args(args) -> None:
         raise UserError("--ce-weight and --kd-weight are both 0 and no --other-distill: nothing to train on")
 
 
-def run_name(args, teacher_arch: str, teacher_label: str) -> str:
-    name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}-{teacher_label}_strategy{args.strategy}"
-            f"_k{args.k}_b{args.b}_w{args.w:g}_seed{args.seed}")
-    # Non-default ablations get their own directory instead of colliding with the main runs.
-    extras = {"mix": (args.mix_strategy, 2), "ce": (args.ce_weight, 0.0), "kd": (args.kd_weight, 1.0), "T": (args.T, 4.0)}
-    name += "".join(f"_{key}{value:g}" for key, (value, default) in extras.items() if value != default)
-    return name + (f"_{args.other_distill}" if args.other_distill else "")
-
-
 def distill_config(args) -> DistillConfig:
     return DistillConfig(batch_size=args.batch_size, k=args.k, b=args.b, w=args.w, T=args.T,
                          strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
@@ -80,7 +73,7 @@ def main(argv=None):
     teacher_arch, teacher_file, teacher_label = resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt)
     if args.other_distill:  # an unmatched pair fails here, before a run directory exists
         check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
-    run, resume = open_run(Path(args.experiments_dir) / run_name(args, teacher_arch, teacher_label),
+    run, resume = open_run(Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
                            resume=args.resume, force=args.force, epochs=args.epoch)
     try:
         seed_everything(args.seed)

@@ -2,8 +2,11 @@
 from pathlib import Path
 
 from utils.build import check_arch, make_loaders, make_model, make_optimizer
-from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, graph_capture, run_main
+from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
+from utils.graphs import graph_capture
+from utils.report import TeacherReport
 from utils.rundir import open_run
+from utils.runnames import teacher_run_name
 from utils.seeding import seed_everything
 from utils.steps import SupervisedStep
 from utils.trainer import FitConfig, Trainer
@@ -29,7 +32,7 @@ def snapshot_epochs(args) -> frozenset:
 
 def main(argv=None):
     args = parse_args(argv)
-    run, resume = open_run(Path(args.experiments_dir) / f"teacher_{args.arch}",
+    run, resume = open_run(Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed),
                            resume=args.resume, force=args.force, epochs=args.epoch)
     try:
         seed_everything(args.seed)
@@ -39,7 +42,8 @@ def main(argv=None):
         optimizer, scheduler = make_optimizer(model, args)
         cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
                         capture=graph_capture(args.cuda_graphs, device))
-        Trainer(model, SupervisedStep(model), optimizer, scheduler, train_loader, test_loader, run, cfg).fit(resume)
+        Trainer(model, SupervisedStep(model), optimizer, scheduler, train_loader, test_loader, run, cfg,
+                TeacherReport(run, args)).fit(resume)
     finally:
         run.release()
 

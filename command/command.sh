@@ -1,68 +1,68 @@
 #!/usr/bin/env bash
-# Every run behind shared/reference/paper-results.md (CIFAR-100): the 6 teachers, then conventional KD and
-# UNIXKD for the 12 teacher -> student pairs, seeds 0 to 3: 6 + 96 runs of 240 epochs, one after another.
+# Every run behind shared/reference/paper-results.md (CIFAR-100), from the run list (python -m utils.runlist):
+# phase 1, teacher.py: the 6 teachers and the 8 student architectures trained alone, seeds 0-3;
+# phase 2, once phase 1 has ended: KD and UNIXKD for the 12 pairs, seeds 0-3. 134 runs of 240 epochs.
 #
-#   bash command/command.sh                  # on GPU 0
-#   GPU=1 bash command/command.sh            # on another GPU
-#   DRY_RUN=1 bash command/command.sh        # only print the commands
+#   bash command/command.sh                                # one run at a time, on GPU 0
+#   GPU=1 bash command/command.sh                          # one at a time, on GPU 1
+#   GPUS="0 1 2 3" JOBS_PER_GPU=2 bash command/command.sh  # 8 at once, each on one GPU (needs GNU parallel)
+#   DRY_RUN=1 bash command/command.sh                      # only print the run list
 #
-# Resumable: every command gets --resume, so after a crash or Ctrl-C the same command continues each
-# unfinished run from its last epoch and skips finished ones (they print "... nothing to resume" and exit 0).
+# Other knobs (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS): README.md, "Reproducing the
+# paper's table". Resumable: only unfinished runs start, each with --resume, so after a crash or Ctrl-C the same
+# command continues each run from its last epoch. Every run is logged to $EXPERIMENTS_DIR/jobs.log.
 set -euo pipefail
-
-GPU="${GPU:-0}"
-DRY_RUN="${DRY_RUN:-0}"
-PYTHON="${PYTHON:-python}"
-SEEDS=(0 1 2 3)
-TEACHERS=(vgg13 ResNet50 resnet32x4 wrn_40_2 resnet56 vgg16)
-PAIRS=(  # teacher student, in the order of the paper's table
-  "vgg13 MobileNetV2"
-  "ResNet50 MobileNetV2"
-  "ResNet50 vgg8"
-  "resnet32x4 ShuffleV1"
-  "resnet32x4 ShuffleV2"
-  "wrn_40_2 ShuffleV1"
-  "wrn_40_2 wrn_16_2"
-  "wrn_40_2 wrn_40_1"
-  "resnet56 resnet20"
-  "resnet32x4 resnet8x4"
-  "vgg13 vgg8"
-  "vgg16 vgg8"
-)
-KD_FLAGS=(--strategy 0 --k 64 --b 64 --w 1000)      # nothing mixed, the teacher sees all 64 images
-UNIXKD_FLAGS=(--strategy 3 --k 48 --b 32 --w 10)    # entropy ranking, teacher sees 48 of 64
-
 cd "$(dirname "$0")/.."  # the scripts and ./experiments are relative to the repository root
 
-# The protocol's learning rate: 0.01 for the light MobileNetV2 and ShuffleNet models, 0.05 otherwise.
-protocol_lr() {
-  case "$1" in
-    MobileNetV2 | ShuffleV1 | ShuffleV2) echo 0.01 ;;
-    *) echo 0.05 ;;
-  esac
-}
-
-run() {
-  echo "$*"
-  if [[ "$DRY_RUN" != 1 ]]; then
-    "$@"
-  fi
-}
-
-for arch in "${TEACHERS[@]}"; do
-  run "$PYTHON" teacher.py --arch "$arch" --lr "$(protocol_lr "$arch")" --gpu-id "$GPU" --resume
+PYTHON="${PYTHON:-python}"
+GPUS="${GPUS:-${GPU:-0}}"
+JOBS_PER_GPU="${JOBS_PER_GPU:-1}"
+read -ra gpu_list <<< "$GPUS"
+for gpu in "${gpu_list[@]}"; do
+  [[ "$gpu" =~ ^[0-9]+$ ]] || { echo "error: GPUS=\"$GPUS\": must be GPU indices separated by spaces, e.g. GPUS=\"0 1\"" >&2; exit 2; }
 done
+(( ${#gpu_list[@]} > 0 )) || { echo "error: GPUS is empty; give GPU indices, e.g. GPUS=\"0 1\"" >&2; exit 2; }
+[[ "$JOBS_PER_GPU" =~ ^[1-9][0-9]*$ ]] || { echo "error: JOBS_PER_GPU=$JOBS_PER_GPU: must be a positive integer" >&2; exit 2; }
+jobs=$(( ${#gpu_list[@]} * JOBS_PER_GPU ))
+if (( jobs > 1 )); then
+  export GPU=0  # each run sees only its own GPU (CUDA_VISIBLE_DEVICES), as cuda:0
+else
+  export GPU="${gpu_list[0]}"
+fi
+summary_hint="results table: $PYTHON -m utils.summary ${EXPERIMENTS_DIR:-./experiments}   (add --plot results.png for a figure)"
 
-# Seeds outermost: after each pass every pair has one more run, so the table fills evenly.
-for seed in "${SEEDS[@]}"; do
-  for pair in "${PAIRS[@]}"; do
-    read -r teacher student <<< "$pair"
-    common=(--teacher-path "./experiments/teacher_${teacher}/" --student-arch "$student"
-            --lr "$(protocol_lr "$student")" --seed "$seed" --gpu-id "$GPU" --resume)
-    run "$PYTHON" student_v0.py "${common[@]}" "${KD_FLAGS[@]}"
-    run "$PYTHON" student_v0.py "${common[@]}" "${UNIXKD_FLAGS[@]}"
-  done
+if [[ "${DRY_RUN:-0}" == 1 ]]; then
+  (( jobs == 1 )) || echo "# $jobs runs at once: GPUS=\"$GPUS\" x JOBS_PER_GPU=$JOBS_PER_GPU, each run on one GPU, seen as cuda:0"
+  "$PYTHON" -m utils.runlist
+  echo "$summary_hint"
+  exit 0
+fi
+# moreutils has a different program called parallel, hence the version check.
+if (( jobs > 1 )) && ! { parallel --version 2> /dev/null | grep -q "GNU parallel"; }; then
+  echo "error: $jobs runs at once (GPUS=\"$GPUS\", JOBS_PER_GPU=$JOBS_PER_GPU) need GNU parallel, which is not installed: apt-get install parallel (Debian/Ubuntu), or run one at a time without GPUS and JOBS_PER_GPU" >&2
+  exit 2
+fi
+
+# Ctrl-C reaches the runs as well: once they have stopped, stop here too (rather than start the next run).
+trap 'echo "interrupted: the same command continues every unfinished run" >&2; exit 130' INT
+failed=0
+for phase in teachers students; do
+  names="$("$PYTHON" -m utils.runlist --phase "$phase" --pending --names)"
+  [[ -n "$names" ]] || continue
+  echo "== $phase: $(wc -l <<< "$names") runs to go"
+  if (( jobs == 1 )); then
+    while IFS= read -r -u 3 name; do
+      "$PYTHON" -m utils.jobs run --gpus "$GPU" "$name" || failed=1
+    done 3<<< "$names"
+  else
+    # Job slot {%} (1..jobs) picks the GPU, so each GPU always holds JOBS_PER_GPU runs; each run's output goes
+    # to $EXPERIMENTS_DIR/logs/, and here only when a run starts and ends.
+    parallel --will-cite --quote --line-buffer --jobs "$jobs" \
+      "$PYTHON" -m utils.jobs run --gpus "$GPUS" --slot {%} --pin --to-file --jobs "$jobs" {} <<< "$names" || failed=1
+  fi
 done
 
 echo
-echo "results table: $PYTHON -m utils.summary ./experiments   (add --plot results.png for a figure)"
+"$PYTHON" -m utils.jobs status --jobs "$jobs"
+echo "$summary_hint"
+exit "$failed"

@@ -1,8 +1,14 @@
-"""Shared fixtures: a small synthetic CIFAR-100 in the official file format, written once per session."""
+"""Shared fixtures: small synthetic CIFAR-100 sets in the official file format, written once per session."""
+import itertools
+import os
+import sys
+from datetime import datetime, timedelta
 
 import pytest
 
+from utils import summary
 from utils.cli import run_main
+from utils.runlist import STUDENTS, TEACHERS, selected_runs, settings_from_env
 from utils.synthetic import write_synthetic_cifar100
 
 
@@ -22,3 +28,45 @@ def exit_status():
         return exited.value.code
 
     return run
+
+
+class TinyTable:
+    """The dispatchers' test table: two of the paper's teachers (resnet56, wrn_40_2), one student each, one seed,
+    1 epoch on 100 synthetic images: 4 teacher.py runs (2 teachers, 2 students alone), then 4 students."""
+
+    KNOBS = {"ONLY": "resnet20|wrn_16_2", "SEEDS": "1", "EPOCHS": "1"}
+    PAIRS = ("wrn_40_2 -> wrn_16_2", "resnet56 -> resnet20")
+    CLEARED = ("GPU", "GPUS", "JOBS_PER_GPU", "ABLATIONS", "DRY_RUN", "GRES", "SBATCH_ARGS")
+
+    def __init__(self, data_root):
+        self.data_root = data_root
+
+    def env(self, experiments, **extra) -> dict:
+        """The environment of a dispatcher run: this table, this interpreter, one thread per run."""
+        env = {name: value for name, value in os.environ.items() if name not in self.CLEARED}
+        env.update(self.KNOBS, PYTHON=sys.executable, DATA_ROOT=str(self.data_root), EXPERIMENTS_DIR=str(experiments),
+                   OMP_NUM_THREADS="1", **extra)
+        return env
+
+    def runs(self, env) -> list:
+        return selected_runs(settings_from_env(env))
+
+    def phase_bounds(self, env, jobs) -> tuple:
+        """(when the last teacher.py run ended, when the first student run started), from the job log."""
+        phase = {run.name: run.phase for run in self.runs(env)}
+        starts = {job: datetime.fromisoformat(job.start) for job in jobs}
+        last_teacher_end = max(starts[job] + timedelta(seconds=job.seconds) for job in jobs
+                               if phase[job.run] == TEACHERS)
+        return last_teacher_end, min(starts[job] for job in jobs if phase[job.run] == STUDENTS)
+
+    def table_rows(self, experiments) -> dict:
+        """{pair: its rows of the results table (python -m utils.summary)}."""
+        table = summary.format_table(summary.table_results(summary.load_runs(experiments)[0]))
+        firsts = {pair: next(i for i, line in enumerate(table) if line.startswith(pair)) for pair in self.PAIRS}
+        return {pair: [table[first]] + list(itertools.takewhile(lambda line: line.startswith(" "), table[first + 1:]))
+                for pair, first in firsts.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_table(tmp_path_factory):
+    return TinyTable(write_synthetic_cifar100(tmp_path_factory.mktemp("tiny"), train_per_class=1, test_per_class=1))

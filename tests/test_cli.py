@@ -116,13 +116,3 @@ def test_a_real_process_prints_no_traceback():
     assert done.returncode == 2
     assert done.stderr.startswith("error: unknown --arch 'resnet9'") and "Traceback" not in done.stderr
 
-
-def test_cuda_graphs_are_opt_in_and_a_cpu_run_says_it_runs_eagerly():
-    from utils.cli import graph_capture
-    from utils.graphs import capture_cuda_graph
-
-    assert teacher.parse_args(["--arch", "resnet8"]).cuda_graphs is False
-    assert graph_capture(False, torch.device("cuda", 0)) is None
-    assert graph_capture(True, torch.device("cuda", 0)) is capture_cuda_graph
-    with pytest.warns(UserWarning, match="--cuda-graphs needs a CUDA device; running eagerly on the cpu"):
-        assert graph_capture(True, torch.device("cpu")) is None

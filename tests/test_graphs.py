@@ -16,7 +16,7 @@ from models import model_dict
 from tests.graph_emulator import CaptureError, emulated_capture
 from utils.build import make_optimizer
 from utils.computation import ComputationMeter
-from utils.graphs import CapturedCall
+from utils.graphs import CapturedCall, capture_cuda_graph, graph_capture
 from utils.iteration import Evaluation, TrainIteration
 from utils.loader import DeviceLoader
 from utils.selection import SelectionCounter
@@ -190,3 +190,11 @@ def test_student_v0_with_graphs_ends_where_the_eager_run_does(tmp_path, monkeypa
     summaries = [json.loads((runs[n] / "summary.json").read_text()) for n in ("eager", "graphs")]
     for key in ("best_acc", "last_acc", "computation"):
         assert summaries[0][key] == summaries[1][key], key
+
+
+def test_cuda_graphs_are_opt_in_and_a_cpu_run_says_it_runs_eagerly():
+    assert student_v0.parse_args(["--teacher-path", "x", "--student-arch", "resnet8"]).cuda_graphs is False
+    assert graph_capture(False, torch.device("cuda", 0)) is None
+    assert graph_capture(True, torch.device("cuda", 0)) is capture_cuda_graph
+    with pytest.warns(UserWarning, match="--cuda-graphs needs a CUDA device; running eagerly on the cpu"):
+        assert graph_capture(True, torch.device("cpu")) is None

@@ -5,11 +5,13 @@ import sys
 
 import pytest
 
-from utils.summary import Run, group_finished, load_runs, main, method_name, summarize
+from utils.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.summary import UNIXKD, Run, group_finished, load_runs, main, method_name, summarize
 
 KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
 UNIX_ARGS = {"strategy": 3, "k": 48, "b": 32, "w": 10.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
 UNIX = "UNIXKD (S3 k48 b32 w10)"
+ABLATION_ARGS = {**UNIX_ARGS, "mix_strategy": 0}
 
 
 def summary_json(args, seed, best_acc, computation, epochs_done=240):
@@ -30,15 +32,28 @@ def summary_json(args, seed, best_acc, computation, epochs_done=240):
     }
 
 
+def teacher_json(arch, seed, best_acc, epochs_done=240):
+    """What teacher.py writes (utils.report.TeacherReport)."""
+    return {"arch": arch, "args": {"arch": arch, "seed": seed, "epoch": 240, "lr": 0.05}, "best_acc": best_acc,
+            "last_acc": best_acc - 0.1, "epochs_done": epochs_done, "finished": epochs_done == 240,
+            "wall_seconds": 100.0, "images_per_second": 5000.0}
+
+
 @pytest.fixture
 def experiments(tmp_path):
-    """KD and UNIXKD twice each (seeds 0, 1), one run half done, one file cut off mid-write."""
+    """KD and UNIXKD twice each (seeds 0, 1), one run half done, one file cut off mid-write; the teacher,
+    the student architecture trained alone twice (one more half done), and an ablation."""
     runs = {
         "v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0),
         "v0_student_kd_1": summary_json(KD_ARGS, 1, 73.6, 100.0),
         "v0_student_unix_0": summary_json(UNIX_ARGS, 0, 74.5, 87.30),
         "v0_student_unix_1": summary_json(UNIX_ARGS, 1, 75.1, 87.34),
         "v0_student_unix_2": summary_json(UNIX_ARGS, 2, 70.0, 87.5, epochs_done=120),
+        "v0_student_mix0_0": summary_json(ABLATION_ARGS, 0, 72.0, 87.32),
+        "teacher_resnet32x4": teacher_json("resnet32x4", 0, 79.0),
+        "teacher_resnet8x4": teacher_json("resnet8x4", 0, 72.0),
+        "teacher_resnet8x4_seed1": teacher_json("resnet8x4", 1, 73.0),
+        "teacher_resnet8x4_seed2": teacher_json("resnet8x4", 2, 50.0, epochs_done=30),
     }
     for name, content in runs.items():
         (tmp_path / name).mkdir()
@@ -54,6 +69,8 @@ def run(method, best_acc, computation=100.0, finished=True, student="resnet8x4")
 
 
 def test_method_name_tells_kd_from_unixkd_settings():
+    assert method_name({**KD_FLAGS, "batch_size": 64}) == "KD" and UNIXKD == UNIX  # the paper's two columns
+    assert method_name({**UNIXKD_FLAGS, "batch_size": 64}) == UNIX
     assert method_name(KD_ARGS) == "KD"
     assert method_name(UNIX_ARGS) == UNIX
     assert method_name({**UNIX_ARGS, "other_distill": "AT"}) == UNIX + " + AT"
@@ -67,8 +84,13 @@ def test_method_name_tells_kd_from_unixkd_settings():
 
 def test_load_runs_skips_an_unreadable_file_with_a_warning(experiments):
     runs, warnings = load_runs(experiments)
-    assert sorted(r.name for r in runs) == ["v0_student_kd_0", "v0_student_kd_1", "v0_student_unix_0",
-                                             "v0_student_unix_1", "v0_student_unix_2"]
+    assert sorted(r.name for r in runs) == ["teacher_resnet32x4", "teacher_resnet8x4", "teacher_resnet8x4_seed1",
+                                             "teacher_resnet8x4_seed2", "v0_student_kd_0", "v0_student_kd_1",
+                                             "v0_student_mix0_0", "v0_student_unix_0", "v0_student_unix_1",
+                                             "v0_student_unix_2"]
+    alone = [r for r in runs if r.teacher is None]
+    assert {(r.student, r.best_acc, r.finished) for r in alone} == {
+        ("resnet32x4", 79.0, True), ("resnet8x4", 72.0, True), ("resnet8x4", 73.0, True), ("resnet8x4", 50.0, False)}
     assert len(warnings) == 1 and "v0_student_broken" in warnings[0]
 
 
@@ -94,21 +116,46 @@ def test_summarize_one_run_has_zero_std():
     assert summarize("KD", [run("KD", 73.0)]).acc_std == 0.0
 
 
-def test_main_prints_the_table_and_the_runs_in_progress(experiments, capsys):
+def test_main_prints_every_column_beside_the_paper_and_the_runs_in_progress(experiments, capsys):
     assert main([str(experiments)]) == 0
     out, err = capsys.readouterr()
-    kd_row, unix_row = [line for line in out.splitlines() if "(n=2)" in line]
-    assert kd_row.startswith("resnet32x4 -> resnet8x4") and "6.12" in kd_row
-    assert "KD" in kd_row and "73.30 +- 0.42 (n=2)" in kd_row and "100.00 %" in kd_row
-    assert UNIX in unix_row and "74.80 +- 0.42 (n=2)" in unix_row and "87.32 %" in unix_row
+    lines = out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("resnet32x4 -> resnet8x4"))
+    teacher_row, alone_row, kd_row, unix_row, ablation_row = lines[first:first + 5]
+    assert not lines[first + 5].startswith(" ")  # the pair's last row
+    # Paper, resnet32x4 -> resnet8x4: teacher 79.63, student alone 72.51, Ft/Fs 6.12, KD 73.34, UNIXKD 74.86 at 87.32 %.
+    assert teacher_row.startswith("resnet32x4 -> resnet8x4") and "6.12 (6.12, +0.00)" in teacher_row
+    assert "teacher" in teacher_row and "79.00 +- 0.00 (n=1)" in teacher_row and teacher_row.endswith("79.63  -0.63")
+    assert "student alone" in alone_row and "72.50 +- 0.71 (n=2)" in alone_row and "72.51  -0.01" in alone_row
+    assert "KD" in kd_row and "73.30 +- 0.42 (n=2)" in kd_row and "73.34  -0.04" in kd_row
+    assert "100.00 % (100.00, +0.00)" in kd_row
+    assert UNIX in unix_row and "74.80 +- 0.42 (n=2)" in unix_row and "74.86  -0.06" in unix_row
+    assert "87.32 % (87.32, +0.00)" in unix_row
+    # An ablation keeps its own row, without a published figure to compare with.
+    assert UNIX + " mix0" in ablation_row and "72.00 +- 0.00 (n=1)" in ablation_row and "87.32 %" in ablation_row
+    assert "(87.32" not in ablation_row
     assert "best_acc" in out.splitlines()[0]
-    assert "v0_student_unix_2" in out and "in progress (120/240)" in out
+    in_progress = out[out.index("in progress:"):]
+    assert "v0_student_unix_2" in in_progress and "in progress (120/240)" in in_progress
+    assert "teacher_resnet8x4_seed2: resnet8x4 trained alone: in progress (30/240)" in in_progress
     assert "warning: skipping" in err and "v0_student_broken" in err
+
+
+def test_paper_pairs_show_as_soon_as_their_teacher_py_runs_finish(tmp_path, capsys):
+    for name, content in {"teacher_resnet56": teacher_json("resnet56", 0, 73.0),
+                          "teacher_resnet20_seed1": teacher_json("resnet20", 1, 69.0)}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(content))
+    assert main([str(tmp_path)]) == 0
+    teacher_row, alone_row = capsys.readouterr().out.splitlines()[-2:]
+    # No student has run: no Ft/Fs measured yet.
+    assert teacher_row.startswith("resnet56 -> resnet20") and " - " in teacher_row and "73.44  -0.44" in teacher_row
+    assert "student alone" in alone_row and "69.00 +- 0.00 (n=1)" in alone_row and "69.63  -0.63" in alone_row
 
 
 def test_main_without_runs_says_so_and_succeeds(tmp_path, capsys):
     assert main([str(tmp_path)]) == 0
-    assert "no student runs found" in capsys.readouterr().out
+    assert "no runs found" in capsys.readouterr().out
 
 
 def test_plot_writes_a_png(experiments, tmp_path, capsys):

@@ -10,6 +10,7 @@ import student_v0
 import teacher
 from models import model_dict
 from models.cost import model_cost
+from utils.runnames import student_run_name
 
 COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs...
 pytestmark = pytest.mark.filterwarnings("ignore:milestones")  # ...which the scripts rightly warn about
@@ -37,6 +38,13 @@ def test_teacher_writes_best_and_snapshots_in_the_published_format(teacher_dir):
     model_dict["resnet8"](num_classes=100).load_state_dict(best["state_dict"], strict=True)
     assert sorted(p.name for p in (teacher_dir / "ckpt").glob("0*.pth")) == ["002.pth", "004.pth"]
     assert list((teacher_dir / "tensorboard").glob("events.*"))
+
+
+def test_teacher_reports_its_accuracy_in_summary_json(teacher_dir):
+    summary = json.loads((teacher_dir / "summary.json").read_text())
+    assert summary["arch"] == "resnet8" and summary["args"]["seed"] == 0
+    assert summary["best_acc"] == load(teacher_dir / "ckpt" / "best.pth")["acc"]
+    assert summary["epochs_done"] == 4 and summary["finished"] and summary["wall_seconds"] > 0
 
 
 def logged_tags(run) -> set:
@@ -88,7 +96,7 @@ def test_unixkd_student_learns_and_leaves_all_outputs(teacher_dir, synthetic_roo
 
 def test_sp_variants_get_their_own_run_directories():
     argv = ["--teacher-path", "t.pth", "--student-arch", "resnet8", "--other-distill"]
-    names = {student_v0.run_name(student_v0.parse_args([*argv, sp]), "resnet8", "t") for sp in ("SP", "SP-batch")}
+    names = {student_run_name(student_v0.parse_args([*argv, sp]), "resnet8", "t") for sp in ("SP", "SP-batch")}
     assert {name.rsplit("_", 1)[1] for name in names} == {"SP", "SP-batch"}
 
 

@@ -1,12 +1,13 @@
-"""What teacher.py and student_v0.py share on the command line: flags, checks, device, error exit."""
+"""What teacher.py and student_v0.py share on the command line: flags, checks, device, error exit.
+
+torch is imported only by the device functions: the run list and the job runner (utils.runlist,
+utils.jobs) use this module's parser and error exit, and the dispatchers start them once per job.
+"""
 import argparse
 import sys
 import warnings
 
-import torch
-
 from utils.errors import NonFiniteLoss, RunFinished, UserError
-from utils.graphs import capture_cuda_graph
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -54,8 +55,10 @@ def check_common_args(args) -> None:
                       stacklevel=2)
 
 
-def configure_device(device: torch.device) -> None:
+def configure_device(device) -> None:
     """Speed settings that leave the arithmetic alone."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
@@ -65,7 +68,9 @@ def configure_device(device: torch.device) -> None:
         torch.set_flush_denormal(True)
 
 
-def choose_device(gpu_id: int) -> torch.device:
+def choose_device(gpu_id: int):
+    import torch
+
     if not torch.cuda.is_available():
         device = torch.device("cpu")
         print("device: cpu (CUDA is not available)")
@@ -76,16 +81,6 @@ def choose_device(gpu_id: int) -> torch.device:
         print(f"device: {device} ({torch.cuda.get_device_name(device)})")
     configure_device(device)
     return device
-
-
-def graph_capture(requested: bool, device: torch.device):
-    """utils.graphs.capture_cuda_graph where --cuda-graphs asks for it and CUDA runs the job, else None (eager)."""
-    if not requested:
-        return None
-    if device.type != "cuda":
-        warnings.warn(f"--cuda-graphs needs a CUDA device; running eagerly on the {device.type}", stacklevel=2)
-        return None
-    return capture_cuda_graph
 
 
 def run_main(main) -> None:

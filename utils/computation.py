@@ -17,23 +17,8 @@ from models.cost import model_cost
 from utils.build import check_arch
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
+from utils.paper import PAPER_PAIRS
 
-# The published pairs: (teacher, student, Ft/Fs, UNIXKD computation % at k=48, B=64).
-# Source: shared/reference/paper-results.md; names as in models.model_dict.
-PAPER_PAIRS = (
-    ("vgg13", "MobileNetV2", 38.17, 77.49),
-    ("ResNet50", "MobileNetV2", 174.00, 75.57),
-    ("ResNet50", "vgg8", 13.56, 81.43),
-    ("resnet32x4", "ShuffleV1", 27.16, 78.43),
-    ("resnet32x4", "ShuffleV2", 23.49, 78.92),
-    ("wrn_40_2", "ShuffleV1", 8.22, 84.79),
-    ("wrn_40_2", "wrn_16_2", 3.25, 94.06),
-    ("wrn_40_2", "wrn_40_1", 3.93, 91.88),
-    ("resnet56", "resnet20", 3.06, 94.76),
-    ("resnet32x4", "resnet8x4", 6.12, 87.32),
-    ("vgg13", "vgg8", 2.97, 95.10),
-    ("vgg16", "vgg8", 4.14, 91.29),
-)
 
 def flops_spent(ft, fs, teacher_images, scoring_images, student_images):
     """FLOPs of the passes run: teacher forward, student no-grad scoring, student forward+backward."""
@@ -167,11 +152,11 @@ def format_paper_table(rows, args):
         f"UNIXKD computation relative to KD, k={args.k} of batch {args.batch_size}; FLOPs from models.cost",
         f"{'teacher -> student':<26} {'Ft/Fs':>7} {'(paper)':>8} {'computation':>12} {'(paper)':>9} {'diff':>9}",
     ]
-    for row, (_, _, paper_ratio, paper_percent) in zip(rows, PAPER_PAIRS):
+    for row, paper in zip(rows, PAPER_PAIRS):
         pair = f"{row['teacher']} -> {row['student']}"
         lines.append(
-            f"{pair:<26} {row['ft_fs']:7.2f} {paper_ratio:8.2f} {row['computation']:10.2f} % "
-            f"{paper_percent:7.2f} % {row['computation'] - paper_percent:+6.2f} pp"
+            f"{pair:<26} {row['ft_fs']:7.2f} {paper.ft_fs:8.2f} {row['computation']:10.2f} % "
+            f"{paper.computation:7.2f} % {row['computation'] - paper.computation:+6.2f} pp"
         )
     return "\n".join(lines)
 

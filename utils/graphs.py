@@ -6,6 +6,7 @@ same memory and the same constants, so whatever changes from step to step must l
 (the batch, the counter's epoch row, running sums) and anything baked in as a Python value (the learning
 rate) needs a new recording when it changes: `reset()`.
 """
+import warnings
 from typing import Callable
 
 import torch
@@ -74,3 +75,13 @@ class CapturedCall:
         replay, result = self.capture(self.fn, static)
         self._recordings[key] = (static, replay, result)
         return result
+
+
+def graph_capture(requested: bool, device: torch.device):
+    """capture_cuda_graph where --cuda-graphs asks for it and CUDA runs the job, else None (eager)."""
+    if not requested:
+        return None
+    if device.type != "cuda":
+        warnings.warn(f"--cuda-graphs needs a CUDA device; running eagerly on the {device.type}", stacklevel=2)
+        return None
+    return capture_cuda_graph

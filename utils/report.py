@@ -1,9 +1,38 @@
-"""What a student run leaves besides checkpoints: summary.json and counter.npy, rewritten each epoch."""
+"""What a run leaves besides checkpoints: summary.json (both scripts) and counter.npy (students), each epoch."""
 import json
 
 import numpy as np
 
 from utils.checkpoint import atomic_write
+from utils.runnames import SUMMARY_FILE
+
+
+def training_summary(trainer, args, last_acc: float) -> dict:
+    """What every run reports: its arguments, accuracy, progress and speed so far."""
+    return {
+        "args": vars(args),
+        "best_acc": trainer.best_acc,
+        "last_acc": last_acc,
+        "epochs_done": trainer.epochs_done,
+        "finished": trainer.epochs_done >= args.epoch,
+        "wall_seconds": trainer.wall_seconds,
+        "images_per_second": trainer.train_images / trainer.train_seconds,
+    }
+
+
+def write_summary(run, summary: dict) -> None:
+    # Atomic: the results table and the dispatchers read it while the run goes on.
+    atomic_write(run.path / SUMMARY_FILE, lambda f: f.write(json.dumps(summary, indent=2).encode()))
+
+
+class TeacherReport:
+    """The trainer's epoch-end hook for teacher.py: the table's teacher and student-alone accuracies."""
+
+    def __init__(self, run, args):
+        self.run, self.args = run, args
+
+    def __call__(self, trainer, epoch: int, record: dict) -> None:
+        write_summary(self.run, {"arch": self.args.arch, **training_summary(trainer, self.args, record["val/acc"])})
 
 
 class StudentReport:
@@ -17,21 +46,14 @@ class StudentReport:
         computation = self.step.meter.as_dict()
         record["computation/percent_of_kd"] = computation["computation"]
         atomic_write(self.run.path / "counter.npy", lambda f: np.save(f, self.step.counter.to_numpy()))
-        summary = self.summary(trainer, record["val/acc"], computation)
-        atomic_write(self.run.path / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
+        write_summary(self.run, self.summary(trainer, record["val/acc"], computation))
 
     def summary(self, trainer, last_acc: float, computation: dict) -> dict:
         return {
-            "args": vars(self.args),
             "teacher_arch": self.teacher_arch,
             "student_arch": self.args.student_arch,
             "teacher_acc": self.teacher_acc,
-            "best_acc": trainer.best_acc,
-            "last_acc": last_acc,
-            "epochs_done": trainer.epochs_done,
-            "finished": trainer.epochs_done >= self.args.epoch,
-            "wall_seconds": trainer.wall_seconds,
-            "images_per_second": trainer.train_images / trainer.train_seconds,
+            **training_summary(trainer, self.args, last_acc),
             "computation": computation,
             "flops": {"teacher": self.step.meter.ft, "student": self.step.meter.fs},
         }

@@ -1,0 +1,166 @@
+"""command/slurm.sh: the sbatch calls it makes, and the tiny table on a real one-node SLURM cluster on this host."""
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from utils.jobs import JOB_LOG, read_jobs
+from utils.runlist import is_finished, settings_from_env
+
+SCRIPT = Path(__file__).resolve().parent.parent / "command" / "slurm.sh"
+DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
+MISSING = [tool for tool in DAEMONS if shutil.which(tool) is None]
+needs_slurm = pytest.mark.skipif(bool(MISSING), reason=f"no SLURM here ({', '.join(MISSING)} not found): "
+                                 "needs the Debian/Ubuntu packages slurm-wlm and munge")
+
+
+def slurm_sh(env):
+    return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
+
+
+def sbatch_calls(out):
+    return [line for line in out.splitlines() if line.startswith("sbatch ")]
+
+
+def test_dry_run_prints_two_arrays_the_second_after_the_first_and_the_run_list(tiny_table, tmp_path):
+    env = tiny_table.env(tmp_path / "experiments", DRY_RUN="1", ONLY="", SEEDS="",
+                         SBATCH_ARGS="--partition=gpu --time=04:00:00")
+    done = slurm_sh(env)
+    assert done.returncode == 0, done.stderr
+    teachers, students = sbatch_calls(done.stdout)
+    for call in (teachers, students):
+        assert " --requeue " in call and " --gres=gpu:1 " in call and " --partition=gpu --time=04:00:00 " in call
+        assert call.split()[-2] == "command/slurm_task.sh"
+    assert " --array 0-37 " in teachers and " --dependency" not in teachers  # 6 teachers, 8 x 4 students alone
+    assert " --array 0-95 " in students and " --dependency=afterany:JOB_ID_OF_TEACHERS " in students
+    commands = [line for line in done.stdout.splitlines() if line.startswith(tiny_table.env(tmp_path)["PYTHON"])]
+    assert len(commands) == 134
+    assert not (tmp_path / "experiments").exists()  # nothing submitted, nothing written
+
+
+def test_gres_can_be_dropped_for_a_cpu_cluster(tiny_table, tmp_path):
+    done = slurm_sh(tiny_table.env(tmp_path, DRY_RUN="1", GRES=""))
+    assert done.returncode == 0 and len(sbatch_calls(done.stdout)) == 2
+    assert "--gres" not in done.stdout
+
+
+class LocalSlurm:
+    """munged, slurmctld and slurmd on this host, CPUs only, every file in one folder; stopped by stop()."""
+
+    def __init__(self, home: Path):
+        self.home, self.host = home, socket.gethostname().split(".")[0]
+        self.conf, self.socket = home / "slurm.conf", home / "run" / "munge.socket"
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        self.daemons = []
+
+    def start(self):
+        for name, mode in (("key", 0o700), ("run", 0o755), ("state", 0o700), ("spool", 0o700), ("log", 0o755)):
+            (self.home / name).mkdir(mode=mode)
+        key = self.home / "key" / "munge.key"
+        key.write_bytes(os.urandom(1024))  # a fresh key: this cluster trusts no other
+        key.chmod(0o400)
+        self.launch("munged", "-F", f"--key-file={key}", f"--socket={self.socket}",
+                    f"--pid-file={self.home / 'run' / 'munged.pid'}", f"--log-file={self.home / 'log' / 'munged.log'}",
+                    f"--seed-file={self.home / 'key' / 'munged.seed'}")
+        self.wait_for(self.socket.exists, "munged's socket")
+        self.conf.write_text(self.slurm_conf())
+        self.launch("slurmctld", "-D")
+        self.launch("slurmd", "-D", "-N", self.host)
+        self.wait_for(lambda: self.command("sinfo", "-h", "-o", "%T").strip() == "idle", "an idle node")
+
+    def slurm_conf(self) -> str:
+        user, home = getpass.getuser(), self.home
+        ports = free_ports(2)
+        return "\n".join([
+            "ClusterName=unixkdtest", f"SlurmctldHost={self.host}(127.0.0.1)",
+            f"SlurmctldPort={ports[0]}", f"SlurmdPort={ports[1]}", f"SlurmUser={user}", f"SlurmdUser={user}",
+            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={self.socket}",
+            f"StateSaveLocation={home / 'state'}", f"SlurmdSpoolDir={home / 'spool'}",
+            f"SlurmctldPidFile={home / 'run' / 'slurmctld.pid'}", f"SlurmdPidFile={home / 'run' / 'slurmd.pid'}",
+            f"SlurmctldLogFile={home / 'log' / 'slurmctld.log'}", f"SlurmdLogFile={home / 'log' / 'slurmd.log'}",
+            # No cgroups, accounting or MPI: plain processes on one node.
+            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none", "MpiDefault=none", "ReturnToService=2",
+            "SchedulerType=sched/builtin", "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU",
+            f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN",
+            "PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP", "",
+        ])
+
+    def launch(self, daemon, *args):
+        log = open(self.home / "log" / f"{daemon}.out", "w")
+        self.daemons.append(subprocess.Popen([daemon, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT))
+
+    def command(self, *argv) -> str:
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=30).stdout
+
+    def wait_for(self, condition, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline or any(daemon.poll() is not None for daemon in self.daemons):
+                logs = "\n".join(f"--- {path.name}\n{path.read_text()[-2000:]}" for path in (self.home / "log").iterdir())
+                raise RuntimeError(f"the test's SLURM cluster gave no {what}\n{logs}")
+            time.sleep(0.5)
+
+    def stop(self):
+        if len(self.daemons) == 3:
+            self.command("scancel", "--user", getpass.getuser())  # on this cluster only (SLURM_CONF)
+        for daemon in reversed(self.daemons):
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # munged wants every folder above its socket open to all (pytest's temporary folders are not): a folder of its own.
+    home = Path(tempfile.mkdtemp(prefix="unixkd-slurm-"))
+    home.chmod(0o755)
+    slurm = LocalSlurm(home)
+    try:
+        slurm.start()
+        yield slurm
+    finally:
+        slurm.stop()
+        shutil.rmtree(home)
+
+
+@needs_slurm
+def test_the_tiny_table_runs_on_a_slurm_cluster(cluster, tiny_table, tmp_path):
+    experiments = tmp_path / "experiments"
+    env = {**tiny_table.env(experiments, GRES=""), "SLURM_CONF": str(cluster.conf)}
+    submitted = slurm_sh(env)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "submitted 4 teachers runs" in submitted.stdout and "submitted 4 students runs" in submitted.stdout
+    cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=600)
+
+    runs = tiny_table.runs(env)
+    assert len(runs) == 8 and all(is_finished(settings_from_env(env), run) for run in runs)
+    jobs = read_jobs(experiments / JOB_LOG)
+    assert sorted(job.run for job in jobs) == sorted(run.name for run in runs)
+    assert all(job.exit == 0 and job.host == socket.gethostname() for job in jobs)
+    last_teacher_end, first_student_start = tiny_table.phase_bounds(env, jobs)
+    assert last_teacher_end <= first_student_start  # the students' array waited for the teachers'
+    for pair, rows in tiny_table.table_rows(experiments).items():
+        assert len(rows) == 4 and all("(n=1)" in row for row in rows), rows
+
+    again = slurm_sh(env)
+    assert again.returncode == 0 and "nothing to submit" in again.stdout

@@ -1,0 +1,46 @@
+"""The published CIFAR-100 table and the protocol behind it, as data (shared/reference/paper-results.md).
+
+Everything that names the paper's runs reads from here: the run list (utils.runlist), the results
+table (utils.summary) and the computation report (utils.computation).
+"""
+from typing import NamedTuple, Optional
+
+
+class PaperPair(NamedTuple):
+    """One row of the published table; accuracies are test top-1 %, mean of 4 runs."""
+
+    teacher: str                   # names as in models.model_dict
+    student: str
+    ft_fs: float                   # teacher over student forward FLOPs
+    computation: float             # UNIXKD's training computation, % of KD's (k 48 of a batch of 64)
+    teacher_acc: Optional[float]   # None where the paper gives none (vgg16)
+    student_acc: float             # the student architecture trained alone
+    kd_acc: float
+    unixkd_acc: float
+
+
+PAPER_PAIRS = (
+    PaperPair("vgg13", "MobileNetV2", 38.17, 77.49, 75.38, 65.79, 67.94, 68.09),
+    PaperPair("ResNet50", "MobileNetV2", 174.00, 75.57, 79.10, 65.79, 68.33, 68.76),
+    PaperPair("ResNet50", "vgg8", 13.56, 81.43, 79.10, 70.68, 73.43, 74.02),
+    PaperPair("resnet32x4", "ShuffleV1", 27.16, 78.43, 79.63, 70.77, 74.52, 76.48),
+    PaperPair("resnet32x4", "ShuffleV2", 23.49, 78.92, 79.63, 73.12, 75.07, 76.86),
+    PaperPair("wrn_40_2", "ShuffleV1", 8.22, 84.79, 76.46, 70.77, 76.04, 77.06),
+    PaperPair("wrn_40_2", "wrn_16_2", 3.25, 94.06, 76.46, 73.64, 75.40, 75.40),
+    PaperPair("wrn_40_2", "wrn_40_1", 3.93, 91.88, 76.46, 72.24, 73.77, 74.38),
+    PaperPair("resnet56", "resnet20", 3.06, 94.76, 73.44, 69.63, 70.72, 70.41),
+    PaperPair("resnet32x4", "resnet8x4", 6.12, 87.32, 79.63, 72.51, 73.34, 74.86),
+    PaperPair("vgg13", "vgg8", 2.97, 95.10, 75.38, 70.68, 73.38, 73.55),
+    PaperPair("vgg16", "vgg8", 4.14, 91.29, None, 70.68, 72.10, 73.06),
+)
+
+# The two methods of the table, as student_v0.py flags.
+KD_FLAGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000}    # nothing mixed, the teacher sees all 64 images
+UNIXKD_FLAGS = {"strategy": 3, "k": 48, "b": 32, "w": 10}  # entropy ranking, the teacher sees 48 of 64
+
+LOW_LR_ARCHS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
+
+
+def protocol_lr(arch: str) -> float:
+    """The paper's initial learning rate: 0.01 for the light MobileNetV2 and ShuffleNets, 0.05 otherwise."""
+    return 0.01 if arch in LOW_LR_ARCHS else 0.05
