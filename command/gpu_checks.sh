@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The GPU checks of --cuda-graphs in one go, for a machine with a CUDA device (README, "CUDA graphs"):
+#   1. the benchmark, eager against graphs, float32 and bf16: python -m utils.bench (resnet32x4 -> resnet8x4)
+#   2. teacher.py and student_v0.py (UNIXKD and KD) for EPOCHS epochs on a 50,000-image synthetic set,
+#      eager and with --cuda-graphs: epoch times from the scripts' own lines, and the first epoch's train
+#      loss of both (the same within float tolerance if the recording is right; the random draws differ).
+#
+#   bash command/gpu_checks.sh                       # everything; logs in $LOGS (default ./experiments/gpu_checks)
+#   TEACHER=resnet8 STUDENT=resnet8 PER_CLASS=1 EPOCHS=1 BENCH_ARGS="--rounds 1 --steps 1" \
+#     bash command/gpu_checks.sh                     # a quick try of the script itself, on a CPU too
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python}"
+PER_CLASS="${PER_CLASS:-500}"   # training images per class: 500 is CIFAR-100's 50,000
+EPOCHS="${EPOCHS:-3}"           # the first epoch also warms up and records
+LOGS="${LOGS:-./experiments/gpu_checks}"
+BENCH_ARGS="${BENCH_ARGS:-}"    # extra utils.bench flags
+TEACHER="${TEACHER:-resnet32x4}"
+STUDENT="${STUDENT:-resnet8x4}"
+DATA="$LOGS/data"
+mkdir -p "$LOGS"
+
+step() { echo "== $1" | tee -a "$LOGS/summary.txt"; }
+epochs() { grep -E '^epoch ' "$1" | tee -a "$LOGS/summary.txt"; }
+
+step "data: $PER_CLASS training images per class"
+"$PYTHON" -m utils.synthetic --out "$DATA" --train-per-class "$PER_CLASS" --test-per-class $((PER_CLASS / 5 + 1)) \
+  > "$LOGS/data.log"
+
+for amp in "" "--amp"; do
+  step "benchmark $TEACHER -> $STUDENT ${amp:-float32}"
+  # shellcheck disable=SC2086  # flag lists
+  "$PYTHON" -m utils.bench --teacher "$TEACHER" --student "$STUDENT" $amp $BENCH_ARGS | tee -a "$LOGS/summary.txt"
+done
+
+# Students of both modes distil from the eager teacher: the same starting state for the loss comparison.
+teacher="$LOGS/eager/teacher_$TEACHER/"
+for mode in eager graphs; do
+  # The lr drops for the last epoch: a recording must be made again there, with the new lr.
+  flags=(--epoch "$EPOCHS" --milestones $((EPOCHS > 1 ? EPOCHS - 1 : 1)) --data-root "$DATA"
+         --experiments-dir "$LOGS/$mode" --force)
+  [[ $mode == graphs ]] && flags+=(--cuda-graphs)
+  step "teacher.py $TEACHER, $mode"
+  "$PYTHON" teacher.py --arch "$TEACHER" "${flags[@]}" > "$LOGS/teacher_$mode.log"
+  epochs "$LOGS/teacher_$mode.log"
+  for method in "--strategy 3 --k 48 --b 32 --w 10" "--strategy 0 --k 64 --b 64 --w 1000"; do
+    step "student_v0.py $STUDENT $method, $mode"
+    log="$LOGS/student_${mode}_${method// /_}.log"
+    # shellcheck disable=SC2086  # method is a list of flags
+    "$PYTHON" student_v0.py --teacher-path "$teacher" --student-arch "$STUDENT" $method "${flags[@]}" > "$log"
+    epochs "$log"
+  done
+done
+echo "summary: $LOGS/summary.txt"
