@@ -21,15 +21,14 @@ from utils import summary
 from utils.cli import ArgumentParser, run_main
 from utils.data import FOLDER, load_cifar100
 from utils.errors import UserError
+from utils.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.runlist import as_flags
 from utils.synthetic import write_synthetic_cifar100
 
 # The paper's resnet56 -> resnet20 pair in miniature (Ft/Fs 3.25 here, 3.06 there), small enough for a CPU.
 TEACHER_ARCH = "resnet20"
 STUDENT_ARCH = "resnet8"
-METHODS = {
-    "KD": ["--strategy", "0", "--k", "64", "--b", "64", "--w", "1000"],
-    "UNIXKD": ["--strategy", "3", "--k", "48", "--b", "32", "--w", "10"],
-}
+METHODS = {"KD": as_flags(KD_FLAGS), "UNIXKD": as_flags(UNIXKD_FLAGS)}  # the paper's two methods
 
 # Epochs per stage when --epochs is not given, so that the whole run takes about 5 minutes or less.
 SYNTHETIC_EPOCHS = 6  # 5,000 images: ~3 minutes in all on 2 CPU cores; students reach ~70 % (chance: 1 %)

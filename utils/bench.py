@@ -306,8 +306,13 @@ def mode_lines(prefix: str, figures: dict, flops: float) -> list:
         f"{prefix}wall time (c)/(b): {wall['median']:.3f}  [{wall['min']:.3f}..{wall['max']:.3f}]   "
         f"FLOP computation ratio: {flops:.3f}   difference: {wall['median'] - flops:+.3f}",
         f"{prefix}projected {EPOCHS} epochs x {EPOCH_IMAGES:,} images (training steps only): "
-        f"(b) {hours['kd'] * 60:.1f} min, (c) {hours['unixkd'] * 60:.1f} min",
+        f"(b) {duration(hours['kd'])}, (c) {duration(hours['unixkd'])}",
     ]
+
+
+def duration(hours: float) -> str:
+    """Minutes where a GPU run's target is stated in minutes, hours beyond two."""
+    return f"{hours * 60:.1f} min" if hours < 2 else f"{hours:.1f} h"
 
 
 def cpu_share_lines(share: dict, threads: int) -> list:
