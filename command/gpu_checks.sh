@@ -7,7 +7,7 @@
 #   3. packing: 1, 2 and 4 UNIXKD runs at once on the one GPU, images per second summed over the runs.
 #
 #   bash command/gpu_checks.sh                       # everything; logs in $LOGS (default ./experiments/gpu_checks)
-#   TEACHER=resnet8 STUDENT=resnet8 PER_CLASS=1 PACKING=2 BENCH_ARGS="--rounds 1 --steps 1" \
+#   TEACHER=resnet8 STUDENT=resnet8 PER_CLASS=1 PACKING=2 MODES=graphs BENCH_ARGS="--rounds 1 --steps 1" \
 #     bash command/gpu_checks.sh                     # a quick try of the script itself, on a CPU too
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ PYTHON="${PYTHON:-python}"
 PER_CLASS="${PER_CLASS:-500}"   # training images per class: 500 is CIFAR-100's 50,000
 EPOCHS="${EPOCHS:-2}"           # the first epoch also warms up and records; the lr drops for the last
 PACKING="${PACKING:-1 2 4}"     # runs at once in the packing check
+read -ra modes <<< "${MODES:-eager graphs}"  # eager, graphs (--cuda-graphs), or both
 LOGS="${LOGS:-./experiments/gpu_checks}"
 BENCH_ARGS="${BENCH_ARGS:-}"    # extra utils.bench flags
 TEACHER="${TEACHER:-resnet32x4}"
@@ -36,9 +37,9 @@ for amp in "" "--amp"; do
   "$PYTHON" -m utils.bench --teacher "$TEACHER" --student "$STUDENT" $amp $BENCH_ARGS | tee -a "$LOGS/summary.txt"
 done
 
-# Students of both modes distil from the eager teacher: the same starting state for the loss comparison.
-teacher="$LOGS/eager/teacher_$TEACHER/"
-for mode in eager graphs; do
+# Students of every mode distil from the first mode's teacher: the same starting state for the comparison.
+teacher="$LOGS/${modes[0]}/teacher_$TEACHER/"
+for mode in "${modes[@]}"; do
   # The lr drops for the last epoch: a recording must be made again there, with the new lr.
   flags=(--epoch "$EPOCHS" --milestones $((EPOCHS > 1 ? EPOCHS - 1 : 1)) --data-root "$DATA"
          --experiments-dir "$LOGS/$mode" --force)
