@@ -23,6 +23,7 @@ TEACHER="${TEACHER:-resnet32x4}"
 STUDENT="${STUDENT:-resnet8x4}"
 DATA="$LOGS/data"
 mkdir -p "$LOGS"
+: > "$LOGS/summary.txt"
 
 step() { echo "== $1" | tee -a "$LOGS/summary.txt"; }
 epochs() { grep -E '^epoch ' "$1" | tee -a "$LOGS/summary.txt"; }
