@@ -1,4 +1,5 @@
 """Bad input to the training scripts: one 'error:' line naming the value, exit 2, nothing written."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,11 @@ def test_a_real_process_prints_no_traceback():
     assert done.returncode == 2
     assert done.stderr.startswith("error: unknown --arch 'resnet9'") and "Traceback" not in done.stderr
 
+
+
+@pytest.mark.parametrize("only", ["", "^teacher resnet56$"], ids=["long listing", "short listing"])
+def test_a_closed_pipe_ends_a_listing_quietly(only):
+    """`python -m utils.runlist | head`: a reader that stops early (here at once) gets no traceback."""
+    done = subprocess.run(f"set -o pipefail; {sys.executable} -m utils.runlist | true", shell=True, cwd=REPO,
+                          executable="/bin/bash", env={**os.environ, "ONLY": only}, capture_output=True, text=True)
+    assert done.stderr == "" and done.returncode == 141

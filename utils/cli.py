@@ -4,6 +4,7 @@ torch is imported only by the device functions: the run list and the job runner 
 utils.jobs) use this module's parser and error exit, and the dispatchers start them once per job.
 """
 import argparse
+import os
 import sys
 import warnings
 
@@ -87,7 +88,9 @@ def run_main(main) -> None:
     """Run a command's main() and exit with its status; bad input exits 2 with one line, no traceback."""
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
-        sys.exit(main() or 0)
+        status = main() or 0
+        sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
+        sys.exit(status)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -99,3 +102,7 @@ def run_main(main) -> None:
     except KeyboardInterrupt:
         print("interrupted; continue with --resume", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, and keep Python's exit flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
