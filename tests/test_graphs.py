@@ -101,7 +101,7 @@ def train(iteration, model, scheduler, epochs=6, reset_on_lr_change=True):
 
 
 def assert_same_run(eager, replayed):
-    (it_e, model_e, means_e), (it_r, model_r, means_r) = eager, replayed
+    (_, model_e, means_e), (_, model_r, means_r) = eager, replayed
     assert means_e == means_r
     for (name, a), b in zip(model_e.state_dict().items(), model_r.state_dict().values()):
         assert torch.equal(a, b), name
