@@ -69,3 +69,35 @@ def test_a_mismatch_names_the_architecture_and_the_first_keys():
     ten_classes = {**weights, "fc.weight": torch.zeros(10, 64), "fc.bias": torch.zeros(10)}
     with pytest.raises(UserError, match="resnet8: .*size mismatch for fc"):
         load_weights(model_dict["resnet8"](num_classes=100), ten_classes, "resnet8")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_atomic_writes_get_the_permissions_open_would_give(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        atomic_save({"epoch": 1}, tmp_path / "last.pth")
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "last.pth").stat().st_mode & 0o777 == mode == (tmp_path / "plain").stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize("content, looks_like", [
+    (b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title>", "an HTML page"),
+    (b"", "empty"),
+])
+def test_a_failed_download_is_named_as_such(tmp_path, content, looks_like):
+    path = tmp_path / "vgg13.pth"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=f"vgg13.pth is not a PyTorch checkpoint: it is {looks_like}.*failed download") as error:
+        load_checkpoint(path)
+    assert "weights_only" not in str(error.value)
+
+
+def test_a_zip_cut_short_is_named_as_such(tmp_path):
+    path = tmp_path / "best.pth"
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(UserError, match="best.pth: a zip archive cut short \\(2000 bytes\\)"):
+        load_checkpoint(path)

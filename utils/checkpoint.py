@@ -1,11 +1,14 @@
 """Checkpoint files: written atomically, read without executing code."""
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
 
 from utils.errors import UserError
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip archive
 
 
 def atomic_write(path, write) -> None:
@@ -17,6 +20,9 @@ def atomic_write(path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it what open() would, so that labmates on a
+        # shared cluster can read results as the umask allows.
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -25,6 +31,12 @@ def atomic_write(path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    umask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(umask)
+    return umask
 
 
 def atomic_save(obj, path) -> None:
@@ -36,11 +48,36 @@ def load_checkpoint(path, map_location="cpu"):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    looks_like = not_a_checkpoint(path)
+    if looks_like:
+        raise UserError(f"{path} is not a PyTorch checkpoint: it is {looks_like}; probably a failed download "
+                        f"(a sharing link saves its web page): download the file again")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated, foreign or unsafe files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if file_head(path, len(ZIP_MAGIC)) == ZIP_MAGIC and not zipfile.is_zipfile(path):
+            reason = f"a zip archive cut short ({path.stat().st_size} bytes), probably an interrupted download"
         raise UserError(f"cannot read checkpoint {path}: {reason}") from None
+
+
+def not_a_checkpoint(path: Path):
+    """What a file that cannot be a checkpoint looks like (empty, a web page), or None.
+
+    torch.load's own message for these advises weights_only=False, which is the wrong remedy.
+    """
+    head = file_head(path, 512)
+    if not head:
+        return "empty (0 bytes)"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml", b"<!--")):
+        return f"an HTML page ({path.stat().st_size} bytes starting {head[:15]!r})"
+    return None
+
+
+def file_head(path: Path, size: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
 
 
 def extract_state_dict(checkpoint, path="checkpoint") -> dict:
