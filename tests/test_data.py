@@ -191,3 +191,13 @@ def test_a_python2_style_pickle_of_numpy_arrays_loads(cifar_copy):
     assert b"cnumpy.core.multiarray\n_reconstruct" in legacy
     path.write_bytes(legacy)
     assert len(load_cifar100(cifar_copy, download=False).train_labels) == len(content["fine_labels"])
+
+
+def test_the_data_root_may_be_the_cifar_100_python_folder_itself(synthetic_root, tmp_path, monkeypatch):
+    inner = load_cifar100(synthetic_root / "cifar-100-python")
+    assert np.array_equal(inner.train_labels, load_cifar100(synthetic_root).train_labels)
+    roots = []
+    monkeypatch.setattr(torchvision.datasets, "CIFAR100", lambda root, **kwargs: roots.append(root) or 1 / 0)
+    with pytest.raises(UserError, match=f"not found in {tmp_path / 'cifar-100-python'} and the download failed"):
+        load_cifar100(tmp_path / "cifar-100-python")
+    assert roots == [str(tmp_path)]  # into the folder named, not a cifar-100-python inside it

@@ -34,17 +34,26 @@ class CifarArrays:
 
 
 def load_cifar100(root, download=True) -> CifarArrays:
-    """Read `<root>/cifar-100-python/{train,test,meta}`; download them first only if the folder is missing.
+    """Read `<root>/cifar-100-python/{train,test,meta}` (or root itself, when it is that folder);
+    download them first only if the folder is missing.
 
     The files are read directly rather than through torchvision, whose reader insists on the official
     checksums; so a user's copy or a synthetic set in the same format works as well.
     """
-    folder = Path(root) / FOLDER
+    folder = data_folder(root)
+    root = folder.parent
     if not folder.is_dir():
         _fetch(Path(root), folder, download)
     train_images, train_labels = _read_split(folder / "train")
     test_images, test_labels = _read_split(folder / "test")
     return CifarArrays(train_images, train_labels, test_images, test_labels, _read_class_names(folder / "meta"))
+
+
+def data_folder(root) -> Path:
+    """The folder holding the files: --data-root may name its parent (as documented) or the folder itself."""
+    root = Path(root)
+    holds_files = all((root / name).is_file() for name in ("train", "test", "meta"))
+    return root if holds_files or root.name == FOLDER else root / FOLDER
 
 
 def _fetch(root: Path, folder: Path, download: bool) -> None:
