@@ -82,6 +82,7 @@ def test_missing_dataset_without_network(capsys, exit_status, tmp_path, monkeypa
     argv = ["--arch", "resnet8", "--data-root", str(tmp_path / "data"), "--experiments-dir", str(tmp_path / "e")]
     assert exit_status(teacher.main, argv) == 2
     one_error_line(capsys, str(tmp_path / "data" / "cifar-100-python"), "utils.synthetic")
+    assert list((tmp_path / "e").iterdir()) == []  # the failed start left no run folder behind
 
 
 def test_late_milestones_only_warn(synthetic_root, tmp_path, capsys):

@@ -55,6 +55,14 @@ def test_force_starts_over(tmp_path):
     run.release()
 
 
+def test_a_start_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path):
+    run, _ = open_run(tmp_path / "run", resume=False, force=False, epochs=2)
+    (tmp_path / "run" / "tensorboard").mkdir()
+    (tmp_path / "run" / "tensorboard" / "events.out").write_text("epoch 1, half done")
+    run.release()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", LOCK_AND_WAIT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"

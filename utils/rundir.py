@@ -43,8 +43,25 @@ class RunDirectory:
         self._lock_file.flush()
 
     def release(self) -> None:
-        # The file stays: removing a lock file that another process may have just opened is a race.
+        """Unlock; a run that stopped before its first checkpoint leaves no folder behind."""
+        if not self.holds_run():
+            self._remove_empty_start()
+        # Otherwise the file stays: removing a lock file that another process may have just opened is a race.
         self._lock_file.close()
+
+    def _remove_empty_start(self) -> None:
+        """Remove what a start writes before its first checkpoint, while still holding the lock.
+
+        A process that opened run.lock just now gets the lock of a removed file once this one closes
+        it; it then finds no run here and starts from scratch, as it would have anyway.
+        """
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
+        shutil.rmtree(self.ckpt, ignore_errors=True)
+        self._lock.unlink(missing_ok=True)
+        try:
+            self.path.rmdir()
+        except OSError:  # something else lives there: leave it
+            pass
 
     def clear_outputs(self) -> None:
         for child in self.path.iterdir():
