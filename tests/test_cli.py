@@ -1,7 +1,10 @@
 """Bad input to the training scripts: one 'error:' line naming the value, exit 2, nothing written."""
+import json
 import os
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -85,10 +88,18 @@ def test_missing_dataset_without_network(capsys, exit_status, tmp_path, monkeypa
     assert list((tmp_path / "e").iterdir()) == []  # the failed start left no run folder behind
 
 
-def test_late_milestones_only_warn(synthetic_root, tmp_path, capsys):
-    with pytest.warns(UserWarning, match=r"milestones \[150, 180, 210\]"):
-        teacher.main(["--arch", "resnet8", "--epoch", "1", "--data-root", str(synthetic_root),
-                      "--experiments-dir", str(tmp_path)])
+def test_a_short_run_names_its_folder_and_warns_only_of_milestones_given(synthetic_root, tmp_path, capsys):
+    argv = ["--arch", "resnet8", "--epochs", "1", "--data-root", str(synthetic_root), "--experiments-dir", str(tmp_path)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default milestones lie past the end: expected, no warning
+        teacher.main(argv)
+    lines = capsys.readouterr().out.splitlines()
+    run = tmp_path / "teacher_resnet8"
+    assert lines[0] == f"run folder: {run}"
+    assert re.fullmatch(rf"finished {run}: best accuracy \d+\.\d\d, last \d+\.\d\d", lines[-1]), lines[-1]
+    assert json.loads((run / "summary.json").read_text())["args"]["milestones"] == [150, 180, 210]
+    with pytest.warns(UserWarning, match=r"milestones \[5\] are not before the last epoch \(1\)"):
+        teacher.parse_args([*argv, "--milestones", "5"])
 
 
 def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_the_last_good_checkpoint(

@@ -10,6 +10,8 @@ import warnings
 
 from utils.errors import NonFiniteLoss, RunFinished, UserError
 
+DEFAULT_MILESTONES = (150, 180, 210)
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is a UserError: one 'error:' line and exit 2, like every other bad input."""
@@ -19,14 +21,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def add_common_args(parser, lr: float = 0.05) -> None:
-    parser.add_argument("--epoch", type=int, default=240, help="training epochs (default 240)")
+    parser.add_argument("--epoch", "--epochs", type=int, default=240, help="training epochs (default 240)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     parser.add_argument("--lr", type=float, default=lr, help=f"initial learning rate (default {lr})")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default 5e-4)")
     parser.add_argument("--gamma", type=float, default=0.1, help="lr multiplier at each milestone (default 0.1)")
-    parser.add_argument("--milestones", type=int, nargs="+", default=[150, 180, 210],
-                        help="epochs at which lr is multiplied by gamma (default 150 180 210)")
+    parser.add_argument("--milestones", type=int, nargs="+",
+                        help="epochs at which lr is multiplied by gamma (default 150 180 210; in a shorter run "
+                             "the later ones never apply)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index; CPU is used when CUDA is absent")
     parser.add_argument("--data-root", default="./data", help="folder holding cifar-100-python/ (default ./data)")
@@ -50,6 +53,9 @@ def check_common_args(args) -> None:
         raise UserError("--resume and --force contradict each other; pass one of them")
     if args.compile and args.cuda_graphs:
         raise UserError("--compile and --cuda-graphs are two ways to cut launch overhead; pass one of them")
+    if args.milestones is None:  # the defaults past a short run's end are expected: no warning for them
+        args.milestones = list(DEFAULT_MILESTONES)
+        return
     late = [m for m in args.milestones if m >= args.epoch]
     if late:
         warnings.warn(f"milestones {late} are not before the last epoch ({args.epoch}); they will never apply",

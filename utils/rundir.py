@@ -76,6 +76,7 @@ def open_run(path, *, resume: bool, force: bool, epochs: int):
     """
     run = RunDirectory(path)
     run.acquire()
+    print(f"run folder: {run.path}")
     try:
         if not run.holds_run():
             if resume:

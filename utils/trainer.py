@@ -44,7 +44,7 @@ class Trainer:
             for epoch in range(self.epochs_done, self.cfg.epochs):
                 record = self._epoch(epoch)
                 self._log(writer, epoch + 1, record)
-        print(f"best accuracy: {self.best_acc:.2f}")
+        print(f"finished {self.run.path}: best accuracy {self.best_acc:.2f}, last {record['val/acc']:.2f}")
         return self.best_acc
 
     def _epoch(self, epoch: int) -> dict:
