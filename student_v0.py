@@ -2,6 +2,7 @@
 
     python student_v0.py --teacher-path ./experiments/teacher_wrn_40_2/ --student-arch wrn_16_2 --lr 0.05
 """
+import argparse
 from pathlib import Path
 
 from models.cost import model_cost
@@ -11,6 +12,7 @@ from utils.computation import ComputationMeter
 from utils.errors import UserError
 from utils.graphs import graph_capture
 from utils.iteration import evaluate
+from utils.paper import KD_FLAGS, UNIXKD_FLAGS
 from utils.report import StudentReport
 from utils.rundir import open_run
 from utils.runnames import student_run_name
@@ -22,8 +24,20 @@ from utils.trainer import FitConfig, Trainer
 from utils.unix import MIX_STRATEGIES, STRATEGIES
 
 
+def flags_text(flags: dict) -> str:
+    return " ".join(f"--{key} {value}" for key, value in flags.items())
+
+
+PAPER_COMMANDS = f"""the paper's two methods (lr 0.01 for MobileNetV2, ShuffleV1 and ShuffleV2 students, 0.05 otherwise):
+  UNIXKD: python student_v0.py --teacher-path experiments/teacher_resnet32x4/ --student-arch resnet8x4 \\
+          {flags_text(UNIXKD_FLAGS)} --lr 0.05   (the defaults)
+  KD:     python student_v0.py --teacher-path experiments/teacher_resnet32x4/ --student-arch resnet8x4 \\
+          {flags_text(KD_FLAGS)} --lr 0.05   (conventional KD: every image, none mixed)"""
+
+
 def parse_args(argv=None):
-    parser = ArgumentParser(description="Distil a CIFAR-100 student with UNIXKD or KD.")
+    parser = ArgumentParser(description="Distil a CIFAR-100 student with UNIXKD or KD.", epilog=PAPER_COMMANDS,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher-path", required=True,
                         help="teacher run directory (experiments/teacher_<arch>/) or a checkpoint file")
     parser.add_argument("--teacher-ckpt", default="best", help="checkpoint name inside a run directory (default best)")
@@ -56,6 +70,10 @@ def check_distill_args(args) -> None:
         value = getattr(args, flag)
         if not 1 <= value <= args.batch_size:
             raise UserError(f"--{flag} must be between 1 and the batch size {args.batch_size}, got {value}")
+    if args.b > args.k:
+        raise UserError(f"--b {args.b} is larger than --k {args.k}: the b most uncertain images are kept among the k "
+                        f"the student trains on, so {args.b - args.k} would be counted but never trained on; "
+                        f"pass --b {args.k} or less")
     if not args.T > 0:
         raise UserError(f"--T must be positive, got {args.T}")
     if not (args.ce_weight or args.kd_weight or args.other_distill):

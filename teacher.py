@@ -1,4 +1,5 @@
 """Train a CIFAR-100 teacher: python teacher.py --arch wrn_40_2 --lr 0.05 --gpu-id 0"""
+import argparse
 from pathlib import Path
 
 from utils.build import check_arch, make_loaders, make_model, make_optimizer
@@ -12,8 +13,15 @@ from utils.steps import SupervisedStep
 from utils.trainer import FitConfig, Trainer
 
 
+PAPER_COMMANDS = """the paper's runs (lr 0.01 for MobileNetV2, ShuffleV1 and ShuffleV2, 0.05 otherwise):
+  a teacher:                   python teacher.py --arch resnet32x4 --lr 0.05
+  a student trained alone:     python teacher.py --arch resnet8x4 --lr 0.05 --seed 1
+                               (seed 0 writes teacher_<arch>/, others teacher_<arch>_seed<S>/)"""
+
+
 def parse_args(argv=None):
-    parser = ArgumentParser(description="Train a CIFAR-100 teacher network.")
+    parser = ArgumentParser(description="Train a CIFAR-100 teacher network.", epilog=PAPER_COMMANDS,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", required=True, help="architecture, one of the 25 in models/ (python -m models)")
     add_common_args(parser)
     parser.add_argument("--save-interval", type=int, default=40, help="also keep ckpt/NNN.pth every N epochs (default 40)")

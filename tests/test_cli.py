@@ -52,6 +52,7 @@ def test_teacher_bad_flags(argv, fragments, capsys, exit_status, tmp_path):
     (["--k", "65"], ["--k", "batch size 64", "got 65"]),
     (["--b", "0"], ["--b", "got 0"]),
     (["--k", "20", "--batch-size", "16"], ["--k", "batch size 16"]),
+    (["--k", "16", "--b", "32"], ["--b 32 is larger than --k 16", "16 would be counted but never trained on"]),
     (["--T", "0"], ["--T"]),
     (["--kd-weight", "0"], ["nothing to train on"]),
     (["--strategy", "4"], ["--strategy", "4"]),
@@ -137,3 +138,10 @@ def test_a_closed_pipe_ends_a_listing_quietly(only):
     done = subprocess.run(f"set -o pipefail; {sys.executable} -m utils.runlist | true", shell=True, cwd=REPO,
                           executable="/bin/bash", env={**os.environ, "ONLY": only}, capture_output=True, text=True)
     assert done.stderr == "" and done.returncode == 141
+
+
+def test_help_gives_the_paper_commands(capsys, exit_status):
+    assert exit_status(student_v0.main, ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--strategy 0 --k 64 --b 64 --w 1000" in out and "--strategy 3 --k 48 --b 32 --w 10" in out
+    assert "lr 0.01 for MobileNetV2, ShuffleV1 and ShuffleV2" in out
