@@ -1,11 +1,14 @@
 """`python -m models`: parameters and forward cost of every architecture in the zoo."""
+import argparse
+
 import torch
 
 from . import model_dict
 from .cost import model_cost
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    argparse.ArgumentParser(prog="python -m models", description=__doc__.split(": ", 1)[1]).parse_args(argv)
     # One-image forwards are too small to gain from threads; on a busy machine the hand-offs
     # between threads cost seconds per model.
     torch.set_num_threads(1)

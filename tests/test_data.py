@@ -146,6 +146,12 @@ def test_synthetic_cli_writes_and_reports(tmp_path, capsys):
     assert len(load_cifar100(tmp_path, download=False).train_labels) == 100
 
 
+def test_synthetic_help_shows_the_defaults(capsys, exit_status):
+    assert exit_status(synthetic.main, ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "(default 50)" in out and "(default 10)" in out and "(default 0)" in out
+
+
 def test_synthetic_cli_rejects_non_positive_counts(tmp_path, capsys, exit_status):
     assert exit_status(synthetic.main, ["--out", str(tmp_path), "--train-per-class", "0"]) == 2
     error = capsys.readouterr().err

@@ -43,12 +43,17 @@ def test_status_counts_done_failed_and_left_from_folders_and_the_latest_attempt(
     append_job(log, Job("h", "0", "2024-01-01T10:00:00.000", 1.0, 2, "alone resnet20 seed2"))
     append_job(log, Job("h", "0", "2024-01-01T10:01:00.000", 1.0, 0, "alone resnet20 seed2"))  # retried: running
     line, failed = table_status(settings, jobs_at_once=2)
-    assert line == "runs: 1 done, 1 failed, 1 left of 3; about 40s of training left, 20s at 2 runs at once"
+    assert line == ("runs: 1 done, 1 failed, 1 left of 3; about 40s of training left with the failed runs, "
+                    "20s at 2 runs at once")
     assert failed == "failed: alone resnet20 seed1 (exit status 1)"
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "teacher_resnet20_seed1.log").write_text("error: ...\n")  # as --to-file leaves it
     assert table_status(settings, jobs_at_once=2)[1] == (
         f"failed: alone resnet20 seed1 (exit status 1; its output: {tmp_path / 'logs' / 'teacher_resnet20_seed1.log'})")
+    append_job(log, Job("h", "0", "2024-01-01T10:02:00.000", 1.0, 0, "alone resnet20 seed2"))
+    write_summary(tmp_path, "teacher_resnet20_seed2", 2, 20.0)
+    assert table_status(settings, jobs_at_once=1)[0] == (
+        "runs: 2 done, 1 failed, 0 left of 3; about 20s of training if the failed runs run again")
 
 
 def test_a_damaged_job_log_line_is_one_error_naming_it(tmp_path):

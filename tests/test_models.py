@@ -224,3 +224,11 @@ def test_costing_a_model_leaves_the_global_random_stream_alone():
     before = torch.get_rng_state()
     model_cost("resnet20")
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_models_help_is_help_not_the_table(capsys):
+    from models.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0 and "parameters and forward cost" in capsys.readouterr().out

@@ -121,7 +121,8 @@ def test_knobs_reach_every_command():
     ({"EPOCHS": "0"}, "EPOCHS='0': must be a positive integer"),
     ({"GPU": "-1"}, "GPU='-1'"),
     ({"ONLY": "("}, "ONLY='(' is not a regular expression"),
-    ({"ONLY": "resnet1000"}, "ONLY='resnet1000' matches none of the 134 run names"),
+    ({"ONLY": "resnet1000"}, "ONLY='resnet1000' matches none of the 134 run names (such as 'UNIXKD vgg16 vgg8 seed3'; "
+                              "`python -m utils.runlist --names` without ONLY lists them)"),
     ({"ABLATIONS": "yes"}, "ABLATIONS='yes'"),
 ])
 def test_bad_knob_is_one_error_line(env, fragment, monkeypatch, capsys, exit_status):

@@ -107,10 +107,17 @@ def table_status(settings, jobs_at_once: int) -> list:
     if left and remaining is None:
         line += "; time left: unknown until a run has finished an epoch"
     elif left:
-        line += f"; about {format_duration(remaining)} of training left"
+        line += f"; about {format_duration(remaining)} {time_left_label(len(left), len(failed))}"
         if jobs_at_once > 1:
             line += f", {format_duration(remaining / jobs_at_once)} at {jobs_at_once} runs at once"
     return [line] + [failure(settings, run, last_exit[run.name]) for run in failed]
+
+
+def time_left_label(left: int, failed: int) -> str:
+    """What the time left covers: the failed runs have epochs left too, but run only if started again."""
+    if not failed:
+        return "of training left"
+    return "of training left with the failed runs" if left > failed else "of training if the failed runs run again"
 
 
 def failure(settings, run, status: int) -> str:

@@ -169,7 +169,7 @@ def selected_runs(settings: Settings) -> list:
     kept = {run.name for run in runs if settings.only.search(run.name)}
     if not kept:
         raise UserError(f"ONLY={settings.only.pattern!r} matches none of the {len(runs)} run names "
-                        f"(such as {runs[-1].name!r}; DRY_RUN=1 lists them)")
+                        f"(such as {runs[-1].name!r}; `python -m utils.runlist --names` without ONLY lists them)")
     kept |= {run.needs for run in runs if run.name in kept and run.needs}
     return [run for run in runs if run.name in kept]
 

@@ -106,9 +106,9 @@ def _dump(path: Path, content: dict) -> None:
 def _parse(argv):
     parser = ArgumentParser(prog="python -m utils.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="root folder; files go to OUT/cifar-100-python")
-    parser.add_argument("--train-per-class", type=int, default=50)
-    parser.add_argument("--test-per-class", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-per-class", type=int, default=50, help="training images per class (default 50)")
+    parser.add_argument("--test-per-class", type=int, default=10, help="test images per class (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
     return parser.parse_args(argv)
 
 
