@@ -92,7 +92,7 @@ def main(argv=None):
     if args.other_distill:  # an unmatched pair fails here, before a run directory exists
         check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
     run, resume = open_run(Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
-                           resume=args.resume, force=args.force, epochs=args.epoch)
+                           resume=args.resume, force=args.force, epochs=args.epoch, args=args)
     try:
         seed_everything(args.seed)
         device = choose_device(args.gpu_id)

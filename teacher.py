@@ -40,8 +40,8 @@ def snapshot_epochs(args) -> frozenset:
 
 def main(argv=None):
     args = parse_args(argv)
-    run, resume = open_run(Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed),
-                           resume=args.resume, force=args.force, epochs=args.epoch)
+    run, resume = open_run(Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed, args.tag),
+                           resume=args.resume, force=args.force, epochs=args.epoch, args=args)
     try:
         seed_everything(args.seed)
         device = choose_device(args.gpu_id)

@@ -1,6 +1,7 @@
 """A run killed at any moment and restarted with --resume ends exactly where the uninterrupted run does."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+import student_v0
+import teacher
 from models import model_dict
+from utils.errors import UserError
+from utils.runnames import student_run_name, teacher_run_name
 from utils.synthetic import write_synthetic_cifar100
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,3 +83,58 @@ def test_kill_and_resume_matches_the_uninterrupted_run(teacher_file, tiny_root, 
     summary_a, summary_b = (json.loads((r / "summary.json").read_text()) for r in (a, b))
     for key in ("best_acc", "last_acc", "epochs_done", "computation"):
         assert summary_a[key] == summary_b[key], key
+
+
+def teacher_argv(data_root, experiments, *extra):
+    return ["--arch", "resnet8", "--epoch", "1", "--lr", "0.05", "--data-root", str(data_root),
+            "--experiments-dir", str(experiments), *extra]
+
+
+@pytest.fixture(scope="module")
+def one_epoch_teacher(tiny_root, tmp_path_factory):
+    experiments = tmp_path_factory.mktemp("teacher")
+    teacher.main(teacher_argv(tiny_root, experiments))
+    return experiments
+
+
+@pytest.fixture
+def experiments(one_epoch_teacher, tmp_path):
+    """A copy of the 1-epoch teacher run's experiments folder, for a test to resume."""
+    shutil.copytree(one_epoch_teacher, tmp_path / "experiments")
+    return tmp_path / "experiments"
+
+
+def test_a_resume_with_changed_flags_is_refused_naming_each(tiny_root, experiments, capsys, exit_status):
+    run = experiments / "teacher_resnet8"
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file() and path.name != "run.lock"}
+    other = experiments.parent / "other"
+    changed = teacher_argv(other, experiments, "--epoch", "2", "--resume", "--lr", "0.2", "--amp")
+    assert exit_status(teacher.main, changed) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"error: {run} was started with other flags: " in error
+    for fragment in ("--lr 0.05 then, 0.2 now", "--amp off then, on now",
+                     f"--data-root {tiny_root} then, {other} now", "--tag NAME"):
+        assert fragment in error, error
+    assert "--epoch" not in error
+    assert {path: path.read_bytes() for path in before} == before  # nothing overwritten
+
+
+def test_a_resume_may_extend_the_run_and_spell_paths_or_the_gpu_otherwise(tiny_root, experiments, monkeypatch):
+    monkeypatch.chdir(tiny_root)
+    # The data folder itself rather than its parent, relative; another --gpu-id (the CPU ignores it).
+    teacher.main(teacher_argv("cifar-100-python", experiments, "--epoch", "2", "--resume", "--gpu-id", "3"))
+    summary = json.loads((experiments / "teacher_resnet8" / "summary.json").read_text())
+    assert summary["epochs_done"] == 2 and summary["finished"]
+    assert (summary["args"]["epoch"], summary["args"]["data_root"], summary["args"]["gpu_id"]) == (
+        2, "cifar-100-python", 3)  # what the run uses now
+
+
+def test_a_tag_gives_a_sweep_its_own_folders():
+    assert teacher_run_name("resnet8", 0, "lr0.1") == "teacher_resnet8_lr0.1"
+    assert teacher_run_name("resnet8", 2, "lr0.1") == "teacher_resnet8_seed2_lr0.1"
+    args = student_v0.parse_args(["--teacher-path", "t.pth", "--student-arch", "resnet8", "--tag", "lr0.1"])
+    assert student_run_name(args, "resnet8", "best").endswith("_seed0_lr0.1")
+    assert not student_run_name(student_v0.parse_args(["--teacher-path", "t.pth", "--student-arch", "resnet8"]),
+                                "resnet8", "best").endswith("_")
+    with pytest.raises(UserError, match="--tag '../x'"):
+        teacher.parse_args(["--arch", "resnet8", "--tag", "../x"])

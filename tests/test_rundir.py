@@ -29,7 +29,7 @@ def test_a_directory_is_locked_while_its_run_lives(tmp_path):
 
 def test_an_existing_run_is_refused_without_resume_or_force(tmp_path):
     finished_run(tmp_path)
-    with pytest.raises(UserError, match="already holds a run; pass --resume .* or --force"):
+    with pytest.raises(UserError, match="already holds a run; pass --resume .*, --force .*, or --tag NAME"):
         open_run(tmp_path, resume=False, force=False, epochs=2)
     assert (tmp_path / "ckpt" / "last.pth").exists()
     open_run(tmp_path, resume=True, force=False, epochs=3)[0].release()  # a refusal releases the lock
@@ -65,6 +65,7 @@ def test_a_start_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_pat
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", LOCK_AND_WAIT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().startswith("run folder: ")
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(UserError, match="in use"):
         open_run(tmp_path, resume=True, force=False, epochs=2)

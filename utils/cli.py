@@ -5,6 +5,7 @@ utils.jobs) use this module's parser and error exit, and the dispatchers start t
 """
 import argparse
 import os
+import re
 import sys
 import warnings
 
@@ -33,6 +34,8 @@ def add_common_args(parser, lr: float = 0.05) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index; CPU is used when CUDA is absent")
     parser.add_argument("--data-root", default="./data", help="folder holding cifar-100-python/ (default ./data)")
+    parser.add_argument("--tag", help="added to the run folder's name, so that runs with other settings (a sweep "
+                                      "over --lr, say) each get their own folder; letters, digits and . _ + -")
     parser.add_argument("--resume", action="store_true", help="continue the run in this run's directory from ckpt/last.pth")
     parser.add_argument("--force", action="store_true", help="discard a previous run in this run's directory and start over")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs; changes numerics, off by default)")
@@ -49,6 +52,8 @@ def check_common_args(args) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
+    if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", args.tag):
+        raise UserError(f"--tag {args.tag!r}: use letters, digits and . _ + - (it becomes part of a folder name)")
     if args.resume and args.force:
         raise UserError("--resume and --force contradict each other; pass one of them")
     if args.compile and args.cuda_graphs:

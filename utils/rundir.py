@@ -7,6 +7,8 @@ from pathlib import Path
 
 from utils.checkpoint import load_checkpoint
 from utils.errors import RunFinished, UserError
+from utils.resume import check_same_flags
+from utils.runnames import SUMMARY_FILE
 
 LOCK_NAME = "run.lock"
 
@@ -69,10 +71,11 @@ class RunDirectory:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def open_run(path, *, resume: bool, force: bool, epochs: int):
+def open_run(path, *, resume: bool, force: bool, epochs: int, args=None):
     """Lock the run directory and return (run, last checkpoint to resume from, or None).
 
-    An existing run is refused unless --resume (continue it) or --force (start over).
+    An existing run is refused unless --resume (continue it, with the flags it started with, which
+    `args` must match: utils.resume) or --force (start over).
     """
     run = RunDirectory(path)
     run.acquire()
@@ -87,9 +90,12 @@ def open_run(path, *, resume: bool, force: bool, epochs: int):
             run.clear_outputs()
             return run, None
         if not resume:
-            raise UserError(f"{run.path} already holds a run; pass --resume to continue it or --force to start over")
+            raise UserError(f"{run.path} already holds a run; pass --resume to continue it, --force to start over, "
+                            f"or --tag NAME to give a run with other settings its own folder")
         if not run.last.is_file():
             raise UserError(f"{run.path} holds checkpoints but no ckpt/last.pth to resume from; use --force to start over")
+        if args is not None:
+            check_same_flags(run.path / SUMMARY_FILE, args)
         state = load_checkpoint(run.last)
         if state["epoch"] >= epochs:
             raise RunFinished(f"{run.path} already finished {state['epoch']} epochs; nothing to resume")

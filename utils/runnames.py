@@ -7,10 +7,15 @@ SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten ever
 NAMED_SETTINGS = (("mix_strategy", "mix", 2), ("ce_weight", "ce", 0.0), ("kd_weight", "kd", 1.0), ("T", "T", 4.0))
 
 
-def teacher_run_name(arch: str, seed: int) -> str:
+def teacher_run_name(arch: str, seed: int, tag=None) -> str:
     """teacher.py's folder: teacher_<arch> for seed 0, the folder students name as their teacher;
-    teacher_<arch>_seed<S> for other seeds (the students trained alone, for the table's "student" column)."""
-    return f"teacher_{arch}" + (f"_seed{seed}" if seed else "")
+    teacher_<arch>_seed<S> for other seeds (the students trained alone, for the table's "student" column);
+    then _<tag> with --tag."""
+    return f"teacher_{arch}" + (f"_seed{seed}" if seed else "") + tagged(tag)
+
+
+def tagged(tag) -> str:
+    return f"_{tag}" if tag else ""
 
 
 def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
@@ -22,4 +27,4 @@ def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
         if value != default:
             name += f"_{label}{value:g}"
     other_distill = getattr(args, "other_distill", None)
-    return name + (f"_{other_distill}" if other_distill else "")
+    return name + (f"_{other_distill}" if other_distill else "") + tagged(getattr(args, "tag", None))
