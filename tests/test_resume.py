@@ -14,6 +14,7 @@ import torch
 
 import student_v0
 import teacher
+import utils.resume
 from models import model_dict
 from utils.errors import UserError
 from utils.runnames import student_run_name, teacher_run_name
@@ -117,6 +118,13 @@ def test_a_resume_with_changed_flags_is_refused_naming_each(tiny_root, experimen
         assert fragment in error, error
     assert "--epoch" not in error
     assert {path: path.read_bytes() for path in before} == before  # nothing overwritten
+
+
+def test_a_resume_on_another_kind_of_data_in_the_same_folder_is_refused(tiny_root, experiments, capsys,
+                                                                          exit_status, monkeypatch):
+    monkeypatch.setattr(utils.resume, "dataset_kind", lambda root: "CIFAR-100")  # as if the files were replaced
+    assert exit_status(teacher.main, teacher_argv(tiny_root, experiments, "--epoch", "240", "--resume")) == 2
+    assert "the data synthetic then, CIFAR-100 now" in capsys.readouterr().err
 
 
 def test_a_resume_may_extend_the_run_and_spell_paths_or_the_gpu_otherwise(tiny_root, experiments, monkeypatch):

@@ -6,7 +6,7 @@ run with a last.pth to resume from always has one.
 import json
 from pathlib import Path
 
-from utils.data import data_folder
+from utils.data import data_folder, dataset_kind
 from utils.errors import UserError
 
 # Flags that leave what a run computes unchanged, so a resume may change them.
@@ -24,7 +24,7 @@ PATH_FLAGS = {"data_root": data_folder, "teacher_path": Path}
 
 
 def changed_flags(started: dict, now: dict) -> list:
-    """[(flag, value the run started with, value now)] for each flag that would change the result.
+    """[("--flag", value the run started with, value now)] for each flag that would change the result.
 
     A flag the run's summary does not know (added by a later version) is not compared.
     """
@@ -32,7 +32,7 @@ def changed_flags(started: dict, now: dict) -> list:
     for key, before in started.items():
         if key in FREE_FLAGS or key not in now or same_value(key, before, now[key]):
             continue
-        changes.append((key, before, now[key]))
+        changes.append((f"--{key.replace('_', '-')}", before, now[key]))
     return changes
 
 
@@ -52,16 +52,26 @@ def shown(value) -> str:
     return "not given" if value is None else str(value)
 
 
+def changed_data(summary: dict, data_root) -> list:
+    """[("the data", kind then, kind now)] when the files at the same path now hold another data set."""
+    before = summary.get("data", {}).get("kind")
+    if before is None or not (data_folder(data_root) / "meta").is_file():  # missing: the data loader reports it
+        return []
+    now = dataset_kind(data_root)
+    return [] if now == before else [("the data", before, now)]
+
+
 def check_same_flags(summary_file: Path, args) -> None:
-    """Refuse, in one line, a --resume whose flags differ from the run's in anything but FREE_FLAGS."""
+    """Refuse, in one line, a --resume whose flags differ from the run's in anything but FREE_FLAGS,
+    or whose data is of another kind (synthetic, CIFAR-100)."""
     try:
-        started = json.loads(summary_file.read_text())["args"]
+        summary = json.loads(summary_file.read_text())
+        started = summary["args"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"cannot tell which flags {summary_file.parent} was started with ({summary_file}: "
                         f"{type(error).__name__}); pass --force to start it over") from None
-    changes = changed_flags(started, vars(args))
+    changes = changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
     if changes:
-        listed = "; ".join(f"--{key.replace('_', '-')} {shown(before)} then, {shown(now)} now"
-                           for key, before, now in changes)
+        listed = "; ".join(f"{flag} {shown(before)} then, {shown(now)} now" for flag, before, now in changes)
         raise UserError(f"{summary_file.parent} was started with other flags: {listed}. Resume with its own flags, "
                         f"start it over with --force, or give the new run its own folder with --tag NAME")
