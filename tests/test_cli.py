@@ -98,7 +98,9 @@ def test_a_short_run_names_its_folder_and_warns_only_of_milestones_given(synthet
     run = tmp_path / "teacher_resnet8"
     assert lines[0] == f"run folder: {run}"
     assert re.fullmatch(rf"finished {run}: best accuracy \d+\.\d\d, last \d+\.\d\d", lines[-1]), lines[-1]
-    assert json.loads((run / "summary.json").read_text())["args"]["milestones"] == [150, 180, 210]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["args"]["milestones"] == [150, 180, 210]
+    assert summary["data"] == {"kind": "synthetic", "train_images": 1000, "test_images": 200}
     with pytest.warns(UserWarning, match=r"milestones \[5\] are not before the last epoch \(1\)"):
         teacher.parse_args([*argv, "--milestones", "5"])
 

@@ -12,7 +12,7 @@ import torchvision
 from torchvision.transforms import functional as TF
 
 from utils import synthetic
-from utils.data import CIFAR100_MEAN, CIFAR100_STD, FOLDER, ClassicCIFAR100, load_cifar100
+from utils.data import CIFAR100_MEAN, CIFAR100_STD, FOLDER, ClassicCIFAR100, dataset_kind, load_cifar100
 from utils.errors import UserError
 from utils.synthetic import write_synthetic_cifar100
 
@@ -207,3 +207,12 @@ def test_the_data_root_may_be_the_cifar_100_python_folder_itself(synthetic_root,
     with pytest.raises(UserError, match=f"not found in {tmp_path / 'cifar-100-python'} and the download failed"):
         load_cifar100(tmp_path / "cifar-100-python")
     assert roots == [str(tmp_path)]  # into the folder named, not a cifar-100-python inside it
+
+
+def test_the_kind_of_data_is_told_by_its_class_names(cifar_copy):
+    assert dataset_kind(cifar_copy) == "synthetic"
+    meta = cifar_copy / FOLDER / "meta"
+    official = ["apple", "aquarium_fish", "baby"] + [f"name_{c}" for c in range(97)]
+    for names, kind in ((official, "CIFAR-100"), ([f"name_{c}" for c in range(100)], "other")):
+        write_pickle(meta, {"fine_label_names": names})
+        assert dataset_kind(cifar_copy / FOLDER) == kind

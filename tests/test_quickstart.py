@@ -107,5 +107,5 @@ def test_the_plot_is_drawn_from_the_real_run_folders(first_run, tmp_path):
     from utils import summary
 
     png = tmp_path / "results.png"
-    assert summary.main([str(first_run[0] / "quick"), "--plot", str(png)]) == 0
+    assert summary.main([str(first_run[0] / "quick"), "--all", "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

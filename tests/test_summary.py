@@ -170,3 +170,27 @@ def test_plot_without_matplotlib_asks_to_install_it(experiments, tmp_path, monke
     assert exit_status(main, [str(experiments), "--plot", str(tmp_path / "accuracy.png")]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and err.startswith("error: ") and "pip install matplotlib" in err
+
+
+def test_a_trial_run_is_left_out_of_the_protocol_rows_or_shown_apart_with_all(tmp_path, capsys):
+    cifar = {"kind": "CIFAR-100", "train_images": 50000, "test_images": 10000}
+    trial = {**summary_json(KD_ARGS, 1, 1.0, 100.0), "data": {"kind": "synthetic", "train_images": 1000,
+                                                              "test_images": 200}}
+    trial["args"]["epoch"] = trial["epochs_done"] = 1
+    runs = {"v0_student_kd_0": {**summary_json(KD_ARGS, 0, 73.0, 100.0), "data": cifar}, "v0_student_trial": trial}
+    for name, content in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(content))
+    assert main([str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (kd_row,) = [line for line in lines if "(n=" in line]
+    assert "73.00 +- 0.00 (n=1)" in kd_row
+    assert lines[-1] == ("left out: 1 finished runs that do not follow the paper's protocol "
+                         "(--epoch 1, synthetic data (1,000 training images): 1); --all shows them in tables of their own")
+    assert main([str(tmp_path), "--all"]) == 0
+    out = capsys.readouterr().out
+    protocol, apart = out.split("\n* not the paper's protocol (--epoch 1, synthetic data (1,000 training images)): ")
+    assert "73.00 +- 0.00 (n=1)" in protocol and "1.00" not in protocol
+    (trial_row,) = [line for line in apart.splitlines() if "(n=" in line]
+    assert trial_row.startswith("resnet32x4 -> resnet8x4 *") and "1.00 +- 0.00 (n=1)" in trial_row
+    assert "73.34" not in trial_row  # no published figure to set against a trial

@@ -20,6 +20,9 @@ IMAGE_SIZE = 32
 CROP_PADDING = 4
 FOLDER = "cifar-100-python"
 DOWNLOAD_STALL_SECONDS = 60
+OFFICIAL_TRAIN_IMAGES = 50_000
+OFFICIAL_FIRST_CLASSES = ["apple", "aquarium_fish", "baby"]
+SYNTHETIC_FIRST_CLASSES = ["class_00", "class_01", "class_02"]  # utils.synthetic's stand-in
 
 
 @dataclass
@@ -135,6 +138,12 @@ def _read_class_names(path: Path) -> list:
     if not isinstance(names, list) or len(names) != NUM_CLASSES:
         raise UserError(f"malformed CIFAR-100 file {path}: 'fine_label_names' should list {NUM_CLASSES} names")
     return [str(name) for name in names]
+
+
+def dataset_kind(root) -> str:
+    """'CIFAR-100', 'synthetic' (utils.synthetic's stand-in) or 'other', told by the class names in the meta file."""
+    first = _read_class_names(data_folder(root) / "meta")[:3]
+    return "CIFAR-100" if first == OFFICIAL_FIRST_CLASSES else "synthetic" if first == SYNTHETIC_FIRST_CLASSES else "other"
 
 
 def classic_transform(train: bool) -> transforms.Compose:

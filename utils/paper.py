@@ -40,6 +40,11 @@ UNIXKD_FLAGS = {"strategy": 3, "k": 48, "b": 32, "w": 10}  # entropy ranking, th
 
 LOW_LR_ARCHS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
 
+# The training protocol of every run of the table, as the scripts' settings (their defaults), besides
+# the learning rate (protocol_lr) and the data: the official CIFAR-100, all 50,000 training images.
+PROTOCOL = {"epoch": 240, "batch_size": 64, "momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1,
+            "milestones": [150, 180, 210], "amp": False}
+
 
 def protocol_lr(arch: str) -> float:
     """The paper's initial learning rate: 0.01 for the light MobileNetV2 and ShuffleNets, 0.05 otherwise."""

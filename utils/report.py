@@ -4,6 +4,7 @@ import json
 import numpy as np
 
 from utils.checkpoint import atomic_write
+from utils.data import dataset_kind
 from utils.runnames import SUMMARY_FILE
 
 
@@ -17,7 +18,14 @@ def training_summary(trainer, args, last_acc: float) -> dict:
         "finished": trainer.epochs_done >= args.epoch,
         "wall_seconds": trainer.wall_seconds,
         "images_per_second": trainer.train_images / trainer.train_seconds,
+        "data": data_record(trainer, args),
     }
+
+
+def data_record(trainer, args) -> dict:
+    """Which data the run trains on, so that the results table can tell a trial from the protocol."""
+    return {"kind": dataset_kind(args.data_root), "train_images": trainer.train_loader.num_samples,
+            "test_images": trainer.test_loader.num_samples}
 
 
 def write_summary(run, summary: dict) -> None:

@@ -23,7 +23,7 @@ from typing import Optional
 
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
-from utils.paper import KD_FLAGS, PAPER_PAIRS, UNIXKD_FLAGS, protocol_lr
+from utils.paper import KD_FLAGS, PAPER_PAIRS, PROTOCOL, UNIXKD_FLAGS, protocol_lr
 from utils.runnames import SUMMARY_FILE, student_run_name, teacher_run_name
 
 TEACHERS, STUDENTS = "teachers", "students"
@@ -32,7 +32,7 @@ PHASE_TITLES = {
     TEACHERS: "teacher.py: the teachers, then the student architectures trained alone",
     STUDENTS: "student_v0.py: the distilled students, once every phase-1 run has ended",
 }
-PROTOCOL_EPOCHS = 240
+PROTOCOL_EPOCHS = PROTOCOL["epoch"]
 DEFAULT_EXPERIMENTS_DIR = "./experiments"
 ABLATION_PAIR = ("resnet32x4", "resnet8x4")
 # The paper's ablations, each one setting away from UNIXKD's (strategy 3, mix 2, k 48, b 32), whose runs

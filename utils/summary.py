@@ -1,12 +1,14 @@
 """The paper's results table from our own runs: every column, next to the published figures.
 
-    python -m utils.summary [EXPERIMENTS_DIR] [--plot FILE.png]
+    python -m utils.summary [EXPERIMENTS_DIR] [--plot FILE.png] [--all]
 
 Reads EXPERIMENTS_DIR/teacher_*/summary.json (teacher.py: the teachers, and the students trained
 alone) and EXPERIMENTS_DIR/v0_student_*/summary.json (student_v0.py), both written each epoch. Per
 pair: the teacher's accuracy, the student's trained alone, Ft/Fs, KD, and each UNIXKD setting with its
 computation; finished runs only, mean +- std over seeds, beside the paper's figure (utils.paper) and
-our difference from it. Runs still going are listed after the table.
+our difference from it. Runs still going are listed after the table. Runs that depart from the
+paper's protocol (utils.protocol: fewer epochs, synthetic data, ...) are left out with a line saying
+how many and why; --all shows them in tables of their own.
 """
 
 import itertools
@@ -20,6 +22,7 @@ from typing import Optional
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
 from utils.paper import PAPER_PAIRS, UNIXKD_FLAGS
+from utils.protocol import departures
 from utils.runnames import NAMED_SETTINGS, SUMMARY_FILE
 from utils.steps import DistillConfig
 
@@ -44,6 +47,7 @@ class Run:
     best_acc: float
     computation: Optional[float] = None  # students only: % of KD's training computation
     ft_fs: Optional[float] = None
+    departures: tuple = ()  # how the run departs from the paper's protocol (utils.protocol); () if it does not
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,8 @@ def parse_run(name, summary):
     """A Run from a summary.json's content; KeyError, TypeError or ValueError when it is malformed."""
     args = summary["args"]
     common = dict(name=name, finished=bool(summary["finished"]), epochs_done=int(summary["epochs_done"]),
-                  epochs=int(args["epoch"]), best_acc=float(summary["best_acc"]))
+                  epochs=int(args["epoch"]), best_acc=float(summary["best_acc"]),
+                  departures=tuple(departures(summary)))
     if "student_arch" not in summary:
         return Run(teacher=None, student=str(summary["arch"]), method=ALONE, **common)
     flops = summary["flops"]
@@ -230,6 +235,49 @@ def format_in_progress(runs):
     ]
 
 
+def by_departures(runs) -> dict:
+    """{departures: [runs]}: the protocol's runs under (), each other combination under its own key."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(run.departures, []).append(run)
+    return dict(sorted(groups.items()))
+
+
+def departure_label(departures) -> str:
+    return ", ".join(departures)
+
+
+def format_left_out(groups) -> list:
+    """One line on the finished runs outside the protocol, which the table leaves out without --all."""
+    counts = {departure_label(key): sum(run.finished for run in runs) for key, runs in groups.items() if key}
+    counts = {label: count for label, count in counts.items() if count}
+    if not counts:
+        return []
+    why = "; ".join(f"{label}: {count}" for label, count in counts.items())
+    return [f"left out: {sum(counts.values())} finished runs that do not follow the paper's protocol ({why}); "
+            f"--all shows them in tables of their own"]
+
+
+def format_off_protocol_tables(groups) -> list:
+    """With --all: a table for each way runs depart from the protocol, headed by what differs; its pairs
+    are marked with a * and compared with no published figure."""
+    lines = []
+    for key, runs in groups.items():
+        results = table_results(runs)
+        if key and results:
+            marked = {(teacher, f"{student} *"): result for (teacher, student), result in results.items()}
+            lines += ["", f"* not the paper's protocol ({departure_label(key)}): no published figure applies",
+                      *format_table(marked)]
+    return lines
+
+
+def plotted_results(groups) -> dict:
+    """The pairs to plot, each group's labelled with what departs from the protocol."""
+    return {(teacher, f"{student} [{departure_label(key)}]" if key else student): result
+            for key, runs in groups.items() for (teacher, student), result in table_results(runs).items()
+            if result.methods}
+
+
 def load_pyplot():
     # matplotlib is optional (not in requirements): only --plot needs it.
     try:
@@ -278,6 +326,9 @@ def parse_args(argv):
     parser = ArgumentParser(prog="python -m utils.summary", description=__doc__.splitlines()[0])
     parser.add_argument("experiments_dir", nargs="?", default="experiments", help="default: ./experiments")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw accuracy against computation (needs matplotlib)")
+    parser.add_argument("--all", action="store_true",
+                        help="also show the runs that depart from the paper's protocol (fewer epochs, other data, "
+                             "other hyper-parameters), in tables of their own headed by what differs")
     return parser.parse_args(argv)
 
 
@@ -291,12 +342,15 @@ def main(argv=None):
         patterns = " or ".join(str(Path(args.experiments_dir) / pattern) for pattern in RUN_GLOBS)
         print(f"no runs found: nothing matches {patterns}")
         return 0
-    results = table_results(runs)
-    print("\n".join(format_table(results)) if results else "no finished runs yet")
+    groups = by_departures(runs)
+    results = table_results(groups.get((), []))
+    print("\n".join(format_table(results)) if results else "no finished runs that follow the paper's protocol yet")
+    for line in format_off_protocol_tables(groups) if args.all else format_left_out(groups):
+        print(line)
     in_progress = format_in_progress(runs)
     if in_progress:
         print("\nin progress:\n" + "\n".join(in_progress))
-    distilled = {pair: result for pair, result in results.items() if result.methods}
+    distilled = plotted_results(groups if args.all else {(): groups.get((), [])})
     if pyplot and distilled:
         plot_results(distilled, args.plot, pyplot)
         print(f"\nplot written to {args.plot}")
