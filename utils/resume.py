@@ -26,7 +26,7 @@ PATH_FLAGS = {"data_root": data_folder, "teacher_path": Path}
 def changed_flags(started: dict, now: dict) -> list:
     """[("--flag", value the run started with, value now)] for each flag that would change the result.
 
-    A flag the run's summary does not know (added by a later version) is not compared.
+    A flag only one side knows (added or dropped by another version of the scripts) is not compared.
     """
     changes = []
     for key, before in started.items():
