@@ -123,7 +123,7 @@ def test_a_resume_with_changed_flags_is_refused_naming_each(tiny_root, experimen
 def test_a_resume_on_another_kind_of_data_in_the_same_folder_is_refused(tiny_root, experiments, capsys,
                                                                           exit_status, monkeypatch):
     monkeypatch.setattr(utils.resume, "dataset_kind", lambda root: "CIFAR-100")  # as if the files were replaced
-    assert exit_status(teacher.main, teacher_argv(tiny_root, experiments, "--epoch", "240", "--resume")) == 2
+    assert exit_status(teacher.main, teacher_argv(tiny_root, experiments, "--epoch", "2", "--resume")) == 2
     assert "the data synthetic then, CIFAR-100 now" in capsys.readouterr().err
 
 
