@@ -43,6 +43,7 @@ def zoo(tmp_path_factory):
         AUTHORS_MEMBER: checkpoint_bytes({"state_dict": weights["wrn_40_2"], "best_acc": 76.46}),
     }
     path = tmp_path_factory.mktemp("zoo") / "cifar_teachers.tar"
+    members["cifar_teachers/resnet56_vanilla/._ckpt_epoch_240.pth"] = b"Mac OS X resource fork"  # skipped
     with tarfile.open(path, "w") as tar:
         for name, content in members.items():
             info = tarfile.TarInfo(name)
@@ -225,6 +226,11 @@ def test_the_tiny_table_runs_on_imported_teachers(imported, tiny_table):
     assert "# teacher resnet56: imported published checkpoint" in dry.stdout, dry.stderr
     assert "teacher.py" not in dry.stdout.replace("# phase 1 of 2, teacher.py", "")  # no teacher.py command
     assert "1 runs, 1 finished (1 of them imported teachers)" in dry.stdout
+    slurm = subprocess.run(["bash", str(ROOT / "command" / "slurm.sh")], env={**env, "DRY_RUN": "1"},
+                           capture_output=True, text=True, timeout=120)
+    sbatch_calls = [line for line in slurm.stdout.splitlines() if line.startswith("sbatch")]
+    assert len(sbatch_calls) == 1 and "unixkd-students --array 0-0" in sbatch_calls[0], slurm.stdout + slurm.stderr
+    assert "--dependency" not in sbatch_calls[0]  # no phase-1 array to wait for
 
     done = subprocess.run(["bash", str(ROOT / "command" / "command.sh")], env=env, capture_output=True, text=True,
                           timeout=600)

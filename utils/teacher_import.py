@@ -24,7 +24,7 @@ from utils.rundir import RunDirectory
 from utils.runnames import IMPORTED, SUMMARY_FILE, is_imported, teacher_run_name
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
-STORED_ACC_KEYS = ("best_acc", "accuracy", "acc", "test_acc")  # the authors', CRD's, ours, others'
+STORED_ACC_KEYS = ("best_acc", "accuracy", "acc", "test_acc")  # CRD best, CRD epoch files, the authors' and ours, others
 
 
 @dataclass
@@ -60,7 +60,8 @@ def arch_from_name(path: Path):
 
 
 def is_checkpoint_name(name: str) -> bool:
-    return name.endswith(CHECKPOINT_SUFFIXES)
+    # Hidden files are skipped: an archive made on a Mac holds a ._ckpt_epoch_240.pth beside each file.
+    return name.endswith(CHECKPOINT_SUFFIXES) and not Path(name).name.startswith(".")
 
 
 def find_sources(paths, arch: Optional[str]) -> list:
@@ -135,7 +136,7 @@ def stored_number(checkpoint, keys):
 
 def check_source(source: Source, staging: Path, number: int) -> Checked:
     file = materialize(source, staging, number)
-    checkpoint = load_checkpoint(file)
+    checkpoint = load_checkpoint(file, name=source.name)
     state_dict = extract_state_dict(checkpoint, source.name)
     load_weights(model_dict[source.arch](num_classes=100), state_dict, source.arch, source.name)
     accuracy, epoch = stored_number(checkpoint, STORED_ACC_KEYS), stored_number(checkpoint, ("epoch",))
