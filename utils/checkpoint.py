@@ -43,14 +43,15 @@ def atomic_save(obj, path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """torch.load with weights_only=True: a downloaded checkpoint cannot run code on load."""
+def load_checkpoint(path, map_location="cpu", name=None):
+    """torch.load with weights_only=True: a downloaded checkpoint cannot run code on load. `name`: what
+    messages call the file (an archive member read from a temporary copy)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+        raise UserError(f"checkpoint not found: {name or path}")
     looks_like = not_a_checkpoint(path)
     if looks_like:
-        raise UserError(f"{path} is not a PyTorch checkpoint: it is {looks_like}; probably a failed download "
+        raise UserError(f"{name or path} is not a PyTorch checkpoint: it is {looks_like}; probably a failed download "
                         f"(a sharing link saves its web page): download the file again")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
@@ -58,7 +59,7 @@ def load_checkpoint(path, map_location="cpu"):
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if file_head(path, len(ZIP_MAGIC)) == ZIP_MAGIC and not zipfile.is_zipfile(path):
             reason = f"a zip archive cut short ({path.stat().st_size} bytes), probably an interrupted download"
-        raise UserError(f"cannot read checkpoint {path}: {reason}") from None
+        raise UserError(f"cannot read checkpoint {name or path}: {reason}") from None
 
 
 def not_a_checkpoint(path: Path):

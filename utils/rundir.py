@@ -93,7 +93,9 @@ def open_run(path, *, resume: bool, force: bool, epochs: int, args=None):
             raise UserError(f"{run.path} already holds a run; pass --resume to continue it, --force to start over, "
                             f"or --tag NAME to give a run with other settings its own folder")
         if not run.last.is_file():
-            raise UserError(f"{run.path} holds checkpoints but no ckpt/last.pth to resume from; use --force to start over")
+            raise UserError(f"{run.path} holds checkpoints but no ckpt/last.pth to resume from; use --force to start over "
+                            f"(or, for a published teacher put there by hand, `python -m utils.teachers import "
+                            f"{run.ckpt}/best.pth --force` marks it finished: docs/teachers.md)")
         if args is not None:
             check_same_flags(run.path / SUMMARY_FILE, args)
         state = load_checkpoint(run.last)
