@@ -214,7 +214,7 @@ def test_a_trial_run_is_left_out_of_the_protocol_rows_or_shown_apart_with_all(tm
     lines = capsys.readouterr().out.splitlines()
     (kd_row,) = [line for line in lines if "(n=" in line]
     assert "73.00 +- 0.00 (n=1)" in kd_row
-    assert lines[-1] == ("left out: 1 finished runs that do not follow the paper's protocol "
+    assert lines[-1] == ("left out: 1 finished run outside the paper's protocol "
                          "(--epoch 1, synthetic data (1,000 training images): 1); --all shows them in tables of their own")
     assert main([str(tmp_path), "--all"]) == 0
     out = capsys.readouterr().out

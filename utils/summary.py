@@ -323,8 +323,9 @@ def format_left_out(groups) -> list:
     if not counts:
         return []
     why = "; ".join(f"{label}: {count}" for label, count in counts.items())
-    return [f"left out: {sum(counts.values())} finished runs that do not follow the paper's protocol ({why}); "
-            f"--all shows them in tables of their own"]
+    total = sum(counts.values())
+    return [f"left out: {total} finished run{'s' if total > 1 else ''} outside the paper's protocol "
+            f"({why}); --all shows them in tables of their own"]
 
 
 def format_off_protocol_tables(groups) -> list:
