@@ -17,6 +17,8 @@ LR_PER_256 = 0.1
 IMAGENET_ONLY = {
     "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
     "workers": (8, "data-loading worker processes per GPU (default 8)"),
+    "gpu_decode": (False, "decode JPEGs and crop on the GPU (torchvision's batched decode_jpeg) instead of in CPU "
+                          "workers; falls back to the CPU workers without CUDA"),
     "sync_bn": (False, "SyncBatchNorm across GPUs instead of BatchNorm per GPU (the default, as in the "
                        "literature's ImageNet runs; needs CUDA)"),
 }

@@ -5,11 +5,14 @@ a plan is the batch's dataset indices on the device, and assemble returns the ba
 Each image's random crop and flip are a function of (seed, epoch, index) alone, so a run gives the same
 batches whatever the number of worker processes, and a resumed run replays the following epochs exactly.
 """
+import contextlib
+import warnings
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from torchvision import datasets, transforms
+from torchvision.io import read_file
 
 from utils import distributed
 from utils.errors import UserError
@@ -63,10 +66,29 @@ class IndexedImageFolder(datasets.ImageFolder):
         else:
             # The transforms draw from torch's global generator; forking it keeps the training run's own
             # random stream (UNIX's mixing) apart from how many images the loader has read.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(((self.seed * 1_000_003 + self.epoch) * len(self) + index) % 2**63)
+            with seeded_draws(self.seed, self.epoch, len(self), index):
                 image, label = super().__getitem__(index)
         return image, label, index
+
+
+class EncodedImageFolder(IndexedImageFolder):
+    """(the JPEG file's bytes, label, index): decoding and augmentation happen on the device (utils.device_decode)."""
+
+    def __init__(self, root):
+        super().__init__(root, transform=None)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        return read_file(path), label, index
+
+
+@contextlib.contextmanager
+def seeded_draws(seed: int, epoch: int, size: int, index: int):
+    """The transforms draw from torch's global generator: forking it keeps the training run's own random
+    stream (UNIX's mixing) apart from how many images were read, and fixes each image's draws."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(((seed * 1_000_003 + epoch) * size + index) % 2**63)
+        yield
 
 
 class ImageFolderLoader:
@@ -77,7 +99,7 @@ class ImageFolderLoader:
     """
 
     def __init__(self, dataset: IndexedImageFolder, local_batch: int, device, train: bool, seed: int, workers: int,
-                 channels_last: bool = True):
+                 channels_last: bool = True, decoder=None):
         self.dataset, self.device, self.train = dataset, torch.device(device), train
         self.num_samples = len(dataset)  # the whole split: images per second and the counter's columns
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -86,25 +108,30 @@ class ImageFolderLoader:
             self.sampler = DistributedSampler(dataset, num_replicas=world, rank=me, shuffle=True, seed=seed)
         else:
             self.sampler = range(me, len(dataset), world)
+        self.decoder = decoder  # utils.device_decode.DeviceDecoder: the batches hold JPEG bytes
         self.loader = DataLoader(dataset, batch_size=local_batch, sampler=self.sampler, num_workers=workers,
-                                 pin_memory=self.device.type == "cuda", persistent_workers=False)
+                                 pin_memory=self.device.type == "cuda" and decoder is None, persistent_workers=False,
+                                 collate_fn=keep_encoded if decoder else None)
         self.epoch, self._batch = 0, None
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def plans(self):
+        drawn_epoch = self.epoch
         if self.train:
             self.sampler.set_epoch(self.epoch)
             self.dataset.epoch = self.epoch  # before the workers start: each takes a copy of the dataset
             self.epoch += 1
         for images, labels, indices in self.loader:
-            self._batch = (images, labels)
+            self._batch = (images, labels, indices, drawn_epoch)
             yield indices.to(self.device, non_blocking=True)
 
     def assemble(self, plan: torch.Tensor):
         """The batch plans() last yielded, on the device: the images come from the workers, not from the plan."""
-        images, labels = self._batch
+        images, labels, indices, epoch = self._batch
+        if self.decoder is not None:
+            images = self.decoder(images, indices, epoch)
         x = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         return x, labels.to(self.device, non_blocking=True), plan
 
@@ -115,14 +142,30 @@ class ImageFolderLoader:
         self.epoch = state["epoch"]
 
 
+def keep_encoded(batch):
+    """Collate JPEG byte strings of different lengths as a list; labels and indices as tensors."""
+    encoded, labels, indices = zip(*batch)
+    return list(encoded), torch.tensor(labels), torch.tensor(indices)
+
+
 def make_imagenet_loaders(args, device):
     check_image_folder(args.data_root)
     root = Path(args.data_root)
     local = distributed.local_batch_size(args.batch_size)
-    train_set = IndexedImageFolder(root / "train", train_transform(args.image_size), seed=args.seed)
-    val_set = IndexedImageFolder(root / "val", val_transform(args.image_size))
-    train = ImageFolderLoader(train_set, local, device, True, args.seed, args.workers)
-    val = ImageFolderLoader(val_set, local, device, False, args.seed, args.workers)
+    if args.gpu_decode and device.type == "cuda":
+        from utils.device_decode import DeviceDecoder
+
+        train_set, val_set = EncodedImageFolder(root / "train"), EncodedImageFolder(root / "val")
+        decoders = [DeviceDecoder(args.image_size, device, split is train_set, args.seed, len(split))
+                    for split in (train_set, val_set)]
+    else:
+        if args.gpu_decode:
+            warnings.warn(f"--gpu-decode needs CUDA; decoding in CPU workers on the {device.type}", stacklevel=2)
+        train_set = IndexedImageFolder(root / "train", train_transform(args.image_size), seed=args.seed)
+        val_set = IndexedImageFolder(root / "val", val_transform(args.image_size))
+        decoders = [None, None]
+    train = ImageFolderLoader(train_set, local, device, True, args.seed, args.workers, decoder=decoders[0])
+    val = ImageFolderLoader(val_set, local, device, False, args.seed, args.workers, decoder=decoders[1])
     print(f"data: {root} ({len(train_set)} train / {len(val_set)} val images, {len(train_set.classes)} classes; "
           f"{distributed.world_size()} process(es) x batch {local})")
     return train, val
