@@ -7,6 +7,7 @@ process its place through RANK, LOCAL_RANK and WORLD_SIZE.
 import contextlib
 import os
 import sys
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -34,7 +35,7 @@ def is_main() -> bool:
 
 @contextlib.contextmanager
 def main_speaks():
-    """Rank 0 alone prints; on the others a bad-input error ends the process with the same status, silently.
+    """Rank 0 alone prints and warns; on the others a bad-input error ends the process with the same status, silently.
 
     Every rank meets the same bad input (the same flags, the same files), so each ends by itself and
     rank 0's one `error:` line is the only one shown.
@@ -43,6 +44,7 @@ def main_speaks():
         yield
         return
     sys.stdout = open(os.devnull, "w")
+    warnings.simplefilter("ignore")  # rank 0 shows each warning once
     try:
         yield
     except UserError:
