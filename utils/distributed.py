@@ -68,11 +68,6 @@ def start(device_type: str) -> None:
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
 
 
-def stop() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def active() -> bool:
     return dist.is_initialized() and dist.get_world_size() > 1
 
@@ -157,11 +152,6 @@ def open_run_on_main(path, **kwargs):
 def release(run) -> None:
     if is_main():
         run.release()
-
-
-def barrier() -> None:
-    if active():
-        dist.barrier()
 
 
 def broadcast_buffers(model) -> None:
