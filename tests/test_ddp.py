@@ -19,12 +19,12 @@ from utils.synthetic_imagenet import write_image_folder
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 SMALL = ["--dataset", "imagenet", "--image-size", "32", "--workers", "0", "--batch-size", "16", "--milestones", "1"]
-TRAIN_IMAGES, VAL_IMAGES = 120, 40
+TRAIN_IMAGES, VAL_IMAGES = 80, 20
 
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory):
-    return write_image_folder(tmp_path_factory.mktemp("imagenet"), classes=10, train_per_class=12, val_per_class=4,
+    return write_image_folder(tmp_path_factory.mktemp("imagenet"), classes=10, train_per_class=8, val_per_class=2,
                               size=36)
 
 
