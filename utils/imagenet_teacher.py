@@ -6,6 +6,7 @@ with the hash in the file name verified, then read with weights_only=True, so th
 from torchvision.models import get_model_weights
 
 from models.imagenet import TORCHVISION_NAMES
+from utils import distributed
 from utils.checkpoint import load_weights
 from utils.errors import UserError
 
@@ -29,10 +30,15 @@ def resolve_torchvision_teacher(teacher_path: str, dataset: str):
 
 
 def load_torchvision_weights(model, weights, arch: str) -> None:
+    if distributed.active():  # rank 0 downloads first (a failure ends every rank); the others read its cache
+        distributed.on_main(lambda: read_weights(weights))
+    load_weights(model, read_weights(weights), arch, weights.url)
+
+
+def read_weights(weights) -> dict:
     try:
-        state = weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except Exception as exc:  # no network, a bad hash, an unsafe or damaged cached file: one remedy
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise UserError(f"cannot load torchvision's {weights} weights from {weights.url} ({reason}); "
                         f"with no network, put the file in the torch hub cache (torch.hub.get_dir()/checkpoints)") from None
-    load_weights(model, state, arch, weights.url)
