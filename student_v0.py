@@ -21,7 +21,7 @@ from utils.report import StudentReport
 from utils.runnames import student_run_name
 from utils.selection import SelectionCounter
 from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
-from utils.dataset_args import parse_dataset_args
+from utils.dataset_args import dataset_of, parse_dataset_args
 from utils.imagenet_teacher import is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher
 from utils.teachers import load_teacher, resolve_teacher
 from utils.trainer import FitConfig, Trainer
@@ -63,8 +63,7 @@ def parse_args(argv=None):
 
 
 def imagenet_unix_defaults(argv) -> dict:
-    from utils.dataset_args import dataset_of
-
+    """ImageNet's k and b follow each process's batch, known once the batch and the world size are."""
     return {"k": None, "b": None} if dataset_of(argv) == "imagenet" else {}
 
 
@@ -118,7 +117,7 @@ def make_teacher(args, arch, source, device, classes):
 def main(argv=None):
     with distributed.main_speaks():
         args = parse_args(argv)
-        teacher_arch, teacher_source_, teacher_label = teacher_source(args)
+        teacher_arch, weights_from, teacher_label = teacher_source(args)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         device = distributed.prepare_device(args)
@@ -126,20 +125,20 @@ def main(argv=None):
             Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
             resume=args.resume, force=args.force, epochs=args.epoch)
         try:
-            distil(args, teacher_arch, teacher_source_, device, run, resume)
+            distil(args, teacher_arch, weights_from, device, run, resume)
         finally:
             distributed.release(run)
 
 
-def distil(args, teacher_arch, teacher_source_, device, run, resume) -> None:
+def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
     if args.dataset == "cifar100":  # the teacher before the data: a bad file fails fast
-        teacher = make_teacher(args, teacher_arch, teacher_source_, device, 100)
+        teacher = make_teacher(args, teacher_arch, weights_from, device, 100)
         train_loader, test_loader = make_loaders(args, device)
     else:  # the class count comes from the data
         train_loader, test_loader = make_loaders(args, device)
-        teacher = make_teacher(args, teacher_arch, teacher_source_, device, num_classes(args, train_loader))
+        teacher = make_teacher(args, teacher_arch, weights_from, device, num_classes(args, train_loader))
     _, teacher_acc = evaluate(teacher, test_loader, args.amp)
-    print(f"teacher: {teacher_arch} from {teacher_source_}, test accuracy {teacher_acc:.2f}")
+    print(f"teacher: {teacher_arch} from {weights_from}, test accuracy {teacher_acc:.2f}")
     student = make_model(args.student_arch, device, args.compile, num_classes(args, train_loader))
     optimizer, scheduler = make_optimizer(student, args)
     meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])

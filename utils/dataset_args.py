@@ -39,12 +39,11 @@ def add_dataset_args(parser, argv) -> None:
                         help="cifar100 (default) or imagenet: an ImageFolder at --data-root, the ImageNet protocol's "
                              "defaults (--epoch 100 --batch-size 256 --lr 0.1 x batch/256 --weight-decay 1e-4 "
                              "--milestones 30 60 90; see docs/imagenet.md), and torchrun for several GPUs")
-    for name, (_, text) in IMAGENET_ONLY.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(IMAGENET_ONLY[name][0], bool):
-            parser.add_argument(flag, action="store_const", const=True, default=None, help=f"imagenet: {text}")
+    for name, (default, text) in IMAGENET_ONLY.items():  # None when not given: CIFAR-100 refuses them
+        if isinstance(default, bool):
+            parser.add_argument(flag(name), action="store_const", const=True, default=None, help=f"imagenet: {text}")
         else:
-            parser.add_argument(flag, type=int, default=None, help=f"imagenet: {text}")
+            parser.add_argument(flag(name), type=int, default=None, help=f"imagenet: {text}")
     if dataset_of(argv) == "imagenet":
         parser.set_defaults(lr=None, **IMAGENET_DEFAULTS)
 
