@@ -164,6 +164,8 @@ def make_imagenet_loaders(args, device):
         train_set = IndexedImageFolder(root / "train", train_transform(args.image_size), seed=args.seed)
         val_set = IndexedImageFolder(root / "val", val_transform(args.image_size))
         decoders = [None, None]
+    if len(val_set) < distributed.world_size():  # a rank without val images would wait for the others forever
+        raise UserError(f"{root}/val holds {len(val_set)} images, fewer than the {distributed.world_size()} processes")
     train = ImageFolderLoader(train_set, local, device, True, args.seed, args.workers, decoder=decoders[0])
     val = ImageFolderLoader(val_set, local, device, False, args.seed, args.workers, decoder=decoders[1])
     print(f"data: {root} ({len(train_set)} train / {len(val_set)} val images, {len(train_set.classes)} classes; "
