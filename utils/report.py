@@ -24,8 +24,9 @@ def training_summary(trainer, args, last_acc: float) -> dict:
 
 def data_record(trainer, args) -> dict:
     """Which data the run trains on, so that the results table can tell a trial from the protocol."""
-    return {"kind": dataset_kind(args.data_root), "train_images": trainer.train_loader.num_samples,
-            "test_images": trainer.test_loader.num_samples}
+    dataset = getattr(args, "dataset", "cifar100")
+    return {"kind": dataset_kind(args.data_root) if dataset == "cifar100" else dataset,
+            "train_images": trainer.train_loader.num_samples, "test_images": trainer.test_loader.num_samples}
 
 
 def write_summary(run, summary: dict) -> None:
