@@ -58,7 +58,7 @@ def assert_logged_metrics_are_all_ranks(seen):
 
 def finished(done, experiments):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert done.stdout.count("best accuracy:") == 1  # rank 0 alone prints
+    assert done.stdout.count(": best accuracy ") == 1  # rank 0 alone prints
     [run] = [p for p in experiments.iterdir() if p.is_dir()]
     return run
 
