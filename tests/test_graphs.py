@@ -13,7 +13,7 @@ import torch
 
 import student_v0
 from models import model_dict
-from tests.graph_emulator import CaptureError, emulated_capture
+from tests.graph_emulator import CaptureError, GeneratorState, emulated_capture
 from utils.build import make_optimizer
 from utils.computation import ComputationMeter
 from utils.graphs import CapturedCall, capture_cuda_graph, graph_capture
@@ -33,8 +33,8 @@ def test_the_stand_in_refuses_a_host_read_as_capture_does():
 
 def test_a_replay_keeps_the_python_values_of_its_capture():
     scale = {"value": 2.0}
-    out = torch.zeros(2)
-    replay, _ = emulated_capture(lambda t: out.copy_(t * scale["value"]), (torch.ones(2),))
+    out, inputs = torch.zeros(2), (torch.ones(2),)  # a recording's inputs and outputs live as long as it does
+    replay, _ = emulated_capture(lambda t: out.copy_(t * scale["value"]), inputs)
     scale["value"] = 5.0
     replay()
     assert out.tolist() == [2.0, 2.0]
@@ -169,6 +169,35 @@ def test_a_replayed_evaluation_equals_the_eager_one():
     for _ in range(4):  # two warm-ups, the capture, a replay
         assert eager() == replayed()
     assert replayed._run.recordings == 2
+
+
+@pytest.fixture
+def fresh_generator():
+    """The process's first capture is the test's: the CUDA generator registers its state then."""
+    GeneratorState.forget()
+    yield
+    GeneratorState.forget()
+
+
+def test_the_first_recording_of_a_process_may_be_an_evaluation(fresh_generator):
+    iteration, model, scheduler = supervised_iteration(emulated_capture)
+    images, labels = random_images(40, seed=1)
+    test = DeviceLoader(images, labels, 16, torch.device("cpu"), train=False, channels_last=True)
+    evaluation = Evaluation(model, test, capture=emulated_capture)
+    for _ in range(3):  # two warm-ups, then the process's first recordings
+        evaluation()
+    # Training records its full batches in epoch 2 and replays them after the evaluation's recordings.
+    train(iteration, model, scheduler, epochs=2, reset_on_lr_change=False)
+    assert iteration._run.recordings == 1 and evaluation._run.recordings == 2
+
+
+def test_the_stand_in_refuses_a_first_recording_under_inference_mode(fresh_generator):
+    """What the test above guards against: the generator's state made an inference tensor."""
+    inputs = (torch.ones(2),)
+    with torch.inference_mode():
+        emulated_capture(lambda t: t * 2, inputs)
+    with pytest.raises(RuntimeError, match="Inplace update to inference tensor"):
+        emulated_capture(lambda t: t * 2, inputs)
 
 
 def test_student_v0_with_graphs_ends_where_the_eager_run_does(tmp_path, monkeypatch):
