@@ -9,7 +9,7 @@ same tensors, writing each result into the tensor the recording saw: the same se
 What a real capture refuses, the stand-in refuses too (`refusal`): host reads, outputs sized by the
 data, tensors made from host data, copies between devices. What a real replay would silently get wrong
 it reports: a tensor that existed before the capture and was replaced since (the recording would keep
-writing into the old memory) fails the next replay, and the CUDA generator's bookkeeping tensors, made
+writing into the old memory) fails the next replay, once nothing else holds the old one; and the CUDA generator's bookkeeping tensors, made
 at the first capture of the process, must not be inference tensors (see `GeneratorState`).
 
 Host work that needs no dispatch (`.tolist()`, `.numpy()`, `.cpu()` of a CPU tensor) is invisible here;
