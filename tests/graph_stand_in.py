@@ -2,6 +2,7 @@
 
     python tests/graph_stand_in.py student_v0.py --cuda-graphs ...   # a script
     python tests/graph_stand_in.py -m utils.bench ...                 # a module
+    python tests/graph_stand_in.py -c "import torch; ..."             # a command
 
 --cuda-graphs then records and replays through the stand-in instead of running eagerly, so a subprocess
 test (resume, command/gpu_checks.sh) exercises the replayed path end to end.
@@ -27,7 +28,9 @@ def stand_in_for(requested: bool, device) -> object:
 def main(argv: list) -> None:
     utils.graphs.graph_capture = stand_in_for
     utils.bench.graph_capture_for = utils.graph_check.graph_capture_for = lambda device: emulated_capture
-    if argv[0] == "-m":  # the imported module, patched above, not a fresh copy as runpy would make
+    if argv[0] == "-c":
+        exec(argv[1], {"__name__": "__main__"})
+    elif argv[0] == "-m":  # the imported module, patched above, not a fresh copy as runpy would make
         sys.argv = [argv[1], *argv[2:]]
         run_main(importlib.import_module(argv[1]).main)
     else:
