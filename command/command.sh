@@ -2,14 +2,15 @@
 # Every run behind shared/reference/paper-results.md (CIFAR-100), from the run list (python -m utils.runlist):
 # phase 1, teacher.py: the 6 teachers and the 8 student architectures trained alone, seeds 0-3;
 # phase 2, once phase 1 has ended: KD and UNIXKD for the 12 pairs, seeds 0-3. 134 runs of 240 epochs.
+# A teacher imported with `python -m utils.teachers import` (or fetch) counts as finished: it is not trained.
 #
 #   bash command/command.sh                                # one run at a time, on GPU 0
 #   GPU=1 bash command/command.sh                          # one at a time, on GPU 1
 #   GPUS="0 1 2 3" JOBS_PER_GPU=2 bash command/command.sh  # 8 at once, each on one GPU (needs GNU parallel)
 #   DRY_RUN=1 bash command/command.sh                      # only print the run list
 #
-# Other knobs (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS): README.md, "Reproducing the
-# paper's table". Resumable: only unfinished runs start, each with --resume, so after a crash or Ctrl-C the same
+# Other knobs (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS): docs/dispatchers.md.
+# Resumable: only unfinished runs start, each with --resume, so after a crash or Ctrl-C the same
 # command continues each run from its last epoch. Every run is logged to $EXPERIMENTS_DIR/jobs.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."  # the scripts and ./experiments are relative to the repository root

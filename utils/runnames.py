@@ -1,6 +1,9 @@
 """Run directory names, known without building anything: the scripts write there, the run list looks there."""
 
 SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.report)
+# The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished
+# phase-1 run for the dispatchers, "teacher (published checkpoint)" in the results table.
+IMPORTED = "imported"
 
 # student_v0.py settings whose non-default value is added to the run's name, so that an ablation never
 # shares the main runs' folder (or, in the results table, their row): (setting, label, default).
@@ -23,3 +26,8 @@ def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
             name += f"_{label}{value:g}"
     other_distill = getattr(args, "other_distill", None)
     return name + (f"_{other_distill}" if other_distill else "")
+
+
+def is_imported(summary) -> bool:
+    """Whether a summary.json's content describes an imported published teacher."""
+    return isinstance(summary, dict) and isinstance(summary.get(IMPORTED), dict)
