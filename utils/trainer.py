@@ -58,6 +58,7 @@ class Trainer:
         self.train_seconds += train_time
         self.train_images += self.train_loader.num_samples
         record["time/images_per_second"] = self.train_loader.num_samples / train_time
+        saving = time.perf_counter()
         self._checkpoint(record["val/acc"])
         # Counted before the epoch-end reports, so summary.json's wall time includes this epoch.
         record["time/epoch_seconds"] = time.perf_counter() - start
@@ -66,6 +67,7 @@ class Trainer:
             self.on_epoch_end(self, epoch, record)
         # last.pth goes last: it is the commit point a resumed run starts from.
         atomic_save(self._state(), self.run.last)
+        record["time/save_seconds"] = time.perf_counter() - saving
         return record
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -125,5 +127,5 @@ class Trainer:
         writer.flush()
         print(f"epoch {epoch:3d}/{self.cfg.epochs} | train loss {record['train/loss']:.4f} "
               f"acc {record['train/acc']:6.2f} | val loss {record['val/loss']:.4f} acc {record['val/acc']:6.2f} "
-              f"| best {self.best_acc:6.2f} | lr {record['lr']:.4g} | {record['time/epoch_seconds']:.1f}s "
-              f"({record['time/images_per_second']:.0f} img/s)", flush=True)
+              f"| best {self.best_acc:6.2f} | lr {record['lr']:.4g} | {record['time/epoch_seconds']:.1f}s, "
+              f"saving {record['time/save_seconds']:.2f}s ({record['time/images_per_second']:.0f} img/s)", flush=True)
