@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from utils import distributed
 from utils.computation import ComputationMeter
 from utils.errors import UserError
 from utils.losses import AT_WEIGHT, SP_WEIGHT, at_loss, kd_loss, mixed_cross_entropy, sp_batch_loss, sp_loss
@@ -41,6 +42,9 @@ class SupervisedStep:
         return StepOutput(logits, y, {"ce": F.cross_entropy(logits, y)})
 
     def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def end_epoch(self) -> None:
         pass
 
     def account(self, n: int) -> None:
@@ -98,6 +102,13 @@ class UnixDistillStep:
 
     def start_epoch(self, epoch: int) -> None:
         self.counter.start_epoch(epoch)
+        self._counts_at_start = dict(self.meter.counts)
+
+    def end_epoch(self) -> None:
+        """Under DDP: the counter's row and the meter's counts become the sums over all ranks."""
+        if distributed.active():
+            self.counter.sum_epoch_over_ranks()
+            self.meter.sum_over_ranks_since(self._counts_at_start)
 
     def account(self, n: int) -> None:
         """Count a batch of n images on the host: which passes saw how many follows from n and the config."""

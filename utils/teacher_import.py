@@ -49,11 +49,11 @@ class Checked:
     stored_epoch: Optional[int]
 
 
-def arch_from_name(path: Path):
+def arch_from_name(path: Path, names=model_dict):
     """The architecture named by a file or its folders: vgg13.pth, resnet32x4_vanilla/ckpt_epoch_240.pth,
     teacher_wrn_40_2/ckpt/best.pth. Longest name first, so resnet8x4 is not read as resnet8."""
     for part in [path.stem] + [p.name for p in list(path.parents)[:2]]:
-        for arch in sorted(model_dict, key=len, reverse=True):
+        for arch in sorted(names, key=len, reverse=True):
             if re.search(rf"(^|[_\-.]){re.escape(arch)}($|[_\-.])", part):
                 return arch
     return None

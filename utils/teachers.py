@@ -11,6 +11,7 @@ finished teacher: command/command.sh, command/slurm.sh and the run list then ski
 """
 from pathlib import Path
 
+from models import imagenet, model_dict
 from utils.build import check_arch, make_model
 from utils.checkpoint import extract_state_dict, load_checkpoint, load_weights
 from utils.cli import ArgumentParser, choose_device, run_main
@@ -25,7 +26,7 @@ ZOO_URL = "https://github.com/megvii-research/mdistiller/releases/download/check
 EVAL_BATCH = 500
 
 
-def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str):
+def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str, dataset: str = "cifar100"):
     """(architecture, checkpoint file, label for the run name) from --teacher-path and friends."""
     path = Path(teacher_path)
     if path.is_dir():
@@ -37,16 +38,16 @@ def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str):
         file, label = path, path.stem
     else:
         raise UserError(f"--teacher-path {path} does not exist; give a teacher run directory or a checkpoint file")
-    arch = teacher_arch or arch_from_name(file)
+    arch = teacher_arch or arch_from_name(file, imagenet.MODELS if dataset == "imagenet" else model_dict)
     if arch is None:
         raise UserError(f"cannot tell the teacher's architecture from {file}; pass --teacher-arch")
-    check_arch(arch, "--teacher-arch")
+    check_arch(arch, "--teacher-arch", dataset)
     return arch, file, label
 
 
-def load_teacher(arch: str, file: Path, device, compile: bool = False):
+def load_teacher(arch: str, file: Path, device, compile: bool = False, num_classes: int = 100):
     """Build the architecture on `device` and load the weights strictly, in eval mode for distillation."""
-    model = make_model(arch, device, compile)
+    model = make_model(arch, device, compile, num_classes)
     load_weights(model, extract_state_dict(load_checkpoint(file, map_location=device), file), arch, file)
     return model.eval()
 
