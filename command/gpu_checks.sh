@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of --cuda-graphs in one go, for a machine with a CUDA device (README, "CUDA graphs"):
+# The GPU checks of --cuda-graphs in one go, for a machine with a CUDA device (docs/cuda-graphs.md):
 #   1. the benchmark, eager against graphs, float32 and bf16: python -m utils.bench (resnet32x4 -> resnet8x4)
 #   2. teacher.py and student_v0.py (UNIXKD and KD) for EPOCHS epochs on a 50,000-image synthetic set,
 #      eager and with --cuda-graphs: epoch times from the scripts' own lines, and the first epoch's train

@@ -37,7 +37,7 @@ def add_common_args(parser, lr: float = 0.05) -> None:
                         help="torch.compile the networks (opt-in: float rounding may differ; the first steps compile)")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="record each training and evaluation step as a CUDA graph and replay it (CUDA only; "
-                             "opt-in until measured on a GPU, see README)")
+                             "opt-in until measured on a GPU, see docs/cuda-graphs.md)")
 
 
 def check_common_args(args) -> None:
