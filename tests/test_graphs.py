@@ -113,8 +113,9 @@ def assert_same_run(eager, replayed):
     dict(k=16, b=16, w=1000.0, strategy=0),             # conventional KD: no scoring pass
     dict(k=12, b=8, other_distill="AT", ce_weight=0.5),
     dict(k=12, b=8, other_distill="SP"),
-    # DKD's weight changes every epoch of its warm-up (4 here), between recordings and their replays.
-    dict(k=12, b=8, distill="DKD", ce_weight=1.0, warmup=4),
+    # DKD's weight changes every epoch of its 6-epoch warm-up: the full batches recorded in epoch 4 are
+    # replayed in epochs 5 and 6 with new weights.
+    dict(k=12, b=8, distill="DKD", ce_weight=1.0, warmup=6),
     dict(k=12, b=8, distill="LSKD", ce_weight=1.0, kd_weight=9.0, T=2.0),
 ], ids=["unixkd", "mixup", "kd", "at", "sp", "dkd", "lskd"])
 def test_a_replayed_distillation_run_equals_the_eager_one(config):
