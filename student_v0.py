@@ -1,38 +1,47 @@
-"""Distil a CIFAR-100 student with UNIXKD (or conventional KD):
+"""Distil a student with UNIXKD (or conventional KD), on CIFAR-100:
 
     python student_v0.py --teacher-path ./experiments/teacher_wrn_40_2/ --student-arch wrn_16_2 --lr 0.05
+
+or on ImageNet, one process per GPU (docs/imagenet.md):
+
+    torchrun --nproc_per_node=8 student_v0.py --dataset imagenet --data-root /data/imagenet \
+        --teacher-path torchvision:resnet34 --student-arch imagenet_resnet18
 """
 from pathlib import Path
 
 from models.cost import model_cost
-from utils.build import check_arch, make_loaders, make_model, make_optimizer, probe_features
-from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
+from utils import distributed
+from utils.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
+from utils.cli import ArgumentParser, add_common_args, check_common_args, run_main
 from utils.computation import ComputationMeter
 from utils.distillers import DEFAULTS, DISTILLERS, DKD, KD, distiller_defaults
 from utils.errors import UserError
 from utils.graphs import graph_capture
 from utils.iteration import evaluate
 from utils.report import StudentReport
-from utils.rundir import open_run
 from utils.runnames import student_run_name
-from utils.seeding import seed_everything
 from utils.selection import SelectionCounter
 from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
+from utils.dataset_args import dataset_of, parse_dataset_args
+from utils.imagenet_teacher import is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher
 from utils.teachers import load_teacher, resolve_teacher
 from utils.trainer import FitConfig, Trainer
 from utils.unix import MIX_STRATEGIES, STRATEGIES
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(description="Distil a CIFAR-100 student with UNIXKD or KD.")
+    parser = ArgumentParser(description="Distil a student with UNIXKD or KD (CIFAR-100, or --dataset imagenet).")
     parser.add_argument("--teacher-path", required=True,
-                        help="teacher run directory (experiments/teacher_<arch>/) or a checkpoint file")
+                        help="teacher run directory (experiments/teacher_<arch>/), a checkpoint file, or with "
+                             "--dataset imagenet torchvision:<resnet18|resnet34|resnet50|mobilenet_v2> (pretrained)")
     parser.add_argument("--teacher-ckpt", default="best", help="checkpoint name inside a run directory (default best)")
     parser.add_argument("--teacher-arch", help="teacher architecture, when the path does not name it")
     parser.add_argument("--student-arch", required=True, help="student architecture (python -m models lists them)")
     add_common_args(parser)
-    parser.add_argument("--k", type=int, default=48, help="images per batch that reach the teacher (default 48)")
-    parser.add_argument("--b", type=int, default=32, help="most uncertain images kept un-mixed (default 32)")
+    parser.add_argument("--k", type=int, default=48,
+                        help="images per batch that reach the teacher (default 48; imagenet: 3/4 of each GPU's batch)")
+    parser.add_argument("--b", type=int, default=32,
+                        help="most uncertain images kept un-mixed (default 32; imagenet: 1/2 of each GPU's batch)")
     parser.add_argument("--w", type=float, default=10.0, help="steepness of the mixing curve (default 10)")
     parser.add_argument("--distill", default=KD, choices=DISTILLERS,
                         help="logit distiller: KD (default), DKD (decoupled KD) or LSKD (KD on standardised logits); "
@@ -57,9 +66,11 @@ def parse_args(argv=None):
     parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
                         help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
     parser.add_argument("--experiments-dir", default="./experiments", help="where run directories go (default ./experiments)")
-    args = parser.parse_args(argv)
-    check_arch(args.student_arch, "--student-arch")
+    parser.set_defaults(**imagenet_unix_defaults(argv))
+    args = parse_dataset_args(parser, argv)
+    check_arch(args.student_arch, "--student-arch", args.dataset)
     check_common_args(args)
+    local_unix_sizes(args)
     check_distiller_args(args)
     check_distill_args(args)
     return args
@@ -86,11 +97,27 @@ def check_distiller_args(args) -> None:
             setattr(args, flag, value)
 
 
+def imagenet_unix_defaults(argv) -> dict:
+    """ImageNet's k and b follow each process's batch, known once the batch and the world size are."""
+    return {"k": None, "b": None} if dataset_of(argv) == "imagenet" else {}
+
+
+def local_unix_sizes(args) -> None:
+    """UNIX ranks each GPU's own batch: k and b count images of the local batch (ImageNet defaults: the CIFAR
+    proportions, k = 3/4 and b = 1/2 of it, as 48 and 32 of 64)."""
+    args.local_batch = distributed.local_batch_size(args.batch_size)
+    if args.k is None:
+        args.k = 3 * args.local_batch // 4
+    if args.b is None:
+        args.b = args.local_batch // 2
+
+
 def check_distill_args(args) -> None:
     for flag in ("k", "b"):
         value = getattr(args, flag)
-        if not 1 <= value <= args.batch_size:
-            raise UserError(f"--{flag} must be between 1 and the batch size {args.batch_size}, got {value}")
+        if not 1 <= value <= args.local_batch:
+            batch = "the batch size" if distributed.world_size() == 1 else "each process's batch"
+            raise UserError(f"--{flag} must be between 1 and {batch} {args.local_batch}, got {value}")
     if not args.T > 0:
         raise UserError(f"--T must be positive, got {args.T}")
     if not (args.ce_weight or args.kd_weight or args.other_distill):
@@ -99,39 +126,67 @@ def check_distill_args(args) -> None:
 
 def distill_config(args) -> DistillConfig:
     distiller = {flag: getattr(args, flag) for flag in DISTILLER_ONLY if getattr(args, flag) is not None}
-    return DistillConfig(batch_size=args.batch_size, k=args.k, b=args.b, w=args.w, T=args.T,
+    return DistillConfig(batch_size=args.local_batch, k=args.k, b=args.b, w=args.w, T=args.T,
                          strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
                          kd_weight=args.kd_weight, other_distill=args.other_distill, distill=args.distill,
                          **distiller)
 
 
+def teacher_source(args):
+    """(architecture, where its weights come from, run-name label) of --teacher-path."""
+    if is_torchvision_teacher(args.teacher_path):
+        return resolve_torchvision_teacher(args.teacher_path, args.dataset)
+    return resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt, args.dataset)
+
+
+def make_teacher(args, arch, source, device, classes):
+    if args.dataset == "cifar100":
+        return load_teacher(arch, source, device, args.compile)
+    if is_torchvision_teacher(args.teacher_path):
+        if classes != 1000:
+            raise UserError(f"{args.teacher_path} predicts ImageNet's 1000 classes, {args.data_root} has {classes}")
+        teacher = make_model(arch, device, args.compile, 1000)
+        load_torchvision_weights(teacher, source, arch)
+        return teacher.eval()
+    return load_teacher(arch, source, device, args.compile, classes)
+
+
 def main(argv=None):
-    args = parse_args(argv)
-    teacher_arch, teacher_file, teacher_label = resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt)
-    if args.distill == DKD and args.beta is None:
-        args.beta = distiller_defaults(DKD, teacher_arch, args.student_arch)["beta"]
-    if args.other_distill:  # an unmatched pair fails here, before a run directory exists
-        check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
-    run, resume = open_run(Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
-                           resume=args.resume, force=args.force, epochs=args.epoch)
-    try:
-        seed_everything(args.seed)
-        device = choose_device(args.gpu_id)
-        teacher = load_teacher(teacher_arch, teacher_file, device, args.compile)  # before the data: a bad file fails fast
+    with distributed.main_speaks():
+        args = parse_args(argv)
+        teacher_arch, weights_from, teacher_label = teacher_source(args)
+        if args.distill == DKD and args.beta is None:
+            args.beta = distiller_defaults(DKD, teacher_arch, args.student_arch)["beta"]
+        if args.other_distill:  # an unmatched pair fails here, before a run directory exists
+            check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
+        device = distributed.prepare_device(args)
+        run, resume = distributed.open_run_on_main(
+            Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
+            resume=args.resume, force=args.force, epochs=args.epoch)
+        try:
+            distil(args, teacher_arch, weights_from, device, run, resume)
+        finally:
+            distributed.release(run)
+
+
+def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
+    if args.dataset == "cifar100":  # the teacher before the data: a bad file fails fast
+        teacher = make_teacher(args, teacher_arch, weights_from, device, 100)
         train_loader, test_loader = make_loaders(args, device)
-        _, teacher_acc = evaluate(teacher, test_loader, args.amp)
-        print(f"teacher: {teacher_arch} from {teacher_file}, test accuracy {teacher_acc:.2f}")
-        student = make_model(args.student_arch, device, args.compile)
-        optimizer, scheduler = make_optimizer(student, args)
-        meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])
-        step = UnixDistillStep(student, teacher, distill_config(args),
-                               SelectionCounter(args.epoch, train_loader.num_samples, device), meter)
-        cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp,
-                        capture=graph_capture(args.cuda_graphs, device))
-        report = StudentReport(run, args, teacher_arch, teacher_acc, step)
-        Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
-    finally:
-        run.release()
+    else:  # the class count comes from the data
+        train_loader, test_loader = make_loaders(args, device)
+        teacher = make_teacher(args, teacher_arch, weights_from, device, num_classes(args, train_loader))
+    _, teacher_acc = evaluate(teacher, test_loader, args.amp)
+    print(f"teacher: {teacher_arch} from {weights_from}, test accuracy {teacher_acc:.2f}")
+    student = make_model(args.student_arch, device, args.compile, num_classes(args, train_loader))
+    optimizer, scheduler = make_optimizer(student, args)
+    meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])
+    step = UnixDistillStep(distributed.train_model(student, device, args), teacher, distill_config(args),
+                           SelectionCounter(args.epoch, train_loader.num_samples, device), meter)
+    cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp,
+                    capture=graph_capture(args.cuda_graphs, device))
+    report = StudentReport(run, args, teacher_arch, teacher_acc, step)
+    Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
 
 
 if __name__ == "__main__":

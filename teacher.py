@@ -1,25 +1,28 @@
-"""Train a CIFAR-100 teacher: python teacher.py --arch wrn_40_2 --lr 0.05 --gpu-id 0"""
+"""Train a teacher: python teacher.py --arch wrn_40_2 --lr 0.05 --gpu-id 0 (CIFAR-100), or on ImageNet,
+one process per GPU: torchrun --nproc_per_node=8 teacher.py --dataset imagenet --arch imagenet_resnet34"""
 from pathlib import Path
 
-from utils.build import check_arch, make_loaders, make_model, make_optimizer
-from utils.cli import ArgumentParser, add_common_args, check_common_args, choose_device, run_main
+from utils import distributed
+from utils.build import check_arch, make_loaders, make_model, make_optimizer, num_classes
+from utils.cli import ArgumentParser, add_common_args, check_common_args, run_main
+from utils.dataset_args import parse_dataset_args
 from utils.graphs import graph_capture
 from utils.report import TeacherReport
-from utils.rundir import open_run
 from utils.runnames import teacher_run_name
-from utils.seeding import seed_everything
 from utils.steps import SupervisedStep
 from utils.trainer import FitConfig, Trainer
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(description="Train a CIFAR-100 teacher network.")
-    parser.add_argument("--arch", required=True, help="architecture, one of the 25 in models/ (python -m models)")
+    parser = ArgumentParser(description="Train a teacher network (CIFAR-100, or ImageNet with --dataset imagenet).")
+    parser.add_argument("--arch", required=True,
+                        help="architecture: one of the 25 CIFAR ones (python -m models) or, with --dataset imagenet, "
+                             "imagenet_resnet18/34/50 or imagenet_mobilenet_v2 (torchvision's)")
     add_common_args(parser)
     parser.add_argument("--save-interval", type=int, default=40, help="also keep ckpt/NNN.pth every N epochs (default 40)")
     parser.add_argument("--experiments-dir", default="./experiments", help="where run directories go (default ./experiments)")
-    args = parser.parse_args(argv)
-    check_arch(args.arch, "--arch")
+    args = parse_dataset_args(parser, argv)
+    check_arch(args.arch, "--arch", args.dataset)
     check_common_args(args)
     return args
 
@@ -31,21 +34,21 @@ def snapshot_epochs(args) -> frozenset:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    run, resume = open_run(Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed),
-                           resume=args.resume, force=args.force, epochs=args.epoch)
-    try:
-        seed_everything(args.seed)
-        device = choose_device(args.gpu_id)
-        train_loader, test_loader = make_loaders(args, device)
-        model = make_model(args.arch, device, args.compile)
-        optimizer, scheduler = make_optimizer(model, args)
-        cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
-                        capture=graph_capture(args.cuda_graphs, device))
-        Trainer(model, SupervisedStep(model), optimizer, scheduler, train_loader, test_loader, run, cfg,
-                TeacherReport(run, args)).fit(resume)
-    finally:
-        run.release()
+    with distributed.main_speaks():
+        args = parse_args(argv)
+        device = distributed.prepare_device(args)
+        run, resume = distributed.open_run_on_main(Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed),
+                                                   resume=args.resume, force=args.force, epochs=args.epoch)
+        try:
+            train_loader, test_loader = make_loaders(args, device)
+            model = make_model(args.arch, device, args.compile, num_classes(args, train_loader))
+            optimizer, scheduler = make_optimizer(model, args)
+            cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
+                            capture=graph_capture(args.cuda_graphs, device))
+            Trainer(model, SupervisedStep(distributed.train_model(model, device, args)), optimizer, scheduler, train_loader,
+                    test_loader, run, cfg, TeacherReport(run, args)).fit(resume)
+        finally:
+            distributed.release(run)
 
 
 if __name__ == "__main__":

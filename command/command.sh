@@ -2,6 +2,7 @@
 # Every run behind shared/reference/paper-results.md (CIFAR-100), from the run list (python -m utils.runlist):
 # phase 1, teacher.py: the 6 teachers and the 8 student architectures trained alone, seeds 0-3;
 # phase 2, once phase 1 has ended: KD and UNIXKD for the 12 pairs, seeds 0-3. 134 runs of 240 epochs.
+# A teacher imported with `python -m utils.teachers import` (or fetch) counts as finished: it is not trained.
 #
 #   bash command/command.sh                                # one run at a time, on GPU 0
 #   GPU=1 bash command/command.sh                          # one at a time, on GPU 1

@@ -3,6 +3,7 @@
 # students trained alone) and one for phase 2 (the distilled students) that starts once every phase-1 task
 # has ended. Each task is one run with --resume; tasks are requeueable, and a requeued run continues from
 # its last epoch.
+# A teacher imported with `python -m utils.teachers import` (or fetch) counts as finished: it is not trained.
 #
 #   bash command/slurm.sh                                                 # one GPU per task (--gres=gpu:1)
 #   SBATCH_ARGS="--partition=gpu --time=04:00:00" bash command/slurm.sh   # cluster options, passed to sbatch

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import model_dict
+from . import imagenet, model_dict
 
 
 def _conv(args, out):
@@ -103,9 +103,14 @@ def parameter_count(model: nn.Module) -> int:
 
 @lru_cache(maxsize=None)
 def model_cost(name: str) -> tuple[int, int]:
-    """(parameters, forward MACs of one 32x32 image) of model_dict[name](num_classes=100)."""
+    """(parameters, forward MACs of one image) of model_dict[name](num_classes=100) at 32x32, or of an
+    ImageNet network (models.imagenet) with 1000 classes at 224x224, the protocol's size."""
     # Building a model draws its initial weights: kept off the global generator, so a training run's
     # random stream does not depend on whether this cache was already filled.
     with torch.random.fork_rng(devices=[]):
+        if name in imagenet.MODELS:
+            with torch.device("meta"):  # shapes alone fix the count: no weights drawn, no arithmetic at 224
+                model = imagenet.MODELS[name](num_classes=1000)
+            return parameter_count(model), forward_flops(model, image_size=224)
         model = model_dict[name](num_classes=100)
         return parameter_count(model), forward_flops(model)

@@ -59,10 +59,10 @@ class TinyTable:
                                if phase[job.run] == TEACHERS)
         return last_teacher_end, min(starts[job] for job in jobs if phase[job.run] == STUDENTS)
 
-    def table_rows(self, experiments) -> dict:
+    def table_rows(self, experiments, pairs=PAIRS) -> dict:
         """{pair: its rows of the results table (python -m utils.summary)}."""
         table = summary.format_table(summary.table_results(summary.load_runs(experiments)[0]))
-        firsts = {pair: next(i for i, line in enumerate(table) if line.startswith(pair)) for pair in self.PAIRS}
+        firsts = {pair: next(i for i, line in enumerate(table) if line.startswith(pair)) for pair in pairs}
         return {pair: [table[first]] + list(itertools.takewhile(lambda line: line.startswith(" "), table[first + 1:]))
                 for pair, first in firsts.items()}
 

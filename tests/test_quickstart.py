@@ -64,7 +64,8 @@ def test_ends_with_the_results_table(first_run):
     _, output = first_run
     table = output[output.index("[4/4] results"):]
     assert "teacher -> student" in table
-    assert "resnet20 -> resnet8" in table
+    assert "resnet20 -> resnet8" in table and "teacher (trained here)" in table
+    assert "resnet56 -> resnet20" not in table  # the paper's pair: no run of this folder belongs to it
     assert " KD " in table and "UNIXKD (S3 k48 b32 w10)" in table
     assert "quickstart finished in" in output.splitlines()[-1]
 

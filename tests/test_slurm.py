@@ -1,9 +1,11 @@
 """command/slurm.sh: the sbatch calls it makes, and the tiny table on a real one-node SLURM cluster on this host."""
 import getpass
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -172,3 +174,35 @@ def test_extensions_add_their_64_runs_to_the_students_array(tiny_table, tmp_path
     _, students = sbatch_calls(done.stdout)
     assert " --array 0-159 " in students  # 96 + 64
     assert done.stdout.count("--distill DKD") == done.stdout.count("--distill LSKD") == 32
+
+
+IMAGENET_SCRIPT = SCRIPT.parent / "imagenet_slurm.sh"
+
+
+def test_imagenet_dry_run_prints_one_multi_node_job_that_resumes(tmp_path):
+    env = {**os.environ, "DRY_RUN": "1", "NODES": "4", "SBATCH_ARGS": "--partition=gpu --time=48:00:00"}
+    done = subprocess.run(["bash", str(IMAGENET_SCRIPT), "teacher.py", "--dataset", "imagenet"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    call, task = done.stdout.splitlines()
+    assert " --nodes 4 --ntasks 4 --requeue " in call and " --gres=gpu:8 --partition=gpu --time=48:00:00 " in call
+    assert "--nproc_per_node=8 --rdzv_backend=c10d" in task and task.endswith("--dataset imagenet --resume")
+
+
+@needs_slurm
+def test_imagenet_job_of_two_torchrun_tasks_runs_on_a_slurm_cluster(cluster, tmp_path):
+    from utils.synthetic_imagenet import write_image_folder
+
+    root = write_image_folder(tmp_path / "imagenet", classes=4, train_per_class=4, val_per_class=2, size=36)
+    env = {**os.environ, "SLURM_CONF": str(cluster.conf), "TASKS": "2", "GPUS_PER_NODE": "1", "GRES": "",
+           "PORT": str(free_ports(1)[0]), "LOG_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    flags = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_resnet18", "--image-size", "32",
+             "--workers", "0", "--epoch", "1", "--batch-size", "8", "--experiments-dir", str(tmp_path / "exp")]
+    submitted = subprocess.run(["bash", str(IMAGENET_SCRIPT), "teacher.py", *flags], env=env, capture_output=True,
+                               text=True, timeout=60)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=300)
+    [log] = tmp_path.glob("slurm-imagenet-*.out")
+    assert "2 process(es) x batch 4" in log.read_text(), log.read_text()[-3000:]
+    summary = json.loads((tmp_path / "exp" / "teacher_imagenet_resnet18" / "summary.json").read_text())
+    assert summary["finished"]

@@ -126,11 +126,12 @@ def test_main_prints_every_column_beside_the_paper_and_the_runs_in_progress(expe
     assert not lines[first + 5].startswith(" ")  # the pair's last row
     # Paper, resnet32x4 -> resnet8x4: teacher 79.63, student alone 72.51, Ft/Fs 6.12, KD 73.34, UNIXKD 74.86 at 87.32 %.
     assert teacher_row.startswith("resnet32x4 -> resnet8x4") and "6.12 (6.12, +0.00)" in teacher_row
-    assert "teacher" in teacher_row and "79.00 +- 0.00 (n=1)" in teacher_row and teacher_row.endswith("79.63  -0.63")
-    assert "student alone" in alone_row and "72.50 +- 0.71 (n=2)" in alone_row and "72.51  -0.01" in alone_row
-    assert "KD" in kd_row and "73.30 +- 0.42 (n=2)" in kd_row and "73.34  -0.04" in kd_row
+    # best, the paper's figure and our difference, then last (each fixture run's last epoch: best - 0.2 or - 0.1).
+    assert "teacher (trained here)" in teacher_row and teacher_row.endswith("79.00 +- 0.00 (n=1)    79.63  -0.63   78.90 +- 0.00")
+    assert "student alone" in alone_row and "72.50 +- 0.71 (n=2)    72.51  -0.01   72.40 +- 0.71" in alone_row
+    assert "KD" in kd_row and "73.30 +- 0.42 (n=2)    73.34  -0.04   73.10 +- 0.42" in kd_row
     assert "100.00 % (100.00, +0.00)" in kd_row
-    assert UNIX in unix_row and "74.80 +- 0.42 (n=2)" in unix_row and "74.86  -0.06" in unix_row
+    assert UNIX in unix_row and "74.80 +- 0.42 (n=2)    74.86  -0.06   74.60 +- 0.42" in unix_row
     assert "87.32 % (87.32, +0.00)" in unix_row
     # An ablation keeps its own row, without a published figure to compare with.
     assert UNIX + " mix0" in ablation_row and "72.00 +- 0.00 (n=1)" in ablation_row and "87.32 %" in ablation_row
@@ -142,16 +143,44 @@ def test_main_prints_every_column_beside_the_paper_and_the_runs_in_progress(expe
     assert "warning: skipping" in err and "v0_student_broken" in err
 
 
-def test_paper_pairs_show_as_soon_as_their_teacher_py_runs_finish(tmp_path, capsys):
-    for name, content in {"teacher_resnet56": teacher_json("resnet56", 0, 73.0),
-                          "teacher_resnet20_seed1": teacher_json("resnet20", 1, 69.0)}.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "summary.json").write_text(json.dumps(content))
+def write_runs(root, runs):
+    for name, content in runs.items():
+        (root / name).mkdir()
+        (root / name / "summary.json").write_text(json.dumps(content))
+
+
+def imported_json(arch, accuracy):
+    """What `python -m utils.teachers import` writes (utils.teacher_import.write_teacher)."""
+    return {"arch": arch, "imported": {"source": f"{arch}_vanilla/ckpt_epoch_240.pth", "sha256": "0" * 64,
+                                       "stored_acc": accuracy, "stored_epoch": 240, "measured": None},
+            "best_acc": accuracy, "last_acc": None, "finished": True}
+
+
+def test_a_pair_shows_once_a_student_is_distilled_and_a_published_teacher_is_labelled(tmp_path, capsys):
+    write_runs(tmp_path, {"teacher_resnet32x4": imported_json("resnet32x4", 79.42),
+                          "v0_student_unix_2": summary_json(UNIX_ARGS, 2, 70.0, 87.5, epochs_done=120)})
     assert main([str(tmp_path)]) == 0
-    teacher_row, alone_row = capsys.readouterr().out.splitlines()[-2:]
-    # No student has run: no Ft/Fs measured yet.
-    assert teacher_row.startswith("resnet56 -> resnet20") and " - " in teacher_row and "73.44  -0.44" in teacher_row
-    assert "student alone" in alone_row and "69.00 +- 0.00 (n=1)" in alone_row and "69.63  -0.63" in alone_row
+    teacher_row = capsys.readouterr().out.splitlines()[4]
+    # Its student is still training: the pair's rows are there, with no Ft/Fs measured yet and no method row.
+    assert teacher_row.startswith("resnet32x4 -> resnet8x4") and "teacher (published checkpoint)" in teacher_row
+    assert teacher_row.endswith("79.42 +- 0.00 (n=1)    79.63  -0.21   -")  # best beside the paper; no last epoch
+
+
+def test_phase_one_runs_of_no_distilled_pair_are_listed_below_not_under_a_paper_pair(tmp_path, capsys):
+    # As in quickstart: a resnet20 teacher distilled into resnet8. The paper's resnet56 -> resnet20 has no
+    # student here, so its rows would show this teacher as "student alone": that pair gets no rows.
+    write_runs(tmp_path, {"teacher_resnet20": teacher_json("resnet20", 0, 69.0),
+                          "teacher_resnet56": imported_json("resnet56", 72.34),
+                          "v0_student_kd_0": {**summary_json(KD_ARGS, 0, 60.0, 100.0), "teacher_arch": "resnet20",
+                                              "student_arch": "resnet8"}})
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    table, unpaired = out.split("teacher.py runs and published teachers of no pair above:")
+    rows = table.splitlines()[4:]  # below the header
+    assert not any("resnet56 -> resnet20" in row or "student alone" in row for row in rows)
+    assert "resnet20 -> resnet8" in table and "teacher (trained here)" in table and "69.00 +- 0.00 (n=1)" in table
+    assert unpaired.split() == ["resnet56", "teacher", "(published", "checkpoint)", "best", "72.34", "+-", "0.00",
+                                "(n=1)", "last", "-"]
 
 
 def test_main_without_runs_says_so_and_succeeds(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Training speed: the classic pipeline against ours, and UNIXKD against KD, in one process on the same data.
 
     python -m utils.bench --teacher resnet32x4 --student resnet8x4 [--device cpu|cuda] [--steps N] [--amp] [--json]
+    python -m utils.bench --dataset imagenet   # loader against training step at 224: utils/bench_imagenet.py
 
 Three pipelines train the same student architecture under the same teacher, on a synthetic CIFAR-100 set
 written to a temporary folder:
@@ -325,6 +326,12 @@ def cpu_share_lines(share: dict, threads: int) -> list:
 
 
 def main(argv=None) -> None:
+    from utils.dataset_args import dataset_of
+
+    if dataset_of(argv) == "imagenet":
+        from utils.bench_imagenet import main as imagenet_main
+
+        return imagenet_main(argv)
     args = parse_args(argv)
     device = select_device(args.device)
     fill_device_defaults(args, device)

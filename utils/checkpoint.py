@@ -31,16 +31,17 @@ def atomic_save(obj, path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """torch.load with weights_only=True: a downloaded checkpoint cannot run code on load."""
+def load_checkpoint(path, map_location="cpu", name=None):
+    """torch.load with weights_only=True: a downloaded checkpoint cannot run code on load. `name`: what
+    messages call the file (an archive member read from a temporary copy)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+        raise UserError(f"checkpoint not found: {name or path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated, foreign or unsafe files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read checkpoint {path}: {reason}") from None
+        raise UserError(f"cannot read checkpoint {name or path}: {reason}") from None
 
 
 def extract_state_dict(checkpoint, path="checkpoint") -> dict:

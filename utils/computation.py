@@ -14,6 +14,7 @@ import json
 import operator
 
 from models.cost import model_cost
+from utils import distributed
 from utils.build import check_arch
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
@@ -64,6 +65,11 @@ class ComputationMeter:
         self.counts["images"] += n
         for key, count in passes.items():
             self.counts[key] += count
+
+    def sum_over_ranks_since(self, before: dict) -> None:
+        """Under DDP each rank counted its own batches since `before` (a copy of counts): add up every rank's."""
+        added = distributed.sum_ints_over_ranks([self.counts[key] - before[key] for key in self.COUNTS])
+        self.counts = {key: before[key] + more for key, more in zip(self.COUNTS, added)}
 
     def flops_spent(self):
         c = self.counts

@@ -58,6 +58,9 @@ class TrainIteration:
         self.watch.reset()
         self.step.start_epoch(epoch)
 
+    def end_epoch(self) -> None:
+        self.step.end_epoch()
+
     def __call__(self, plan: torch.Tensor) -> None:
         self.sums.count(self._run(plan))
         self.step.account(plan.shape[-1])

@@ -81,7 +81,7 @@ def seconds_left(settings, runs: list, progress: dict):
     A run that has started goes on at its own pace; one that has not, at the mean pace of its phase's
     started runs (or of all of them): a rough figure, as the architectures differ in cost.
     """
-    pace = {name: seconds / epochs for name, (epochs, seconds) in progress.items() if epochs}
+    pace = {name: seconds / epochs for name, (epochs, seconds) in progress.items() if epochs and seconds}
     if not pace:
         return None
     phase_paces = {}

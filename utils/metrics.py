@@ -6,6 +6,8 @@ making new tensors, is what lets a recorded CUDA graph (utils/graphs.py) keep ad
 """
 import torch
 
+from utils import distributed
+
 
 class EpochSums:
     """Named sums in one device vector, added in one kernel per step; their counts are kept on the host."""
@@ -33,10 +35,12 @@ class EpochSums:
             self.counts = [0] * len(self.names)
 
     def means(self) -> dict:
+        """The means over every rank's images (under DDP the sums and counts are added up over ranks first)."""
         if self.totals is None:
             return {}
-        values = self.totals.tolist()  # the one sync
-        return {name: value / count for name, value, count in zip(self.names, values, self.counts) if count}
+        values = distributed.sum_over_ranks(self.totals).tolist()  # the one sync
+        counts = distributed.sum_ints_over_ranks(self.counts)
+        return {name: value / count for name, value, count in zip(self.names, values, counts) if count}
 
 
 class NonFiniteWatch:
@@ -56,7 +60,8 @@ class NonFiniteWatch:
         self.steps.zero_()
 
     def first_bad_step(self) -> int:
-        return int(self.first)  # a sync: read once per epoch
+        """-1, or a step at which some rank's loss was not finite: every rank then stops together."""
+        return distributed.max_over_ranks(int(self.first))  # a sync: read once per epoch
 
 
 def correct_count(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -71,7 +71,9 @@ def open_run(path, *, resume: bool, force: bool, epochs: int):
         if not resume:
             raise UserError(f"{run.path} already holds a run; pass --resume to continue it or --force to start over")
         if not run.last.is_file():
-            raise UserError(f"{run.path} holds checkpoints but no ckpt/last.pth to resume from; use --force to start over")
+            raise UserError(f"{run.path} holds checkpoints but no ckpt/last.pth to resume from; use --force to start over "
+                            f"(or, for a published teacher put there by hand, `python -m utils.teachers import "
+                            f"{run.ckpt}/best.pth --force` marks it finished: docs/teachers.md)")
         state = load_checkpoint(run.last)
         if state["epoch"] >= epochs:
             raise RunFinished(f"{run.path} already finished {state['epoch']} epochs; nothing to resume")

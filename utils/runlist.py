@@ -26,7 +26,7 @@ from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
 from utils.distillers import DKD, LSKD
 from utils.paper import EXTENSION_PAIRS, KD_FLAGS, PAPER_PAIRS, UNIXKD_FLAGS, protocol_lr
-from utils.runnames import SUMMARY_FILE, student_run_name, teacher_run_name
+from utils.runnames import IMPORTED, SUMMARY_FILE, is_imported, student_run_name, teacher_run_name
 
 TEACHERS, STUDENTS = "teachers", "students"
 PHASES = (TEACHERS, STUDENTS)
@@ -192,12 +192,33 @@ def selected_runs(settings: Settings) -> list:
     return [run for run in runs if run.name in kept]
 
 
-def epochs_done(settings: Settings, run: Run) -> tuple:
-    """(epochs done, wall seconds) from the run's summary.json; (0, 0.0) before its first epoch."""
+def read_summary(settings: Settings, run: Run):
+    """The run's summary.json content; None when it is missing or unreadable."""
     try:
-        summary = json.loads((settings.root / run.folder / SUMMARY_FILE).read_text())
+        return json.loads((settings.root / run.folder / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def imported_source(settings: Settings, run: Run):
+    """The file a published teacher in this teacher run's folder came from; None for any other run."""
+    summary = read_summary(settings, run)
+    if run.phase != TEACHERS or not is_imported(summary):
+        return None
+    return str(summary[IMPORTED].get("source", "?"))
+
+
+def epochs_done(settings: Settings, run: Run) -> tuple:
+    """(epochs done, wall seconds) from the run's summary.json; (0, 0.0) before its first epoch.
+
+    An imported teacher was trained elsewhere: all epochs done, in no time here (which keeps it out of
+    the pace behind utils.jobs' time left)."""
+    if imported_source(settings, run) is not None:
+        return settings.epochs, 0.0
+    summary = read_summary(settings, run)
+    try:
         return int(summary["epochs_done"]), float(summary["wall_seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         # Missing (not started), or from an interrupted write of an older version: not done.
         return 0, 0.0
 
@@ -221,10 +242,19 @@ def format_list(settings: Settings, runs: list) -> list:
         in_phase = [run for run in runs if run.phase == phase]
         if in_phase:
             finished = sum(is_finished(settings, run) for run in in_phase)
+            imported = {run.name: imported_source(settings, run) for run in in_phase}
+            imported = {name: source for name, source in imported.items() if source is not None}
             lines.append(f"# phase {number} of {len(PHASES)}, {PHASE_TITLES[phase]}: "
-                         f"{len(in_phase)} runs, {finished} finished")
-            lines += [run.command for run in in_phase]
+                         f"{len(in_phase)} runs, {finished} finished"
+                         + (f" ({len(imported)} of them imported teachers)" if imported else ""))
+            lines += [format_imported(run.name, imported[run.name]) if run.name in imported else run.command
+                      for run in in_phase]
     return lines
+
+
+def format_imported(name: str, source: str) -> str:
+    # A comment, not a command: nothing of it runs, and DRY_RUN shows why.
+    return f"# {name}: imported published checkpoint ({source}), not trained here"
 
 
 def parse_args(argv):

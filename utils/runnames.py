@@ -2,6 +2,9 @@
 from utils.distillers import KD, changed_settings
 
 SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.report)
+# The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished
+# phase-1 run for the dispatchers, "teacher (published checkpoint)" in the results table.
+IMPORTED = "imported"
 
 # student_v0.py's mixing setting, added to the run's name when it is not the default (label, default).
 MIX_SETTING, MIX_LABEL, MIX_DEFAULT = "mix_strategy", "mix", 2
@@ -35,3 +38,8 @@ def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
         name += f"_{label}{value:g}"
     other_distill = getattr(args, "other_distill", None)
     return name + (f"_{other_distill}" if other_distill else "")
+
+
+def is_imported(summary) -> bool:
+    """Whether a summary.json's content describes an imported published teacher."""
+    return isinstance(summary, dict) and isinstance(summary.get(IMPORTED), dict)

@@ -3,6 +3,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils import distributed
+
 
 class SelectionCounter:
     """counter[epoch, i] = 1 where training image i was among the b most uncertain of its batch.
@@ -22,6 +24,11 @@ class SelectionCounter:
     def record(self, indices: torch.Tensor) -> None:
         # Each image is seen once per epoch, so indices within a call never repeat.
         self.counts[self.row, indices] += 1
+
+    def sum_epoch_over_ranks(self) -> None:
+        """Under DDP each rank counted its own images: after this every rank holds the epoch's whole row."""
+        row = self.counts[self.row]
+        self.counts[self.row] = distributed.sum_over_ranks(row)
 
     def to_numpy(self) -> np.ndarray:
         return self.counts.cpu().numpy()

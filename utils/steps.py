@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from utils import distributed
 from utils.computation import ComputationMeter
 from utils.errors import UserError
 from utils.distillers import DKD, KD, LSKD
@@ -43,6 +44,9 @@ class SupervisedStep:
         return StepOutput(logits, y, {"ce": F.cross_entropy(logits, y)})
 
     def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def end_epoch(self) -> None:
         pass
 
     def account(self, n: int) -> None:
@@ -111,6 +115,13 @@ class UnixDistillStep:
         self.counter.start_epoch(epoch)
         if self._warmup_weight is not None:
             self._warmup_weight.fill_(dkd_warmup(epoch, self.cfg.warmup))
+        self._counts_at_start = dict(self.meter.counts)
+
+    def end_epoch(self) -> None:
+        """Under DDP: the counter's row and the meter's counts become the sums over all ranks."""
+        if distributed.active():
+            self.counter.sum_epoch_over_ranks()
+            self.meter.sum_over_ranks_since(self._counts_at_start)
 
     def account(self, n: int) -> None:
         """Count a batch of n images on the host: which passes saw how many follows from n and the config."""

@@ -3,10 +3,12 @@
     python -m utils.summary [EXPERIMENTS_DIR] [--plot FILE.png]
 
 Reads EXPERIMENTS_DIR/teacher_*/summary.json (teacher.py: the teachers, and the students trained
-alone) and EXPERIMENTS_DIR/v0_student_*/summary.json (student_v0.py), both written each epoch. Per
-pair: the teacher's accuracy, the student's trained alone, Ft/Fs, KD, and each UNIXKD setting with its
-computation; finished runs only, mean +- std over seeds, beside the paper's figure (utils.paper) and
-our difference from it. Runs still going are listed after the table.
+alone; or a published teacher imported by `python -m utils.teachers import`) and
+EXPERIMENTS_DIR/v0_student_*/summary.json (student_v0.py), both written each epoch. Per pair distilled
+here: the teacher's accuracy, the student's trained alone, Ft/Fs, KD, and each UNIXKD setting with its
+computation; finished runs only, the best and the last epoch's test accuracy, each mean +- std over
+seeds, the best beside the paper's figure (utils.paper) and our difference from it. Teacher.py runs of
+no such pair, and runs still going, are listed after the table.
 """
 
 import itertools
@@ -21,13 +23,15 @@ from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
 from utils.distillers import KD as KD_DISTILLER
 from utils.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
-from utils.runnames import SUMMARY_FILE, named_settings
+from utils.runnames import SUMMARY_FILE, is_imported, named_settings
 from utils.steps import DistillConfig
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"
 ALONE = "trained alone"  # a teacher.py run: the network learns from the labels only
-TEACHER_ROW, ALONE_ROW = "teacher", "student alone"  # a pair's rows of teacher.py runs
+PUBLISHED = "published checkpoint"  # a teacher imported by `python -m utils.teachers import`
+TEACHER_ROW, ALONE_ROW = "teacher", "student alone"  # a pair's rows of phase-1 runs
+TEACHER_LABELS = {PUBLISHED: "teacher (published checkpoint)", ALONE: "teacher (trained here)"}
 PAPER = {(pair.teacher, pair.student): pair for pair in PAPER_PAIRS}
 
 
@@ -42,7 +46,8 @@ class Run:
     finished: bool
     epochs_done: int
     epochs: int
-    best_acc: float
+    best_acc: Optional[float]            # None for a published teacher whose accuracy is unknown
+    last_acc: Optional[float] = None     # the last epoch's; None for a published teacher
     computation: Optional[float] = None  # students only: % of KD's training computation
     ft_fs: Optional[float] = None
 
@@ -53,9 +58,11 @@ class MethodResult:
 
     method: str
     runs: int
-    acc_mean: float
-    acc_std: float
+    acc_mean: Optional[float]   # best test accuracy; None where no run has one
+    acc_std: Optional[float]
     computation: Optional[float]
+    last_mean: Optional[float] = None  # last epoch's test accuracy; None unless every run has one
+    last_std: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ class PairResults:
     """One pair's rows."""
 
     ft_fs: Optional[float]             # measured by its student runs
-    teacher: Optional[MethodResult]    # teacher.py runs of the teacher architecture
+    teachers: list                     # [MethodResult] of the teacher architecture: PUBLISHED, ALONE
     alone: Optional[MethodResult]      # teacher.py runs of the student architecture
     methods: list                      # [MethodResult] of the student runs, KD first
 
@@ -101,11 +108,24 @@ def method_order(method):
     return (method != KD, method)
 
 
+def optional_float(value):
+    return None if value is None else float(value)
+
+
+def parse_imported(name, summary):
+    """A published teacher: finished, trained elsewhere, one set of weights (no last epoch here)."""
+    return Run(name=name, teacher=None, student=str(summary["arch"]), method=PUBLISHED, finished=True,
+               epochs_done=0, epochs=0, best_acc=optional_float(summary["best_acc"]))
+
+
 def parse_run(name, summary):
     """A Run from a summary.json's content; KeyError, TypeError or ValueError when it is malformed."""
+    if is_imported(summary):
+        return parse_imported(name, summary)
     args = summary["args"]
     common = dict(name=name, finished=bool(summary["finished"]), epochs_done=int(summary["epochs_done"]),
-                  epochs=int(args["epoch"]), best_acc=float(summary["best_acc"]))
+                  epochs=int(args["epoch"]), best_acc=float(summary["best_acc"]),
+                  last_acc=optional_float(summary.get("last_acc")))
     if "student_arch" not in summary:
         return Run(teacher=None, student=str(summary["arch"]), method=ALONE, **common)
     flops = summary["flops"]
@@ -149,36 +169,61 @@ def group_finished(runs):
     }
 
 
+def mean_std(values):
+    """(mean, sample standard deviation) over seeds, (None, None) without values; one value has std 0."""
+    if not values:
+        return None, None
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def summarize(method, runs):
-    accs = [run.best_acc for run in runs]
     computations = [run.computation for run in runs if run.computation is not None]
-    return MethodResult(
-        method=method,
-        runs=len(runs),
-        acc_mean=statistics.mean(accs),
-        # Sample standard deviation over seeds; a single run has none to report.
-        acc_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        computation=statistics.mean(computations) if computations else None,
-    )
+    acc_mean, acc_std = mean_std([run.best_acc for run in runs if run.best_acc is not None])
+    lasts = [run.last_acc for run in runs if run.last_acc is not None]
+    # A mean of the last epochs over some runs only would not be comparable with the best column's.
+    last_mean, last_std = mean_std(lasts) if len(lasts) == len(runs) else (None, None)
+    return MethodResult(method=method, runs=len(runs), acc_mean=acc_mean, acc_std=acc_std,
+                        computation=statistics.mean(computations) if computations else None,
+                        last_mean=last_mean, last_std=last_std)
+
+
+def distilled_pairs(runs):
+    """The pairs with a student run in this folder, finished or not: the table's pairs (a paper pair
+    without one gets no rows, so a teacher.py run is never shown under a pair it was not run for)."""
+    return sorted({(run.teacher, run.student) for run in runs if run.teacher is not None}, key=pair_order)
+
+
+def phase_one_results(runs):
+    """{architecture: {PUBLISHED or ALONE: MethodResult}} over the finished teacher.py and imported runs."""
+    groups = {}
+    for run in runs:
+        if run.finished and run.teacher is None:
+            groups.setdefault(run.student, {}).setdefault(run.method, []).append(run)
+    return {arch: {method: summarize(method, arch_runs) for method, arch_runs in methods.items()}
+            for arch, methods in groups.items()}
 
 
 def table_results(runs):
-    """{pair: PairResults}: the paper's pairs with any finished run, and any other pair distilled here."""
+    """{pair: PairResults} for every pair distilled here, the paper's first in the paper's order."""
     groups = group_finished(runs)
-    alone = {}
-    for run in runs:
-        if run.finished and run.teacher is None:
-            alone.setdefault(run.student, []).append(run)
-    pairs = sorted(set(groups) | {pair for pair in PAPER if set(pair) & set(alone)}, key=pair_order)
+    phase_one = phase_one_results(runs)
     return {
         pair: PairResults(
             ft_fs=next(iter(groups[pair].values()))[0].ft_fs if pair in groups else None,
-            teacher=summarize(ALONE, alone[pair[0]]) if pair[0] in alone else None,
-            alone=summarize(ALONE, alone[pair[1]]) if pair[1] in alone else None,
+            teachers=[phase_one[pair[0]][method] for method in TEACHER_LABELS if method in phase_one.get(pair[0], {})],
+            alone=phase_one.get(pair[1], {}).get(ALONE),  # a published checkpoint is no student trained alone
             methods=[summarize(method, runs) for method, runs in groups.get(pair, {}).items()],
         )
-        for pair in pairs
+        for pair in distilled_pairs(runs)
     }
+
+
+def unpaired_results(runs, results):
+    """[(architecture, MethodResult)]: finished phase-1 runs that no pair of the table shows."""
+    shown = {(pair[0], method.method) for pair, result in results.items() for method in result.teachers}
+    shown |= {(pair[1], ALONE) for pair, result in results.items() if result.alone}
+    return [(arch, result) for arch, methods in sorted(phase_one_results(runs).items())
+            for method, result in methods.items() if (arch, method) not in shown]
 
 
 def published(pair, row):
@@ -201,33 +246,58 @@ def with_paper(ours, paper, unit=""):
     return f"{ours:.2f}{unit} ({paper:.2f}, {ours - paper:+.2f})"
 
 
-def format_row(pair, row, result):
+def format_accuracy(mean, std, runs=None):
+    if mean is None:
+        return "-"
+    return f"{mean:.2f} +- {std:.2f}" + (f" (n={runs})" if runs is not None else "")
+
+
+def format_row(pair, row, label, result):
+    """A row of the table: `row` picks the paper's figure (TEACHER_ROW, ALONE_ROW or a method)."""
     paper_acc, paper_computation = published(pair, row)
-    accuracy = f"{result.acc_mean:.2f} +- {result.acc_std:.2f} (n={result.runs})"
-    paper = f"{paper_acc:.2f} {result.acc_mean - paper_acc:+6.2f}" if paper_acc is not None else "-"
+    best = format_accuracy(result.acc_mean, result.acc_std, result.runs)
+    paper = "-"
+    if paper_acc is not None and result.acc_mean is not None:
+        paper = f"{paper_acc:.2f} {result.acc_mean - paper_acc:+6.2f}"
+    last = format_accuracy(result.last_mean, result.last_std)
     computation = with_paper(result.computation, paper_computation, " %") if result.computation is not None else ""
-    return f"{row:<28} {accuracy:<22} {paper:<14} {computation}".rstrip()
+    return f"{label:<30} {best:<22} {paper:<14} {last:<16} {computation}".rstrip()
+
+
+def pair_rows(result):
+    """(row, label, MethodResult) of a pair: its teachers, the student alone, then each method."""
+    rows = [(TEACHER_ROW, TEACHER_LABELS[teacher.method], teacher) for teacher in result.teachers]
+    rows += [(ALONE_ROW, ALONE_ROW, result.alone)] if result.alone else []
+    return rows + [(method.method, method.method, method) for method in result.methods]
 
 
 def format_table(results):
     lines = [
-        "accuracy: best test top-1 % of each run (best_acc), mean +- sample std over seeds (n runs); "
-        "finished runs only",
-        "paper: the published figure and our difference from it; teacher and student alone: teacher.py runs",
+        "best: best test top-1 % over the epochs of each run (best_acc, what the paper reports), mean +- sample "
+        "std over seeds (n runs); last: the last epoch's; finished runs only",
+        "paper: the published figure and our difference from it; teacher and student alone: teacher.py runs "
+        "or an imported published checkpoint",
         "computation: training FLOPs relative to conventional KD (%), mean over runs (paper, difference)",
-        f"{'teacher -> student':<26} {'Ft/Fs (paper, diff)':<22} {'row':<28} {'accuracy':<22} {'paper diff':<14} "
-        "computation",
+        f"{'teacher -> student':<26} {'Ft/Fs (paper, diff)':<22} {'row':<30} {'best':<22} {'paper diff':<14} "
+        f"{'last':<16} computation",
     ]
     for pair, result in results.items():
         paper = PAPER.get(pair)
         head = f"{pair[0]} -> {pair[1]}"
         ratio = with_paper(result.ft_fs, paper.ft_fs if paper else None)
-        rows = [(TEACHER_ROW, result.teacher), (ALONE_ROW, result.alone)]
-        rows += [(method.method, method) for method in result.methods]
-        for row, row_result in rows:
-            if row_result is not None:
-                lines.append(f"{head:<26} {ratio:<22} {format_row(pair, row, row_result)}")
-                head, ratio = "", ""  # the pair is named on its first row only
+        for row, label, row_result in pair_rows(result):
+            lines.append(f"{head:<26} {ratio:<22} {format_row(pair, row, label, row_result)}")
+            head, ratio = "", ""  # the pair is named on its first row only
+    return lines
+
+
+def format_unpaired(unpaired):
+    """The finished phase-1 runs of no pair above (no student distilled here from or into them yet)."""
+    lines = []
+    for arch, result in unpaired:
+        label = TEACHER_LABELS[PUBLISHED] if result.method == PUBLISHED else ALONE
+        best = format_accuracy(result.acc_mean, result.acc_std, result.runs)
+        lines.append(f"{arch:<26} {label:<30} best {best:<22} last {format_accuracy(result.last_mean, result.last_std)}")
     return lines
 
 
@@ -302,7 +372,10 @@ def main(argv=None):
         print(f"no runs found: nothing matches {patterns}")
         return 0
     results = table_results(runs)
-    print("\n".join(format_table(results)) if results else "no finished runs yet")
+    print("\n".join(format_table(results)) if results else "no distilled student runs yet")
+    unpaired = format_unpaired(unpaired_results(runs, results))
+    if unpaired:
+        print("\nteacher.py runs and published teachers of no pair above:\n" + "\n".join(unpaired))
     in_progress = format_in_progress(runs)
     if in_progress:
         print("\nin progress:\n" + "\n".join(in_progress))

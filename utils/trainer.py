@@ -1,4 +1,8 @@
-"""The one training loop shared by teacher.py and student_v0.py: train, validate, log, checkpoint, resume."""
+"""The one training loop shared by teacher.py and student_v0.py: train, validate, log, checkpoint, resume.
+
+Under DDP (torchrun) every rank runs it; the metrics are sums over all ranks, and rank 0 alone writes.
+"""
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -6,6 +10,7 @@ from typing import Callable, Optional
 
 from tensorboardX import SummaryWriter
 
+from utils import distributed
 from utils.checkpoint import atomic_save
 from utils.errors import NonFiniteLoss
 from utils.iteration import Evaluation, TrainIteration
@@ -40,7 +45,9 @@ class Trainer:
         if resume is not None:
             self._restore(resume)
             print(f"resumed {self.run.path} after epoch {self.epochs_done} (best {self.best_acc:.2f})")
-        with SummaryWriter(str(self.run.tensorboard), purge_step=self.epochs_done + 1) as writer:
+        writer = (SummaryWriter(str(self.run.tensorboard), purge_step=self.epochs_done + 1) if distributed.is_main()
+                  else contextlib.nullcontext())
+        with writer:
             for epoch in range(self.epochs_done, self.cfg.epochs):
                 record = self._epoch(epoch)
                 self._log(writer, epoch + 1, record)
@@ -51,6 +58,7 @@ class Trainer:
         start = time.perf_counter()
         record = self._train_epoch(epoch)
         train_time = time.perf_counter() - start
+        distributed.broadcast_buffers(self.model)
         record["val/loss"], record["val/acc"] = self.evaluation()
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         self._schedule()
@@ -59,13 +67,15 @@ class Trainer:
         self.train_images += self.train_loader.num_samples
         record["time/images_per_second"] = self.train_loader.num_samples / train_time
         self._checkpoint(record["val/acc"])
+        rank_rng = self._rank_rng_states()  # on every rank: it gathers each rank's random state
         # Counted before the epoch-end reports, so summary.json's wall time includes this epoch.
         record["time/epoch_seconds"] = time.perf_counter() - start
         self.wall_seconds += record["time/epoch_seconds"]
-        if self.on_epoch_end is not None:
-            self.on_epoch_end(self, epoch, record)
-        # last.pth goes last: it is the commit point a resumed run starts from.
-        atomic_save(self._state(), self.run.last)
+        if distributed.is_main():
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, epoch, record)
+            # last.pth goes last: it is the commit point a resumed run starts from.
+            atomic_save({**self._state(), **rank_rng}, self.run.last)
         return record
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -76,6 +86,7 @@ class Trainer:
             self.iteration(plan)
             progress.update(done, plan.shape[-1])
         progress.close()
+        self.iteration.end_epoch()
         means = self.iteration.sums.means()
         bad = self.iteration.watch.first_bad_step()
         if bad >= 0:
@@ -92,8 +103,10 @@ class Trainer:
     def _checkpoint(self, acc: float) -> None:
         epoch = self.epochs_done
         weights = {"epoch": epoch, "state_dict": self.model.state_dict(), self.cfg.acc_key: acc}
-        if acc > self.best_acc:
-            self.best_acc = acc
+        improved, self.best_acc = acc > self.best_acc, max(acc, self.best_acc)
+        if not distributed.is_main():
+            return
+        if improved:
             atomic_save(weights, self.run.ckpt / self.cfg.best_file)
         if epoch in self.cfg.snapshot_epochs:
             atomic_save(weights, self.run.ckpt / f"{epoch:03d}.pth")
@@ -107,18 +120,25 @@ class Trainer:
             "rng": rng_state(), "loader": self.train_loader.state_dict(), "step": self.step.state_dict(),
         }
 
+    @staticmethod
+    def _rank_rng_states() -> dict:
+        """Under DDP each rank draws its own random numbers (UNIX's mixing): all of them are kept."""
+        return {"rng_by_rank": distributed.gather_objects(rng_state())} if distributed.active() else {}
+
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step.load_state_dict(state["step"])
         self.train_loader.load_state_dict(state["loader"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng_by_rank"][distributed.rank()] if distributed.active() else state["rng"])
         self.epochs_done, self.best_acc = state["epoch"], state["best_acc"]
         self.train_seconds, self.wall_seconds = state["train_seconds"], state["wall_seconds"]
         self.train_images = state["train_images"]
 
     def _log(self, writer, epoch: int, record: dict) -> None:
+        if not distributed.is_main():
+            return
         for name, value in record.items():
             if isinstance(value, (int, float)) and math.isfinite(value):
                 writer.add_scalar(name, value, epoch)
