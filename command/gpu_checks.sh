@@ -1,74 +1,186 @@
 #!/usr/bin/env bash
-# The GPU checks of --cuda-graphs in one go, for a machine with a CUDA device (docs/cuda-graphs.md):
-#   1. the benchmark, eager against graphs, float32 and bf16: python -m utils.bench (resnet32x4 -> resnet8x4)
-#   2. teacher.py and student_v0.py (UNIXKD and KD) for EPOCHS epochs on a 50,000-image synthetic set,
-#      eager and with --cuda-graphs: epoch times from the scripts' own lines, and the first epoch's train
-#      loss of both (the same within float tolerance if the recording is right; the random draws differ).
-#   3. packing: 1, 2 and 4 UNIXKD runs at once on the one GPU, images per second summed over the runs.
+# The GPU checks of --cuda-graphs in one command, for a machine with one CUDA device (docs/cuda-graphs.md):
 #
-#   bash command/gpu_checks.sh                       # everything; logs in $LOGS (default ./experiments/gpu_checks)
-#   TEACHER=resnet8 STUDENT=resnet8 PER_CLASS=1 PACKING=2 MODES=graphs BENCH_ARGS="--rounds 1 --steps 1" \
-#     bash command/gpu_checks.sh                     # a quick try of the script itself, on a CPU too
-set -euo pipefail
+#   LOGS=$OUT WHEELS=experiments/wheels bash command/gpu_checks.sh
+#
+# Stages, in order, each under its own time limit (seconds) and all under BUDGET; a stage that fails or
+# runs out of time is written to the summary with its exit status, and the next stage still runs:
+#   versions  torch, CUDA, cuDNN, the device, and which imports are missing (see WHEELS); always run
+#   data      a synthetic CIFAR-100 set, PER_CLASS training and TEST_PER_CLASS test images per class
+#   check     python -m utils.graph_check: graphs against eager step by step, bit for bit, with a control
+#   bench     python -m utils.bench, float32 then bf16, BENCH_ARGS (2 rounds by default)
+#   scripts   teacher.py, UNIXKD and KD students, eager then --cuda-graphs, EPOCHS epochs, lr drop before the last
+#   amp       one UNIXKD run with --amp --cuda-graphs
+#   packing   PACKING UNIXKD runs at once, eager, images per second summed (optional: PACKING="" skips it)
+# LOGS gets only small files: summary.txt and one log per stage. Data and runs go to WORK (a temporary folder).
+#
+# Estimated GPU time on an H200: about 3.5 minutes, and at most BUDGET = 300 s (+10 s to stop a stage) however
+# it goes. Estimated from the one graphed figure known (a resnet8x4 UNIXKD epoch of 50,000 images: 2.5 s, so
+# 20k img/s; eager taken 3x slower, the resnet32x4 teacher 3x slower again) and about 10 s per process for
+# CUDA start-up, data upload and cuDNN autotuning: versions 10 s, data 5 s, check 45 s (14 runs of 30 steps
+# and ~40 recordings), bench 2 x 25 s, scripts 6 x 12 s, amp 12 s, packing 15 s; total ~210 s.
+#
+# tensorboardX: the training scripts log through it (a project dependency), but the device image has only
+# torch and torchvision and no internet. Rather than make logging optional for one machine, carry the wheels:
+#   pip download --no-deps -d experiments/wheels tensorboardX protobuf packaging
+# and give WHEELS=experiments/wheels (carried along): they are installed into WORK, nowhere else. Without
+# tensorboardX the script stages are skipped and say so; check and bench do not need it.
+#
+# A quick try of the script itself, on a CPU (graphs through the stand-in, as tests/test_gpu_checks.py runs it):
+#   PYTHON=<tests/graph_stand_in.py wrapper> TEACHER=resnet8 STUDENT=resnet8 PER_CLASS=1 ... bash command/gpu_checks.sh
+set -uo pipefail  # no -e: a failed stage is recorded and the next one runs
 cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
 
 PYTHON="${PYTHON:-python}"
-PER_CLASS="${PER_CLASS:-500}"   # training images per class: 500 is CIFAR-100's 50,000
-EPOCHS="${EPOCHS:-2}"           # the first epoch also warms up and records; the lr drops for the last
-PACKING="${PACKING:-1 2 4}"     # runs at once in the packing check
-read -ra modes <<< "${MODES:-eager graphs}"  # eager, graphs (--cuda-graphs), or both
 LOGS="${LOGS:-./experiments/gpu_checks}"
-BENCH_ARGS="${BENCH_ARGS:-}"    # extra utils.bench flags
+WORK="${WORK:-$(mktemp -d -t unixkd_gpu_checks.XXXXXX)}"
+WHEELS="${WHEELS:-}"
+BUDGET="${BUDGET:-300}"         # seconds for everything
+STAGES="${STAGES:-data check bench scripts amp packing}"  # versions always run first
+PER_CLASS="${PER_CLASS:-100}"   # 10,000 training images: epoch times scale, images per second do not
+TEST_PER_CLASS="${TEST_PER_CLASS:-10}"
+EPOCHS="${EPOCHS:-2}"
+PACKING="${PACKING:-2}"         # runs at once in the packing stage; several numbers run several times
+read -ra modes <<< "${MODES:-eager graphs}"
 TEACHER="${TEACHER:-resnet32x4}"
 STUDENT="${STUDENT:-resnet8x4}"
-DATA="$LOGS/data"
-mkdir -p "$LOGS"
-: > "$LOGS/summary.txt"
+CHECK_ARGS="${CHECK_ARGS:-}"    # extra utils.graph_check flags
+BENCH_ARGS="${BENCH_ARGS:---rounds 2}"
+DATA="$WORK/data"
+SUMMARY="$LOGS/summary.txt"
+mkdir -p "$LOGS" "$WORK"
+: > "$SUMMARY"
+began=$SECONDS
+failures=0
 
-step() { echo "== $1" | tee -a "$LOGS/summary.txt"; }
-epochs() { grep -E '^epoch ' "$1" | tee -a "$LOGS/summary.txt"; }
+note() { echo "$*" | tee -a "$SUMMARY"; }
+wanted() { [[ " $STAGES " == *" $1 "* ]]; }
 
-step "data: $PER_CLASS training images per class"
-"$PYTHON" -m utils.synthetic --out "$DATA" --train-per-class "$PER_CLASS" --test-per-class $((PER_CLASS / 5 + 1)) \
-  > "$LOGS/data.log"
+# run_stage NAME LIMIT LOG COMMAND...: the command's output to $LOGS/LOG, its outcome to the summary.
+run_stage() {
+  local name=$1 limit=$2 log="$LOGS/$3" left status=0 start=$SECONDS
+  shift 3
+  left=$((BUDGET - (SECONDS - began)))
+  ((limit > left)) && limit=$left
+  if ((limit < 5)); then
+    note "-- $name: SKIPPED, the budget of ${BUDGET}s is spent"
+    failures=$((failures + 1))
+    return 1
+  fi
+  timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1 || status=$?
+  if ((status == 0)); then
+    note "-- $name: ok in $((SECONDS - start))s"
+    return 0
+  fi
+  ((status == 124 || status == 137)) && note "-- $name: TIMED OUT after ${limit}s (exit status $status)" ||
+    note "-- $name: FAILED with exit status $status after $((SECONDS - start))s; last lines of $log:"
+  tail -n 5 "$log" | sed 's/^/   /' | tee -a "$SUMMARY"
+  failures=$((failures + 1))
+  return "$status"
+}
 
-for amp in "" "--amp"; do
-  step "benchmark $TEACHER -> $STUDENT ${amp:-float32}"
-  # shellcheck disable=SC2086  # flag lists
-  "$PYTHON" -m utils.bench --teacher "$TEACHER" --student "$STUDENT" $amp $BENCH_ARGS | tee -a "$LOGS/summary.txt"
-done
+skipped() { note "-- $1: SKIPPED, $2"; failures=$((failures + 1)); }
 
-# Students of every mode distil from the first mode's teacher: the same starting state for the comparison.
-teacher="$LOGS/${modes[0]}/teacher_$TEACHER/"
-for mode in "${modes[@]}"; do
-  # The lr drops for the last epoch: a recording must be made again there, with the new lr.
-  flags=(--epoch "$EPOCHS" --milestones $((EPOCHS > 1 ? EPOCHS - 1 : 1)) --data-root "$DATA"
-         --experiments-dir "$LOGS/$mode" --force)
-  [[ $mode == graphs ]] && flags+=(--cuda-graphs)
-  step "teacher.py $TEACHER, $mode"
-  "$PYTHON" teacher.py --arch "$TEACHER" "${flags[@]}" > "$LOGS/teacher_$mode.log"
-  epochs "$LOGS/teacher_$mode.log"
-  for method in "--strategy 3 --k 48 --b 32 --w 10" "--strategy 0 --k 64 --b 64 --w 1000"; do
-    step "student_v0.py $STUDENT $method, $mode"
-    log="$LOGS/student_${mode}_${method// /_}.log"
-    # shellcheck disable=SC2086  # method is a list of flags
-    "$PYTHON" student_v0.py --teacher-path "$teacher" --student-arch "$STUDENT" $method "${flags[@]}" > "$log"
-    epochs "$log"
+# Versions first, and the imports every stage needs (missing wheels are installed from WHEELS into WORK).
+VERSIONS='
+import importlib.util, torch
+device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device (graphs run eagerly)"
+print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, device: {device}")
+absent = [m for m in ("torchvision", "numpy", "tensorboardX") if importlib.util.find_spec(m) is None]
+print("imports missing:", *absent) if absent else print("imports: all present")'
+note "== versions"
+run_stage versions 30 versions.log "$PYTHON" -c "$VERSIONS" && tee -a "$SUMMARY" < "$LOGS/versions.log"
+if grep -q "missing:.*tensorboardX" "$LOGS/versions.log" && [[ -n $WHEELS ]]; then
+  "$PYTHON" -m pip install --quiet --no-index --no-deps --target "$WORK/site" "$WHEELS"/*.whl > "$LOGS/wheels.log" 2>&1
+  export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+  run_stage "versions with $WHEELS" 30 versions.log "$PYTHON" -c "$VERSIONS" && tee -a "$SUMMARY" < "$LOGS/versions.log"
+fi
+scripts_can_run=1
+if ! grep -q "imports: all present" "$LOGS/versions.log"; then
+  note "to bring tensorboardX: pip download --no-deps -d experiments/wheels tensorboardX protobuf packaging, carry it, WHEELS=experiments/wheels"
+  grep -q "missing:.*tensorboardX" "$LOGS/versions.log" && scripts_can_run=0
+fi
+
+if wanted data; then
+  note "== data: $PER_CLASS training and $TEST_PER_CLASS test images per class in $DATA"
+  run_stage data 60 data.log "$PYTHON" -m utils.synthetic --out "$DATA" --train-per-class "$PER_CLASS" \
+    --test-per-class "$TEST_PER_CLASS"
+fi
+
+if wanted check; then
+  note "== check: graphs against eager, step by step, $TEACHER -> $STUDENT"
+  # shellcheck disable=SC2086  # a list of flags
+  run_stage check 120 check.log "$PYTHON" -m utils.graph_check --teacher "$TEACHER" --student "$STUDENT" $CHECK_ARGS
+  grep -vE '^graph check on' "$LOGS/check.log" | grep -E '^(graph check|unixkd|kd|teacher|evaluation|control)' |
+    tee -a "$SUMMARY"
+fi
+
+if wanted bench; then
+  for amp in "" "--amp"; do
+    note "== bench: $TEACHER -> $STUDENT ${amp:-float32}"
+    # shellcheck disable=SC2086  # flag lists
+    run_stage "bench ${amp:-float32}" 75 "bench${amp:+_amp}.log" "$PYTHON" -m utils.bench --teacher "$TEACHER" \
+      --student "$STUDENT" $amp $BENCH_ARGS
+    grep -E '^\(|speed-up|wall time|projected|device:' "$LOGS/bench${amp:+_amp}.log" | tee -a "$SUMMARY"
   done
-done
+fi
+
+epoch_lines() { grep -E '^epoch ' "$LOGS/$1" | tee -a "$SUMMARY"; }
+UNIXKD=(--strategy 3 --k 48 --b 32 --w 10)
+KD=(--strategy 0 --k 64 --b 64 --w 1000)
+flags=(--epoch "$EPOCHS" --milestones $((EPOCHS > 1 ? EPOCHS - 1 : 1)) --data-root "$DATA" --force)
+teacher="$WORK/${modes[0]}/teacher_$TEACHER/"  # every student distils from the first mode's teacher
+
+if wanted scripts; then
+  for mode in "${modes[@]}"; do
+    extra=(--experiments-dir "$WORK/$mode")
+    [[ $mode == graphs ]] && extra+=(--cuda-graphs)
+    for run in teacher unixkd kd; do
+      note "== scripts: $run, $mode, $EPOCHS epochs"
+      ((scripts_can_run)) || { skipped "$run $mode" "tensorboardX is missing"; continue; }
+      case $run in
+        teacher) command=(teacher.py --arch "$TEACHER") ;;
+        unixkd) command=(student_v0.py --teacher-path "$teacher" --student-arch "$STUDENT" "${UNIXKD[@]}") ;;
+        kd) command=(student_v0.py --teacher-path "$teacher" --student-arch "$STUDENT" "${KD[@]}") ;;
+      esac
+      run_stage "$run $mode" 60 "${run}_$mode.log" "$PYTHON" "${command[@]}" "${flags[@]}" "${extra[@]}"
+      epoch_lines "${run}_$mode.log"
+    done
+  done
+fi
+
+if wanted amp; then
+  note "== amp: UNIXKD with --amp --cuda-graphs"
+  if ((scripts_can_run)); then
+    run_stage "amp graphs" 60 unixkd_amp.log "$PYTHON" student_v0.py --teacher-path "$teacher" \
+      --student-arch "$STUDENT" "${UNIXKD[@]}" "${flags[@]}" --experiments-dir "$WORK/amp" --amp --cuda-graphs
+    epoch_lines unixkd_amp.log
+  else
+    skipped "amp graphs" "tensorboardX is missing"
+  fi
+fi
 
 # Each run's last epoch line gives its training images per second; their sum is what the GPU delivered.
-for jobs in $PACKING; do
-  step "packing: $jobs UNIXKD runs at once, $STUDENT from $TEACHER, eager"
-  pids=()
-  for ((run = 1; run <= jobs; run++)); do
-    "$PYTHON" student_v0.py --teacher-path "$teacher" --student-arch "$STUDENT" --seed "$run" --epoch "$EPOCHS" \
-      --data-root "$DATA" --experiments-dir "$LOGS/packing$jobs" --force > "$LOGS/packing${jobs}_$run.log" &
-    pids+=($!)
+if wanted packing; then
+  for jobs in $PACKING; do
+    note "== packing: $jobs UNIXKD runs at once, eager"
+    ((scripts_can_run)) || { skipped "packing $jobs" "tensorboardX is missing"; continue; }
+    # shellcheck disable=SC2016  # expanded by the inner shell
+    run_stage "packing $jobs" 75 "packing$jobs.log" bash -c '
+      for ((run = 1; run <= $0; run++)); do
+        "$1" student_v0.py --teacher-path "$2" --student-arch "$3" --seed "$run" "${@:5}" \
+          --experiments-dir "$4/packing$0" > "$4/packing$0_$run.log" 2>&1 &
+      done
+      status=0
+      for pid in $(jobs -p); do wait "$pid" || status=$?; done
+      for ((run = 1; run <= $0; run++)); do grep -E "^epoch " "$4/packing$0_$run.log" | tail -n 1; done
+      exit "$status"' "$jobs" "$PYTHON" "$teacher" "$STUDENT" "$WORK" "${flags[@]}"
+    sed -nE 's/.*\(([0-9]+) img\/s\)$/\1/p' "$LOGS/packing$jobs.log" | awk -v jobs="$jobs" \
+      '{ total += $1; n++ } END { printf "%d runs at once (%d finished): %d img/s in all\n", jobs, n, total }' |
+      tee -a "$SUMMARY"
   done
-  for pid in "${pids[@]}"; do wait "$pid"; done  # a failed run stops the script (set -e)
-  for ((run = 1; run <= jobs; run++)); do grep -E '^epoch ' "$LOGS/packing${jobs}_$run.log" | tail -n 1; done |
-    sed -E 's/.*\(([0-9]+) img\/s\)$/\1/' | awk -v jobs="$jobs" \
-      '{ total += $1 } END { printf "%d runs at once: %d img/s in all\n", jobs, total }' | tee -a "$LOGS/summary.txt"
-done
-echo "summary: $LOGS/summary.txt"
+fi
+
+note "== done in $((SECONDS - began))s: $failures stage(s) failed or skipped; summary: $SUMMARY"
+((failures == 0))

@@ -1,6 +1,8 @@
 """command/command.sh on a tiny table, for real: GNU parallel on two CPU "GPUs", one run at a time, resuming."""
+import shlex
 import shutil
 import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -101,3 +103,26 @@ def tools_without_parallel(tmp_path) -> Path:
     for tool in ("dirname", "wc", "grep"):
         (tools / tool).symlink_to(shutil.which(tool))
     return tools
+
+
+def recording_python(tmp_path, body: str) -> Path:
+    """A stand-in PYTHON: the training scripts run `body` instead; every other use is the real interpreter."""
+    script = tmp_path / "python"
+    script.write_text(f'#!{BASH}\ncase "$1" in teacher.py|student_v0.py) {body};; esac\n'
+                      f'exec {shlex.quote(sys.executable)} "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+@needs_parallel
+def test_each_run_of_several_sees_only_its_own_gpu(tiny_table, tmp_path):
+    """What a run actually receives, not the job log's label: CUDA_VISIBLE_DEVICES set to its job's GPU."""
+    record = tmp_path / "seen.txt"
+    python = recording_python(tmp_path, f'echo "$1 ${{CUDA_VISIBLE_DEVICES-unset}}" >> {record}; exit 0')
+    env = {**tiny_table.env(tmp_path / "experiments", GPUS="0 1", JOBS_PER_GPU="1"), "PYTHON": str(python)}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    command_sh(env)
+    seen = record.read_text().splitlines()
+    jobs = read_jobs(tmp_path / "experiments" / JOB_LOG)
+    assert len(seen) == len(jobs) == 8
+    assert sorted(line.split()[1] for line in seen) == sorted(job.gpu for job in jobs) == ["0"] * 4 + ["1"] * 4

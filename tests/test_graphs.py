@@ -13,7 +13,7 @@ import torch
 
 import student_v0
 from models import model_dict
-from tests.graph_emulator import CaptureError, emulated_capture
+from tests.graph_emulator import CaptureError, GeneratorState, emulated_capture, meta_trace
 from utils.build import make_optimizer
 from utils.computation import ComputationMeter
 from utils.graphs import CapturedCall, capture_cuda_graph, graph_capture
@@ -21,6 +21,7 @@ from utils.iteration import Evaluation, TrainIteration
 from utils.loader import DeviceLoader
 from utils.selection import SelectionCounter
 from utils.steps import DistillConfig, SupervisedStep, UnixDistillStep
+from utils import unix
 from utils.synthetic import write_synthetic_cifar100
 
 SGD = type("Args", (), dict(lr=0.05, momentum=0.9, weight_decay=5e-4, milestones=[2], gamma=0.1))
@@ -33,8 +34,8 @@ def test_the_stand_in_refuses_a_host_read_as_capture_does():
 
 def test_a_replay_keeps_the_python_values_of_its_capture():
     scale = {"value": 2.0}
-    out = torch.zeros(2)
-    replay, _ = emulated_capture(lambda t: out.copy_(t * scale["value"]), (torch.ones(2),))
+    out, inputs = torch.zeros(2), (torch.ones(2),)  # a recording's inputs and outputs live as long as it does
+    replay, _ = emulated_capture(lambda t: out.copy_(t * scale["value"]), inputs)
     scale["value"] = 5.0
     replay()
     assert out.tolist() == [2.0, 2.0]
@@ -58,26 +59,29 @@ def random_images(n, seed):
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 100, n)
 
 
-def loader(n=40, batch=16):
+def loader(n=40, batch=16, device="cpu"):
     images, labels = random_images(n, seed=0)
-    return DeviceLoader(images, labels, batch, torch.device("cpu"), train=True, seed=0, channels_last=True)
+    return DeviceLoader(images, labels, batch, torch.device(device), train=True, seed=0, channels_last=True)
 
 
-def distill_iteration(capture, other_distill=None, **config):
+def resnet8(device):
+    return model_dict["resnet8"](num_classes=100).to(device, memory_format=torch.channels_last)
+
+
+def distill_iteration(capture, other_distill=None, device="cpu", amp=False, **config):
     torch.manual_seed(0)
-    teacher = model_dict["resnet8"](num_classes=100).to(memory_format=torch.channels_last).eval()
-    student = model_dict["resnet8"](num_classes=100).to(memory_format=torch.channels_last)
+    teacher, student = resnet8(device).eval(), resnet8(device)
     cfg = DistillConfig(batch_size=16, other_distill=other_distill, **config)
-    step = UnixDistillStep(student, teacher, cfg, SelectionCounter(6, 40, "cpu"), ComputationMeter(10, 1))
+    step = UnixDistillStep(student, teacher, cfg, SelectionCounter(6, 40, device), ComputationMeter(10, 1))
     optimizer, scheduler = make_optimizer(student, SGD)
-    return TrainIteration(step, optimizer, loader(), capture=capture), student, scheduler
+    return TrainIteration(step, optimizer, loader(device=device), amp, capture), student, scheduler
 
 
-def supervised_iteration(capture):
+def supervised_iteration(capture, device="cpu"):
     torch.manual_seed(0)
-    model = model_dict["resnet8"](num_classes=100).to(memory_format=torch.channels_last)
+    model = resnet8(device)
     optimizer, scheduler = make_optimizer(model, SGD)
-    return TrainIteration(SupervisedStep(model), optimizer, loader(), capture=capture), model, scheduler
+    return TrainIteration(SupervisedStep(model), optimizer, loader(device=device), capture=capture), model, scheduler
 
 
 def train(iteration, model, scheduler, epochs=6, reset_on_lr_change=True):
@@ -113,11 +117,12 @@ def assert_same_run(eager, replayed):
     dict(k=16, b=16, w=1000.0, strategy=0),             # conventional KD: no scoring pass
     dict(k=12, b=8, other_distill="AT", ce_weight=0.5),
     dict(k=12, b=8, other_distill="SP"),
+    dict(amp=True),                                     # UNIXKD under bf16 autocast
     # DKD's weight changes every epoch of its 6-epoch warm-up: the full batches recorded in epoch 4 are
     # replayed in epochs 5 and 6 with new weights.
     dict(k=12, b=8, distill="DKD", ce_weight=1.0, warmup=6),
     dict(k=12, b=8, distill="LSKD", ce_weight=1.0, kd_weight=9.0, T=2.0),
-], ids=["unixkd", "mixup", "kd", "at", "sp", "dkd", "lskd"])
+], ids=["unixkd", "mixup", "kd", "at", "sp", "unixkd-amp", "dkd", "lskd"])
 def test_a_replayed_distillation_run_equals_the_eager_one(config):
     runs = []
     for capture in (None, emulated_capture):
@@ -157,22 +162,86 @@ def test_the_non_finite_watch_names_the_step_in_a_replayed_run():
     plans = list(iteration.loader.plans())
     for plan in plans[:2]:
         iteration(plan)  # two eager warm-ups
-    with torch.no_grad():
-        model.fc.weight.fill_(float("nan"))
     iteration(plans[0])  # the capture
     iteration(plans[1])  # a replay
-    assert iteration.watch.first_bad_step() == 2
+    with torch.no_grad():
+        model.fc.weight.fill_(float("nan"))
+    iteration(plans[0])  # step 4, a replay: a step index frozen at the capture would say 2
+    assert iteration.watch.first_bad_step() == 4
 
 
-def test_a_replayed_evaluation_equals_the_eager_one():
-    torch.manual_seed(0)
-    model = model_dict["resnet8"](num_classes=100).to(memory_format=torch.channels_last)
+def eval_loader(device="cpu"):
     images, labels = random_images(40, seed=1)
-    test = DeviceLoader(images, labels, 16, torch.device("cpu"), train=False, channels_last=True)
-    eager, replayed = Evaluation(model, test), Evaluation(copy.deepcopy(model), test, capture=emulated_capture)
+    return DeviceLoader(images, labels, 16, torch.device(device), train=False, channels_last=True)
+
+
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "amp"])
+def test_a_replayed_evaluation_equals_the_eager_one(amp):
+    torch.manual_seed(0)
+    model, test = resnet8("cpu"), eval_loader()
+    eager, replayed = Evaluation(model, test, amp), Evaluation(copy.deepcopy(model), test, amp, emulated_capture)
     for _ in range(4):  # two warm-ups, the capture, a replay
         assert eager() == replayed()
     assert replayed._run.recordings == 2
+
+
+@pytest.fixture
+def fresh_generator():
+    """The process's first capture is the test's: the CUDA generator registers its state then."""
+    GeneratorState.forget()
+    yield
+    GeneratorState.forget()
+
+
+def test_the_first_recording_of_a_process_may_be_an_evaluation(fresh_generator):
+    iteration, model, scheduler = supervised_iteration(emulated_capture)
+    evaluation = Evaluation(model, eval_loader(), capture=emulated_capture)
+    for _ in range(3):  # two warm-ups, then the process's first recordings
+        evaluation()
+    # Training records its full batches in epoch 2 and replays them after the evaluation's recordings.
+    train(iteration, model, scheduler, epochs=2, reset_on_lr_change=False)
+    assert iteration._run.recordings == 1 and evaluation._run.recordings == 2
+
+
+def test_the_stand_in_refuses_a_first_recording_under_inference_mode(fresh_generator):
+    """What the test above guards against: the generator's state made an inference tensor."""
+    inputs = (torch.ones(2),)
+    with torch.inference_mode():
+        emulated_capture(lambda t: t * 2, inputs)
+    with pytest.raises(RuntimeError, match="Inplace update to inference tensor"):
+        emulated_capture(lambda t: t * 2, inputs)
+
+
+ITERATIONS = {
+    "unixkd": lambda: distill_iteration(None, device="meta", k=12, b=8),
+    "kd": lambda: distill_iteration(None, device="meta", k=16, b=16, w=1000.0, strategy=0),
+    "at": lambda: distill_iteration(None, device="meta", k=12, b=8, other_distill="AT", ce_weight=0.5),
+    "teacher": lambda: supervised_iteration(None, device="meta"),
+}
+
+
+@pytest.mark.parametrize("name", ITERATIONS)
+def test_an_iteration_is_device_work_only(name):
+    """On the meta device every host read fails and every host tensor shows: what a real graph would skip."""
+    iteration, _, _ = ITERATIONS[name]()
+    iteration.start_epoch(0)
+    for plan in iteration.loader.plans():  # full batches, then the last, smaller one
+        meta_trace(iteration._device_work, (plan,))
+
+
+def test_an_evaluation_is_device_work_only():
+    evaluation = Evaluation(resnet8("meta").eval(), eval_loader("meta"))
+    with torch.no_grad():
+        for plan in evaluation.loader.plans():
+            meta_trace(evaluation._device_work, (plan,))
+
+
+def test_the_meta_trace_catches_a_partner_drawn_on_the_host(monkeypatch):
+    monkeypatch.setattr(unix, "random_permutation", lambda n, device: torch.randperm(n).to(device))
+    iteration, _, _ = ITERATIONS["unixkd"]()
+    iteration.start_epoch(0)
+    with pytest.raises(CaptureError, match="randperm.* cpu tensor"):
+        meta_trace(iteration._device_work, (next(iteration.loader.plans()),))
 
 
 def test_student_v0_with_graphs_ends_where_the_eager_run_does(tmp_path, monkeypatch):

@@ -1,5 +1,11 @@
 """The job runner's bookkeeping: the job log, the counts of runs done, failed and left, and the time left."""
 import json
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +69,17 @@ def test_a_damaged_job_log_line_is_one_error_naming_it(tmp_path):
 def test_durations_read_at_a_glance():
     assert [format_duration(s) for s in (7, 65, 3 * 3600 + 120, 2 * 86400 + 5 * 3600)] == ["7s", "1m05s", "3h02m",
                                                                                            "2d05h"]
+
+
+def test_a_run_stopped_by_ctrl_c_stops_the_runner_by_sigint_too(tiny_table, tmp_path):
+    """Ctrl-C reaches the runner and its run; the runner must die of SIGINT too, or the dispatcher goes on."""
+    python = tmp_path / "python"  # the training script, as Ctrl-C hits the whole process group
+    python.write_text(f'#!{shutil.which("bash")}\ncase "$1" in teacher.py|student_v0.py) '
+                      f'kill -INT $PPID; kill -INT $$;; esac\nexec {shlex.quote(sys.executable)} "$@"\n')
+    python.chmod(0o755)
+    env = {**tiny_table.env(tmp_path, ONLY="^alone resnet20 seed1$"), "PYTHON": str(python)}
+    done = subprocess.run([sys.executable, "-m", "utils.jobs", "run", "alone resnet20 seed1"], env=env,
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGINT, done.stdout + done.stderr
+    [job] = read_jobs(tmp_path / JOB_LOG)
+    assert job.exit == 128 + signal.SIGINT  # logged before dying

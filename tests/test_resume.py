@@ -35,8 +35,10 @@ def tiny_root(tmp_path_factory):
     return write_synthetic_cifar100(tmp_path_factory.mktemp("tiny"), train_per_class=3, test_per_class=1)
 
 
-def student_command(teacher_file, data_root, experiments, *extra):
-    return [sys.executable, "student_v0.py", "--teacher-path", str(teacher_file), "--student-arch", "resnet8",
+def student_command(teacher_file, data_root, experiments, *extra, graphs=False):
+    """graphs: --cuda-graphs through the CPU stand-in (tests/graph_stand_in.py), which records and replays."""
+    runner = [sys.executable, "tests/graph_stand_in.py"] if graphs else [sys.executable]
+    return [*runner, "student_v0.py", "--teacher-path", str(teacher_file), "--student-arch", "resnet8",
             "--epoch", "3", "--milestones", "2", "--data-root", str(data_root),
             "--experiments-dir", str(experiments), *extra]
 
@@ -59,15 +61,25 @@ def kill_after_first_epoch(command) -> None:
     process.wait()
 
 
-def test_kill_and_resume_matches_the_uninterrupted_run(teacher_file, tiny_root, tmp_path):
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    subprocess.run(student_command(teacher_file, tiny_root, whole), cwd=REPO, env=ENV, check=True,
-                   capture_output=True)
-    kill_after_first_epoch(student_command(teacher_file, tiny_root, resumed))
+@pytest.fixture(scope="module")
+def whole_run(teacher_file, tiny_root, tmp_path_factory):
+    """The uninterrupted run, eager."""
+    whole = tmp_path_factory.mktemp("whole")
+    subprocess.run(student_command(teacher_file, tiny_root, whole), cwd=REPO, env=ENV, check=True, capture_output=True)
+    return whole
+
+
+@pytest.mark.parametrize("graphs", [False, True], ids=["eager", "graphs"])
+def test_kill_and_resume_matches_the_uninterrupted_run(teacher_file, tiny_root, whole_run, tmp_path, graphs):
+    """Killed after epoch 1, resumed across the milestone (after epoch 2); with graphs (through the CPU
+    stand-in) the resumed process records afresh and must still end where the eager, uninterrupted run does."""
+    whole, resumed = whole_run, tmp_path / "resumed"
+    flags = ["--cuda-graphs"] if graphs else []
+    kill_after_first_epoch(student_command(teacher_file, tiny_root, resumed, *flags, graphs=graphs))
     assert torch.load(run_dir(resumed) / "ckpt" / "last.pth", weights_only=True)["epoch"] < 3
-    done = subprocess.run(student_command(teacher_file, tiny_root, resumed, "--resume"), cwd=REPO, env=ENV,
-                          capture_output=True, text=True, check=True)
-    assert "resumed" in done.stdout
+    done = subprocess.run(student_command(teacher_file, tiny_root, resumed, *flags, "--resume", graphs=graphs),
+                          cwd=REPO, env=ENV, capture_output=True, text=True, check=True)
+    assert "resumed" in done.stdout and "running eagerly" not in done.stderr
 
     a, b = run_dir(whole), run_dir(resumed)
     final_a = torch.load(a / "ckpt" / "last.pth", weights_only=True)

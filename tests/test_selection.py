@@ -36,3 +36,14 @@ def test_counter_marks_each_epochs_uncertain_images():
     restored = SelectionCounter(epochs=2, num_samples=5, device="cpu")
     restored.load_state_dict(counter.state_dict())
     assert (restored.to_numpy() == counter.to_numpy()).all()
+
+
+def test_the_checkpointed_counter_is_packed_and_restores_exactly():
+    counter = SelectionCounter(240, 50_000, "cpu")
+    counter.start_epoch(4)
+    counter.counts[:5].random_(0, 2)
+    state = counter.state_dict()
+    assert state["packed"].dtype == torch.uint8 and state["packed"].shape == (5, 6250)  # the epochs begun, 8 a byte
+    restored = SelectionCounter(240, 50_000, "cpu")
+    restored.load_state_dict(state)
+    assert torch.equal(restored.counts, counter.counts)

@@ -87,7 +87,9 @@ class Evaluation:
 
     def __call__(self):
         self.model.eval()
-        with torch.inference_mode():
+        # no_grad, not inference_mode: the first CUDA-graph capture of a process makes the generator's
+        # state tensors, and made under inference mode they could never be updated outside it again.
+        with torch.no_grad():
             self.sums.reset()
             for plan in self.loader.plans():
                 self.sums.count(self._run(plan))

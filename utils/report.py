@@ -1,4 +1,5 @@
-"""What a run leaves besides checkpoints: summary.json (both scripts) and counter.npy (students), each epoch."""
+"""What a run leaves besides checkpoints: summary.json (both scripts) each epoch, counter.npy (students) at
+the milestones and the end."""
 import json
 
 import numpy as np
@@ -45,7 +46,8 @@ class StudentReport:
     def __call__(self, trainer, epoch: int, record: dict) -> None:
         computation = self.step.meter.as_dict()
         record["computation/percent_of_kd"] = computation["computation"]
-        atomic_write(self.run.path / "counter.npy", lambda f: np.save(f, self.step.counter.to_numpy()))
+        if epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch:  # last.pth holds it every epoch
+            atomic_write(self.run.path / "counter.npy", lambda f: np.save(f, self.step.counter.to_numpy()))
         write_summary(self.run, self.summary(trainer, record["val/acc"], computation))
 
     def summary(self, trainer, last_acc: float, computation: dict) -> dict:

@@ -34,12 +34,20 @@ class SelectionCounter:
         return self.counts.cpu().numpy()
 
     def state_dict(self) -> dict:
-        return {"counts": self.counts.cpu()}
+        """The rows of the epochs started so far, eight images a byte: a checkpoint a run writes every epoch
+        carries 6 KB a CIFAR epoch instead of 12 MB for the whole counter."""
+        rows = int(self.row) + 1  # a sync, once per epoch
+        packed = np.packbits(self.counts[:rows].cpu().numpy(), axis=1)
+        return {"packed": torch.from_numpy(packed), "num_samples": self.counts.shape[1]}
 
     def load_state_dict(self, state: dict) -> None:
+        if "packed" in state:
+            counts = np.unpackbits(state["packed"].numpy(), axis=1, count=state["num_samples"])
+        else:  # a checkpoint written before the counter was packed
+            counts = state["counts"].numpy()
         # A run resumed with a different --epoch keeps the rows both lengths share.
-        rows = min(len(self.counts), len(state["counts"]))
-        self.counts[:rows] = state["counts"][:rows]
+        rows = min(len(self.counts), len(counts))
+        self.counts[:rows] = torch.from_numpy(counts[:rows])
 
 
 STATS = ("confidence", "margin", "entropy")

@@ -66,6 +66,7 @@ class Trainer:
         self.train_seconds += train_time
         self.train_images += self.train_loader.num_samples
         record["time/images_per_second"] = self.train_loader.num_samples / train_time
+        saving = time.perf_counter()
         self._checkpoint(record["val/acc"])
         rank_rng = self._rank_rng_states()  # on every rank: it gathers each rank's random state
         # Counted before the epoch-end reports, so summary.json's wall time includes this epoch.
@@ -76,6 +77,7 @@ class Trainer:
                 self.on_epoch_end(self, epoch, record)
             # last.pth goes last: it is the commit point a resumed run starts from.
             atomic_save({**self._state(), **rank_rng}, self.run.last)
+        record["time/save_seconds"] = time.perf_counter() - saving
         return record
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -145,5 +147,5 @@ class Trainer:
         writer.flush()
         print(f"epoch {epoch:3d}/{self.cfg.epochs} | train loss {record['train/loss']:.4f} "
               f"acc {record['train/acc']:6.2f} | val loss {record['val/loss']:.4f} acc {record['val/acc']:6.2f} "
-              f"| best {self.best_acc:6.2f} | lr {record['lr']:.4g} | {record['time/epoch_seconds']:.1f}s "
-              f"({record['time/images_per_second']:.0f} img/s)", flush=True)
+              f"| best {self.best_acc:6.2f} | lr {record['lr']:.4g} | {record['time/epoch_seconds']:.1f}s, "
+              f"saving {record['time/save_seconds']:.2f}s ({record['time/images_per_second']:.0f} img/s)", flush=True)
