@@ -15,6 +15,7 @@ from utils import distributed
 from utils.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
 from utils.cli import ArgumentParser, add_common_args, check_common_args, run_main
 from utils.computation import ComputationMeter
+from utils.distillers import DEFAULTS, DISTILLERS, DKD, KD, distiller_defaults
 from utils.errors import UserError
 from utils.graphs import graph_capture
 from utils.iteration import evaluate
@@ -56,9 +57,21 @@ def parse_args(argv=None):
     parser.add_argument("--b", type=int, default=32,
                         help="most uncertain images kept un-mixed (default 32; imagenet: 1/2 of each GPU's batch)")
     parser.add_argument("--w", type=float, default=10.0, help="steepness of the mixing curve (default 10)")
-    parser.add_argument("--T", type=float, default=4.0, help="distillation temperature (default 4)")
-    parser.add_argument("--ce-weight", type=float, default=0.0, help="weight of cross-entropy (default 0)")
-    parser.add_argument("--kd-weight", type=float, default=1.0, help="weight of the KD loss (default 1)")
+    parser.add_argument("--distill", default=KD, choices=DISTILLERS,
+                        help="logit distiller: KD (default), DKD (decoupled KD) or LSKD (KD on standardised logits); "
+                             "each brings its authors' CIFAR-100 settings, docs/distillers.md")
+    parser.add_argument("--T", type=float, help="distillation temperature (default KD 4, DKD 4, LSKD 2)")
+    parser.add_argument("--ce-weight", type=float, help="weight of cross-entropy (default KD 0, DKD 1, LSKD 1)")
+    parser.add_argument("--kd-weight", type=float,
+                        help="weight of the distillation loss (default KD 1, DKD 1, LSKD 9)")
+    parser.add_argument("--alpha", type=float, help="DKD: weight of the target-class term (default 1)")
+    parser.add_argument("--beta", type=float,
+                        help="DKD: weight of the non-target-class term (default the DKD authors' for the pair: 8, "
+                             "6 or 2)")
+    parser.add_argument("--warmup", type=int, help="DKD: epochs over which its weight rises to 1 (default 20)")
+    parser.add_argument("--ls-eps", type=float,
+                        help="LSKD: added to the logits' standard deviation, so a constant vector stays finite "
+                             "(default 1e-7)")
     parser.add_argument("--other-distill", choices=["AT", "SP", "SP-batch"],
                         help="add a feature loss: AT (x1000), SP as the authors' runs computed it (per image, x3000) "
                              "or SP-batch, the published batch-level SP (x3000)")
@@ -72,8 +85,30 @@ def parse_args(argv=None):
     check_arch(args.student_arch, "--student-arch", args.dataset)
     check_common_args(args)
     local_unix_sizes(args)
+    check_distiller_args(args)
     check_distill_args(args)
     return args
+
+
+DISTILLER_ONLY = ("alpha", "beta", "warmup", "ls_eps")  # settings of one distiller, not all of them
+
+
+def check_distiller_args(args) -> None:
+    """Refuse settings the chosen distiller does not have, and values that would break its loss."""
+    has = DEFAULTS[args.distill]
+    for flag in DISTILLER_ONLY:
+        value = getattr(args, flag)
+        name = "--" + flag.replace("_", "-")
+        if value is None:
+            continue
+        if flag not in has:
+            users = " and ".join(d for d in DISTILLERS if flag in DEFAULTS[d])
+            raise UserError(f"{name} is a setting of --distill {users}, not of --distill {args.distill}")
+        if not value > 0:
+            raise UserError(f"{name} must be positive, got {value}")
+    for flag, value in DEFAULTS[args.distill].items():
+        if getattr(args, flag) is None and flag != "beta":  # beta depends on the pair: main() sets it
+            setattr(args, flag, value)
 
 
 def imagenet_unix_defaults(argv) -> dict:
@@ -108,9 +143,11 @@ def check_distill_args(args) -> None:
 
 
 def distill_config(args) -> DistillConfig:
+    distiller = {flag: getattr(args, flag) for flag in DISTILLER_ONLY if getattr(args, flag) is not None}
     return DistillConfig(batch_size=args.local_batch, k=args.k, b=args.b, w=args.w, T=args.T,
                          strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
-                         kd_weight=args.kd_weight, other_distill=args.other_distill)
+                         kd_weight=args.kd_weight, other_distill=args.other_distill, distill=args.distill,
+                         **distiller)
 
 
 def teacher_source(args):
@@ -136,6 +173,8 @@ def main(argv=None):
     with distributed.main_speaks():
         args = parse_args(argv)
         teacher_arch, weights_from, teacher_label = teacher_source(args)
+        if args.distill == DKD and args.beta is None:
+            args.beta = distiller_defaults(DKD, teacher_arch, args.student_arch)["beta"]
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         device = distributed.prepare_device(args)

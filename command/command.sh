@@ -9,7 +9,8 @@
 #   GPUS="0 1 2 3" JOBS_PER_GPU=2 bash command/command.sh  # 8 at once, each on one GPU (needs GNU parallel)
 #   DRY_RUN=1 bash command/command.sh                      # only print the run list
 #
-# Other knobs (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS): docs/dispatchers.md.
+# Other knobs (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS): docs/dispatchers.md;
+# EXTENSIONS=1 adds DKD and LSKD with and without UNIX: docs/distillers.md.
 # Resumable: only unfinished runs start, each with --resume, so after a crash or Ctrl-C the same
 # command continues each run from its last epoch. Every run is logged to $EXPERIMENTS_DIR/jobs.log.
 set -euo pipefail

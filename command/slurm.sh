@@ -10,7 +10,8 @@
 #   GRES= bash command/slurm.sh                                           # no --gres (a CPU-only cluster)
 #   DRY_RUN=1 bash command/slurm.sh                                       # print the sbatch calls and the run list
 #
-# The same knobs as command/command.sh (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS).
+# The same knobs as command/command.sh (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS,
+# EXTENSIONS).
 # The repository and EXPERIMENTS_DIR must be on a file system the nodes share.
 set -euo pipefail
 cd "$(dirname "$0")/.."  # sbatch runs the tasks in this directory

@@ -36,7 +36,7 @@ class TinyTable:
 
     KNOBS = {"ONLY": "resnet20|wrn_16_2", "SEEDS": "1", "EPOCHS": "1"}
     PAIRS = ("wrn_40_2 -> wrn_16_2", "resnet56 -> resnet20")
-    CLEARED = ("GPU", "GPUS", "JOBS_PER_GPU", "ABLATIONS", "DRY_RUN", "GRES", "SBATCH_ARGS")
+    CLEARED = ("GPU", "GPUS", "JOBS_PER_GPU", "ABLATIONS", "EXTENSIONS", "DRY_RUN", "GRES", "SBATCH_ARGS")
 
     def __init__(self, data_root):
         self.data_root = data_root

@@ -60,6 +60,14 @@ def test_teacher_bad_flags(argv, fragments, capsys, exit_status, tmp_path):
     # Unmatched feature pairs are refused before a run directory exists (the teacher is resnet8).
     (["--student-arch", "ShuffleV1", "--other-distill", "SP"], ["SP", "64x8x8 = 4096", "960 channels", "SP-batch"]),
     (["--student-arch", "vgg8", "--other-distill", "AT"], ["AT", "student has 4 and the teacher 3"]),
+    (["--distill", "CRD"], ["--distill", "'CRD'", "KD", "DKD", "LSKD"]),
+    (["--distill", "DKD", "--alpha", "0"], ["--alpha", "positive", "got 0.0"]),
+    (["--distill", "DKD", "--beta", "-8"], ["--beta", "positive", "got -8.0"]),
+    (["--distill", "DKD", "--T", "0"], ["--T", "got 0.0"]),
+    (["--distill", "LSKD", "--T", "-2"], ["--T", "got -2.0"]),
+    (["--distill", "LSKD", "--ls-eps", "0"], ["--ls-eps", "positive", "got 0.0"]),
+    (["--beta", "6"], ["--beta", "--distill DKD", "not of --distill KD"]),
+    (["--distill", "DKD", "--ls-eps", "1e-5"], ["--ls-eps", "--distill LSKD", "not of --distill DKD"]),
 ])
 def test_student_bad_flags(extra, fragments, capsys, exit_status, tmp_path, teacher_file):
     argv = ["--teacher-path", str(teacher_file), "--student-arch", "resnet8", "--experiments-dir", str(tmp_path / "e"), *extra]

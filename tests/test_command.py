@@ -34,7 +34,7 @@ STUDENT_DEFAULTS = {"T": 4.0, "ce_weight": 0.0, "kd_weight": 1.0, "mix_strategy"
 
 def dry_run(gpu=None, cwd=None):
     knobs = ("GPU", "GPUS", "JOBS_PER_GPU", "PYTHON", "SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "ONLY",
-             "ABLATIONS")
+             "ABLATIONS", "EXTENSIONS")
     env = {name: value for name, value in os.environ.items() if name not in knobs}
     env.update(DRY_RUN="1", **({"GPU": str(gpu)} if gpu is not None else {}))
     result = subprocess.run(["bash", str(SCRIPT)], env=env, cwd=cwd, capture_output=True, text=True, check=True)
@@ -151,3 +151,10 @@ def test_gpu_variable_reaches_every_command_from_any_directory(tmp_path):
 
 def test_ends_with_how_to_print_the_table(lines):
     assert "python -m utils.summary ./experiments" in lines[-1]
+
+
+def test_extensions_reach_the_run_list():
+    env = {name: value for name, value in os.environ.items() if name not in ("ONLY", "SEEDS", "ABLATIONS")}
+    out = subprocess.run(["bash", str(SCRIPT)], env={**env, "DRY_RUN": "1", "EXTENSIONS": "1"}, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.count("--distill DKD") == out.count("--distill LSKD") == 32

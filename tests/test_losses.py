@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from utils.losses import at_loss, attention_map, kd_loss, mixed_cross_entropy, sp_batch_loss, sp_loss
+from utils.losses import (at_loss, attention_map, dkd_loss, kd_loss, lskd_loss, mixed_cross_entropy, mixed_dkd_loss,
+                          sp_batch_loss, sp_loss, standardise)
 
 
 def test_kd_loss_is_t_squared_kl_averaged_over_the_batch():
@@ -93,3 +94,59 @@ def test_sp_loss_is_the_sum_of_per_image_channel_gram_differences():
 
     expected = sum(per_image(fs[i], ft[i]) for i in range(3))
     assert sp_loss(fs, ft).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_dkd_by_hand_on_three_classes():
+    # T = 1, target 0. Teacher softmax(2, 0, 0) = (.78699, .10651, .10651), student softmax(1, 0, -1) =
+    # (.66524, .24473, .09003). TCKD = KL((.78699, .21301) || (.66524, .33476)) = 0.035968; over the two
+    # non-target classes the teacher is (.5, .5), the student (.73106, .26894): NCKD = 0.120115.
+    s, t, y = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])
+    assert dkd_loss(s, t, y, alpha=1.0, beta=0.0, T=1.0).item() == pytest.approx(0.035968, rel=1e-4)
+    assert dkd_loss(s, t, y, alpha=0.0, beta=1.0, T=1.0).item() == pytest.approx(0.120115, rel=1e-4)
+    assert dkd_loss(s, t, y, alpha=1.0, beta=8.0, T=1.0).item() == pytest.approx(0.996884, rel=1e-4)
+    # T = 2: the T^2 factor, on logits halved.
+    assert dkd_loss(2 * s, 2 * t, y, 1.0, 8.0, T=2.0).item() == pytest.approx(4 * 0.996884, rel=1e-4)
+
+
+def test_dkd_with_beta_one_minus_the_teachers_target_probability_is_kd():
+    """The DKD paper's identity KD = TCKD + (1 - p_t) NCKD, per image, at temperature T."""
+    torch.manual_seed(0)
+    s, t, y, T = torch.randn(5, 10), torch.randn(5, 10), torch.randint(0, 10, (5,)), 4.0
+    p_target = (t / T).softmax(1).gather(1, y[:, None]).squeeze(1)
+    assert dkd_loss(s, t, y, 1.0, 1 - p_target, T).item() == pytest.approx(kd_loss(s, t, T).item(), rel=1e-5)
+
+
+def test_dkd_stays_finite_when_the_teacher_is_certain():
+    s, t, y = torch.tensor([[0.0, 0.0, 0.0]], requires_grad=True), torch.tensor([[200.0, 0.0, -5.0]]), torch.tensor([0])
+    loss = dkd_loss(s, t, y, 1.0, 8.0, 1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
+
+
+def test_mixed_dkd_rule_plain_at_m_zero_and_symmetric_in_the_labels():
+    torch.manual_seed(1)
+    s, t = torch.randn(6, 10), torch.randn(6, 10)
+    y_a, y_b, m = torch.randint(0, 10, (6,)), torch.randint(0, 10, (6,)), torch.rand(6)
+    assert torch.equal(mixed_dkd_loss(s, t, y_a, y_b, torch.zeros(6), 1.0, 8.0, 4.0), dkd_loss(s, t, y_a, 1.0, 8.0, 4.0))
+    swapped = mixed_dkd_loss(s, t, y_b, y_a, 1 - m, 1.0, 8.0, 4.0)
+    assert mixed_dkd_loss(s, t, y_a, y_b, m, 1.0, 8.0, 4.0).item() == pytest.approx(swapped.item(), rel=1e-6)
+    # Per image it is the weighted sum of DKD against each label.
+    one = mixed_dkd_loss(s[:1], t[:1], y_a[:1], y_b[:1], m[:1], 1.0, 8.0, 4.0)
+    by_hand = (1 - m[0]) * dkd_loss(s[:1], t[:1], y_a[:1], 1.0, 8.0, 4.0) + m[0] * dkd_loss(s[:1], t[:1], y_b[:1], 1.0, 8.0, 4.0)
+    assert one.item() == pytest.approx(by_hand.item(), rel=1e-6)
+
+
+def test_lskd_by_hand_and_standardisation():
+    # z-scores (Bessel's std): student (1, 2, 3) -> (-1, 0, 1); teacher (0, 0, 3): mean 1, std sqrt 3 ->
+    # (-1, -1, 2) / sqrt 3. At T = 2: 4 * KL(softmax(z_t / 2) || softmax(z_s / 2)) = 0.067279.
+    s, t = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[0.0, 0.0, 3.0]])
+    assert torch.allclose(standardise(s, 1e-7), torch.tensor([[-1.0, 0.0, 1.0]]), atol=1e-6)
+    assert lskd_loss(s, t, T=2.0, eps=1e-7).item() == pytest.approx(0.067279, rel=1e-4)
+    # Scale and shift of either network's logits do not matter, unlike plain KD.
+    assert lskd_loss(10 * s - 3, t, 2.0, 1e-7).item() == pytest.approx(0.067279, rel=1e-4)
+
+
+def test_standardising_a_constant_row_needs_the_epsilon():
+    constant = torch.full((1, 4), 5.0)
+    assert torch.equal(standardise(constant, 1e-7), torch.zeros(1, 4))
+    assert torch.isnan(standardise(constant, 0.0)).all()  # why --ls-eps must be positive

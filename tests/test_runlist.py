@@ -7,12 +7,12 @@ import pytest
 
 import student_v0
 import teacher
-from utils.paper import UNIXKD_FLAGS
+from utils.paper import EXTENSION_PAIRS, KD_FLAGS, UNIXKD_FLAGS
 from utils.runlist import STUDENTS, TEACHERS, main, selected_runs, settings_from_env
 from utils.runnames import student_run_name, teacher_run_name
 from utils.teachers import resolve_teacher
 
-KNOBS = ("SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "PYTHON", "GPU", "ONLY", "ABLATIONS")
+KNOBS = ("SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "PYTHON", "GPU", "ONLY", "ABLATIONS", "EXTENSIONS")
 
 
 def runs_for(**env):
@@ -49,7 +49,7 @@ def test_ablations_change_one_setting_of_unixkd_on_resnet32x4_resnet8x4():
 
 def test_each_run_folder_is_where_its_script_writes(tmp_path):
     """The list finds a run's summary.json in the folder the script itself names from the parsed command."""
-    for run in runs_for(ABLATIONS="1", SEEDS="0 3", EXPERIMENTS_DIR=str(tmp_path)):
+    for run in runs_for(ABLATIONS="1", EXTENSIONS="1", SEEDS="0 3", EXPERIMENTS_DIR=str(tmp_path)):
         words = list(run.argv[2:])
         if run.argv[1] == "teacher.py":
             args = teacher.parse_args(words)
@@ -61,6 +61,20 @@ def test_each_run_folder_is_where_its_script_writes(tmp_path):
             (Path(args.teacher_path) / "ckpt" / "best.pth").touch()
             teacher_arch, _, label = resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt)
             assert run.folder == student_run_name(args, teacher_arch, label)
+
+
+def test_extensions_add_dkd_and_lskd_with_and_without_unix_on_four_pairs():
+    extensions = [run for run in runs_for(EXTENSIONS="1") if run not in runs_for()]
+    assert len(extensions) == 64 and len({run.folder for run in extensions}) == 64
+    cells = set()
+    for run in extensions:
+        args = student_v0.parse_args(list(run.argv[2:]))
+        unix = all(getattr(args, key) == value for key, value in UNIXKD_FLAGS.items())
+        assert unix or all(getattr(args, key) == value for key, value in KD_FLAGS.items())
+        assert run.name.startswith(("UNIX" if unix else "") + args.distill + " ")
+        cells.add((args.teacher_path.split("teacher_")[1].rstrip("/"), args.student_arch, args.distill, unix, args.seed))
+    assert cells == {(t, s, d, u, seed) for t, s in EXTENSION_PAIRS for d in ("DKD", "LSKD") for u in (False, True)
+                     for seed in range(4)}
 
 
 def test_seeded_students_alone_get_their_own_folders_and_seed_0_keeps_the_teachers():
@@ -124,6 +138,7 @@ def test_knobs_reach_every_command():
     ({"ONLY": "resnet1000"}, "ONLY='resnet1000' matches none of the 134 run names (such as 'UNIXKD vgg16 vgg8 seed3'; "
                               "`python -m utils.runlist --names` without ONLY lists them)"),
     ({"ABLATIONS": "yes"}, "ABLATIONS='yes'"),
+    ({"EXTENSIONS": "dkd"}, "EXTENSIONS='dkd': must be 1"),
 ])
 def test_bad_knob_is_one_error_line(env, fragment, monkeypatch, capsys, exit_status):
     for knob in KNOBS:

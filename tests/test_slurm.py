@@ -168,6 +168,14 @@ def test_the_tiny_table_runs_on_a_slurm_cluster(cluster, tiny_table, tmp_path):
     assert again.returncode == 0 and "nothing to submit" in again.stdout
 
 
+def test_extensions_add_their_64_runs_to_the_students_array(tiny_table, tmp_path):
+    done = slurm_sh(tiny_table.env(tmp_path / "experiments", DRY_RUN="1", ONLY="", SEEDS="", EXTENSIONS="1"))
+    assert done.returncode == 0, done.stderr
+    _, students = sbatch_calls(done.stdout)
+    assert " --array 0-159 " in students  # 96 + 64
+    assert done.stdout.count("--distill DKD") == done.stdout.count("--distill LSKD") == 32
+
+
 IMAGENET_SCRIPT = SCRIPT.parent / "imagenet_slurm.sh"
 
 

@@ -7,7 +7,7 @@ import torch
 from models import model_dict
 from utils.computation import ComputationMeter
 from utils.errors import UserError
-from utils.losses import sp_batch_loss, sp_loss
+from utils.losses import dkd_loss, kd_loss, lskd_loss, sp_batch_loss, sp_loss
 from utils.selection import SelectionCounter
 from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
 
@@ -25,12 +25,15 @@ class Recording(torch.nn.Module):
         return self.model(x, **kwargs)
 
 
+EPOCHS = 240  # enough for any epoch a test starts
+
+
 def make_step(**config):
     torch.manual_seed(0)
     student = Recording(model_dict["resnet8"](num_classes=100))
     teacher = Recording(model_dict["resnet8"](num_classes=100).eval())
     cfg = DistillConfig(batch_size=8, **config)
-    step = UnixDistillStep(student, teacher, cfg, SelectionCounter(1, 100, "cpu"), ComputationMeter(10, 1))
+    step = UnixDistillStep(student, teacher, cfg, SelectionCounter(EPOCHS, 100, "cpu"), ComputationMeter(10, 1))
     return step, student, teacher
 
 
@@ -159,3 +162,34 @@ def test_at_between_families_with_different_stage_counts_is_refused():
     step.teacher = Recording(model_dict["vgg8"](num_classes=100).eval())
     with pytest.raises(UserError, match="student has 3 and the teacher 4"):
         step(*batch())
+
+
+def distill_losses(epoch=0, **config):
+    """The losses of one step on make_step's networks and batch, in (0-based) epoch `epoch`."""
+    step, _, _ = make_step(**config)
+    step.start_epoch(epoch)
+    return step(*batch()).losses
+
+
+KD_SETTING = dict(k=8, b=8, w=1000.0, strategy=0)
+
+
+def test_dkd_and_lskd_replace_the_kd_term_with_their_own():
+    torch.manual_seed(0)  # make_step's networks and batch, to recompute the losses directly
+    student, teacher = model_dict["resnet8"](num_classes=100), model_dict["resnet8"](num_classes=100).eval()
+    x, y, _ = batch()
+    s, t = student(x), teacher(x)
+    dkd = distill_losses(epoch=30, distill="DKD", ce_weight=1.0, **KD_SETTING)
+    assert set(dkd) == {"ce", "dkd"}
+    assert dkd["dkd"].item() == pytest.approx(dkd_loss(s, t, y, 1.0, 8.0, 4.0).item(), rel=1e-4)
+    lskd = distill_losses(distill="LSKD", kd_weight=9.0, T=2.0, **KD_SETTING)
+    assert set(lskd) == {"lskd"}
+    assert lskd["lskd"].item() == pytest.approx(9 * lskd_loss(s, t, 2.0, 1e-7).item(), rel=1e-4)
+    assert distill_losses(**KD_SETTING)["kd"].item() == pytest.approx(kd_loss(s, t, 4.0).item(), rel=1e-4)
+
+
+def test_dkd_weight_warms_up_linearly_over_its_first_epochs():
+    full = distill_losses(epoch=19, distill="DKD", **KD_SETTING)["dkd"].item()  # epoch 20 of 20: weight 1
+    assert distill_losses(epoch=0, distill="DKD", **KD_SETTING)["dkd"].item() == pytest.approx(full / 20, rel=1e-5)
+    assert distill_losses(epoch=4, distill="DKD", warmup=10, **KD_SETTING)["dkd"].item() == pytest.approx(full / 2, rel=1e-5)
+    assert distill_losses(epoch=200, distill="DKD", **KD_SETTING)["dkd"].item() == pytest.approx(full, rel=1e-5)

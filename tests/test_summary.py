@@ -1,6 +1,7 @@
 """The results table from run directories: reading, grouping, statistics, printing, plotting."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -223,3 +224,33 @@ def test_a_trial_run_is_left_out_of_the_protocol_rows_or_shown_apart_with_all(tm
     (trial_row,) = [line for line in apart.splitlines() if "(n=" in line]
     assert trial_row.startswith("resnet32x4 -> resnet8x4 *") and "1.00 +- 0.00 (n=1)" in trial_row
     assert "73.34" not in trial_row  # no published figure to set against a trial
+
+
+def test_method_name_of_the_other_distillers():
+    assert method_name({**KD_ARGS, "distill": "DKD"}) == "DKD"
+    assert method_name({**UNIX_ARGS, "distill": "LSKD"}) == "UNIX + LSKD"
+    assert method_name({**UNIX_ARGS, "distill": "KD"}) == UNIX  # KD's rows as before --distill
+    assert method_name({**UNIX_ARGS, "k": 56, "distill": "DKD"}) == "UNIX (S3 k56 b32 w10) + DKD"
+    # The published settings of the pair stay unnamed (beta 6 for wrn_40_2 -> wrn_16_2), others are named.
+    dkd = {**KD_ARGS, "distill": "DKD", "student_arch": "wrn_16_2", "alpha": 1.0, "beta": 6.0, "warmup": 20}
+    assert method_name(dkd, "wrn_40_2") == "DKD"
+    assert method_name({**dkd, "beta": 8.0}, "wrn_40_2") == "DKD beta8"
+
+
+def test_dkd_and_lskd_rows_sit_beside_their_papers_figures(tmp_path, capsys):
+    for i, (distiller, args, acc, computation) in enumerate([
+            ("DKD", KD_ARGS, 76.0, 100.0), ("DKD", UNIX_ARGS, 76.5, 87.3),
+            ("LSKD", KD_ARGS, 76.62, 100.0), ("LSKD", UNIX_ARGS, 76.1, 87.3)]):
+        (tmp_path / f"v0_student_{i}").mkdir()
+        content = summary_json({**args, "distill": distiller}, 0, acc, computation)
+        (tmp_path / f"v0_student_{i}" / "summary.json").write_text(json.dumps(content))
+    assert main([str(tmp_path)]) == 0
+    rows = {}
+    for line in capsys.readouterr().out.splitlines():
+        for row in ("DKD", "UNIX + DKD", "LSKD", "UNIX + LSKD"):
+            if row in re.split(r"\s{2,}", line):
+                rows[row] = line
+    assert "76.32  -0.32" in rows["DKD"] and "100.00 % (100.00, +0.00)" in rows["DKD"]
+    assert "87.30 %" in rows["UNIX + DKD"] and "76.32" not in rows["UNIX + DKD"]  # no published UNIX + DKD
+    assert "76.62  +0.00" in rows["LSKD"]
+    assert "76.10 +- 0.00" in rows["UNIX + LSKD"]

@@ -23,6 +23,72 @@ def mixed_cross_entropy(logits, targets_a, targets_b, mix) -> torch.Tensor:
     return ((1 - mix) * ce_a + mix * ce_b).mean()
 
 
+def _log_target_split(logits, target_mask):
+    """Under softmax(logits): log [P(target), P(not target)] (n, 2) and the log-softmax over the
+    non-target classes alone (n, C), 0 at the target. Computed from logsumexps, so that neither
+    probability underflows to log 0 when the network is sure of itself."""
+    log_norm = logits.logsumexp(dim=1, keepdim=True)
+    others = logits.masked_fill(target_mask, float("-inf"))
+    log_others_norm = others.logsumexp(dim=1, keepdim=True)
+    target_logit = logits.masked_fill(~target_mask, 0.0).sum(dim=1, keepdim=True)
+    log_binary = torch.cat([target_logit - log_norm, log_others_norm - log_norm], dim=1)
+    log_non_target = (others - log_others_norm).masked_fill(target_mask, 0.0)
+    return log_binary, log_non_target
+
+
+def _kl_terms(log_p_teacher, log_p_student) -> torch.Tensor:
+    return log_p_teacher.exp() * (log_p_teacher - log_p_student)
+
+
+def dkd_per_image(student_logits, teacher_logits, targets, alpha: float, beta: float, T: float) -> torch.Tensor:
+    """Decoupled KD (Zhao et al., CVPR 2022) of each image: T^2 (alpha TCKD + beta NCKD), shape (n,).
+
+    TCKD is the KL divergence between teacher and student of the binary split [target, all others];
+    NCKD the KL divergence of the distributions over the non-target classes alone; both at temperature T.
+    """
+    # Not F.one_hot: it checks the labels on the host, which a CUDA graph cannot record.
+    classes = torch.arange(student_logits.shape[1], device=targets.device)
+    target_mask = targets[:, None] == classes
+    binary_s, non_target_s = _log_target_split(student_logits / T, target_mask)
+    binary_t, non_target_t = _log_target_split(teacher_logits / T, target_mask)
+    tckd = _kl_terms(binary_t, binary_s).sum(dim=1)
+    nckd = _kl_terms(non_target_t, non_target_s).sum(dim=1)  # 0 at the target: both logs are 0 there
+    return (alpha * tckd + beta * nckd) * T * T
+
+
+def dkd_loss(student_logits, teacher_logits, targets, alpha: float, beta: float, T: float) -> torch.Tensor:
+    """DKD as published: the mean over the batch of dkd_per_image."""
+    return dkd_per_image(student_logits, teacher_logits, targets, alpha, beta, T).mean()
+
+
+def mixed_dkd_loss(student_logits, teacher_logits, targets_a, targets_b, mix, alpha: float, beta: float,
+                   T: float) -> torch.Tensor:
+    """DKD on mixed images: mean((1 - m) * DKD(y_a) + m * DKD(y_b)).
+
+    A mixed image has two labels, weighted 1 - m and m; DKD needs one to split target from non-target
+    classes. The rule: the loss against each label, weighted as mixed cross-entropy weights them. So
+    m = 0 (an image UNIX keeps un-mixed, and every image of conventional KD) is plain DKD, and swapping
+    the labels together with m and 1 - m leaves the loss unchanged.
+    """
+    dkd_a = dkd_per_image(student_logits, teacher_logits, targets_a, alpha, beta, T)
+    dkd_b = dkd_per_image(student_logits, teacher_logits, targets_b, alpha, beta, T)
+    return ((1 - mix) * dkd_a + mix * dkd_b).mean()
+
+
+def standardise(logits: torch.Tensor, eps: float) -> torch.Tensor:
+    """Z-score of each row (Sun et al., CVPR 2024): (z - mean) / (eps + std), std with Bessel's correction.
+
+    eps keeps a constant row (std 0) finite: it standardises to zeros."""
+    mean = logits.mean(dim=1, keepdim=True)
+    std = logits.std(dim=1, keepdim=True)
+    return (logits - mean) / (eps + std)
+
+
+def lskd_loss(student_logits, teacher_logits, T: float, eps: float) -> torch.Tensor:
+    """KD with logit standardisation: kd_loss of the z-scored logits at the base temperature T."""
+    return kd_loss(standardise(student_logits, eps), standardise(teacher_logits, eps), T)
+
+
 def attention_map(feature: torch.Tensor) -> torch.Tensor:
     """L2-normalised spatial attention: channel mean of squared activations, flattened."""
     return F.normalize(feature.pow(2).mean(dim=1).flatten(1), dim=1)

@@ -49,3 +49,24 @@ PROTOCOL = {"epoch": 240, "batch_size": 64, "momentum": 0.9, "weight_decay": 5e-
 def protocol_lr(arch: str) -> float:
     """The paper's initial learning rate: 0.01 for the light MobileNetV2 and ShuffleNets, 0.05 otherwise."""
     return 0.01 if arch in LOW_LR_ARCHS else 0.05
+
+
+# Published CIFAR-100 top-1 of the other logit distillers (utils.distillers), beside the table's rows of
+# the same name. Their teachers are the CRD zoo's (Tian et al.), not the UNIXKD authors'.
+# DKD: Zhao et al., CVPR 2022, Tables 1 and 2 (as also listed in the LS authors' README).
+# LSKD: Sun et al., CVPR 2024, the "KD + Ours" rows of Tables 1 and 2 (README of their code), only for
+# the pairs whose logs name our defaults, base temperature 2 and weight 9 (vgg13's used 3, ResNet50's 3 and 1).
+DISTILLER_FIGURES = {
+    ("resnet32x4", "resnet8x4"): {"DKD": 76.32, "LSKD": 76.62},
+    ("wrn_40_2", "wrn_16_2"): {"DKD": 76.24, "LSKD": 76.11},
+    ("resnet56", "resnet20"): {"DKD": 71.97, "LSKD": 71.43},
+    ("resnet32x4", "ShuffleV2"): {"DKD": 77.07, "LSKD": 75.56},
+    ("vgg13", "vgg8"): {"DKD": 74.68},
+    ("wrn_40_2", "wrn_40_1"): {"DKD": 74.81, "LSKD": 74.37},
+    ("vgg13", "MobileNetV2"): {"DKD": 69.71},
+    ("ResNet50", "MobileNetV2"): {"DKD": 70.35},
+}
+
+# The pairs the EXTENSIONS run list distils with DKD and LSKD, with and without UNIX.
+EXTENSION_PAIRS = (("resnet32x4", "resnet8x4"), ("wrn_40_2", "wrn_16_2"), ("resnet56", "resnet20"),
+                   ("resnet32x4", "ShuffleV2"))

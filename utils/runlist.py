@@ -6,11 +6,12 @@ command/command.sh (one GPU or several) and command/slurm.sh (a SLURM cluster) t
 here, so they can never disagree; `DRY_RUN=1` prints this list. Phase "teachers" holds the teacher.py
 runs: the 6 teachers (seed 0) and the 8 student architectures trained alone (the table's "student"
 column). Phase "students" distils every pair with KD and UNIXKD and, with ABLATIONS=1, runs the paper's
-ablations on resnet32x4 -> resnet8x4; it needs the teachers, so it starts when phase 1 has ended.
+ablations on resnet32x4 -> resnet8x4; with EXTENSIONS=1, DKD and LSKD with and without UNIX on four pairs
+(docs/distillers.md); it needs the teachers, so it starts when phase 1 has ended.
 
 Environment, all optional: SEEDS ("0 1 2 3"), EPOCHS (240), DATA_ROOT, EXPERIMENTS_DIR (./experiments),
 PYTHON (python), GPU (0: the --gpu-id of every command), ONLY (a regular expression: keeps the runs
-whose name it matches, and their teachers), ABLATIONS (1 adds the ablations).
+whose name it matches, and their teachers), ABLATIONS (1 adds the ablations), EXTENSIONS (1 adds DKD and LSKD).
 """
 import json
 import os
@@ -23,7 +24,8 @@ from typing import Optional
 
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
-from utils.paper import KD_FLAGS, PAPER_PAIRS, PROTOCOL, UNIXKD_FLAGS, protocol_lr
+from utils.distillers import DKD, LSKD
+from utils.paper import EXTENSION_PAIRS, KD_FLAGS, PAPER_PAIRS, PROTOCOL, UNIXKD_FLAGS, protocol_lr
 from utils.runnames import IMPORTED, SUMMARY_FILE, is_imported, student_run_name, teacher_run_name
 
 TEACHERS, STUDENTS = "teachers", "students"
@@ -54,6 +56,7 @@ class Settings:
     gpu: int = 0
     only: Optional[re.Pattern] = None
     ablations: bool = False
+    extensions: bool = False
 
     @property
     def experiments(self) -> str:
@@ -106,9 +109,10 @@ def settings_from_env(env=None) -> Settings:
             values["only"] = re.compile(env["ONLY"])
         except re.error as error:
             raise UserError(f"ONLY={env['ONLY']!r} is not a regular expression: {error}") from None
-    if env.get("ABLATIONS", "0") not in ("", "0", "1"):
-        raise UserError(f"ABLATIONS={env['ABLATIONS']!r}: must be 1 (add the ablations) or 0")
-    values["ablations"] = env.get("ABLATIONS") == "1"
+    for name, what in (("ABLATIONS", "the ablations"), ("EXTENSIONS", "DKD and LSKD")):
+        if env.get(name, "0") not in ("", "0", "1"):
+            raise UserError(f"{name}={env[name]!r}: must be 1 (add {what}) or 0")
+        values[name.lower()] = env.get(name) == "1"
     return Settings(**values)
 
 
@@ -158,6 +162,20 @@ def all_runs(settings: Settings) -> list:
             for key, label, value in ABLATIONS:
                 name = f"ablation {label}{value} {teacher} {student} seed{seed}"
                 runs.append(student_run(settings, name, teacher, student, seed, {**UNIXKD_FLAGS, key: value}))
+    if settings.extensions:
+        runs += extension_runs(settings)
+    return runs
+
+
+def extension_runs(settings: Settings) -> list:
+    """DKD and LSKD, each as conventional KD runs it and with UNIX's setting, on EXTENSION_PAIRS."""
+    runs = []
+    for seed in settings.seeds:
+        for teacher, student in EXTENSION_PAIRS:
+            for distiller in (DKD, LSKD):
+                for prefix, flags in (("", KD_FLAGS), ("UNIX", UNIXKD_FLAGS)):
+                    name = f"{prefix}{distiller} {teacher} {student} seed{seed}"
+                    runs.append(student_run(settings, name, teacher, student, seed, {**flags, "distill": distiller}))
     return runs
 
 
@@ -213,7 +231,8 @@ def find_run(settings: Settings, name: str) -> Run:
     for run in selected_runs(settings):
         if run.name == name:
             return run
-    raise UserError(f"no run named {name!r} in the run list (SEEDS, ONLY and ABLATIONS choose it; DRY_RUN=1 lists it)")
+    raise UserError(f"no run named {name!r} in the run list (SEEDS, ONLY, ABLATIONS and EXTENSIONS choose it; "
+                    f"DRY_RUN=1 lists it)")
 
 
 def format_list(settings: Settings, runs: list) -> list:

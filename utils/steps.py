@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from utils import distributed
 from utils.computation import ComputationMeter
 from utils.errors import UserError
-from utils.losses import AT_WEIGHT, SP_WEIGHT, at_loss, kd_loss, mixed_cross_entropy, sp_batch_loss, sp_loss
+from utils.distillers import DKD, KD, LSKD
+from utils.losses import (AT_WEIGHT, SP_WEIGHT, at_loss, kd_loss, lskd_loss, mixed_cross_entropy, mixed_dkd_loss,
+                          sp_batch_loss, sp_loss)
 from utils.selection import SelectionCounter, selection_stats
 from utils.unix import UnixBatch, largest_mixing_weight, uncertainty_aware_mixup, uncertainty_scores
 
@@ -69,6 +71,11 @@ class DistillConfig:
     ce_weight: float = 0.0
     kd_weight: float = 1.0
     other_distill: Optional[str] = None  # "AT", "SP" (the authors' per-image form) or "SP-batch"
+    distill: str = KD    # the logit distiller (utils/distillers.py): KD, DKD or LSKD
+    alpha: float = 1.0   # DKD: weight of the target-class term
+    beta: float = 8.0    # DKD: weight of the non-target-class term
+    warmup: int = 20     # DKD: epochs over which its weight rises linearly to 1
+    ls_eps: float = 1e-7  # LSKD: added to the standard deviation
 
     @cached_property
     def conventional_kd(self) -> bool:
@@ -91,6 +98,10 @@ class UnixDistillStep:
         self.counter, self.meter = counter, meter
         # Set here, in every process (BN momentum is not in a checkpoint), so resumed runs keep it.
         self._bn_counters = batchnorm_as_if_scored(student) if cfg.conventional_kd else []
+        # DKD's warm-up weight changes with the epoch, so it lives on the device: a recorded step reads it.
+        self._warmup_weight = None
+        if cfg.distill == DKD:
+            self._warmup_weight = torch.zeros((), device=next(student.parameters()).device)
 
     def __call__(self, x, y, idx) -> StepOutput:
         batch, scoring_logits = self._select(x, y, idx)
@@ -102,6 +113,8 @@ class UnixDistillStep:
 
     def start_epoch(self, epoch: int) -> None:
         self.counter.start_epoch(epoch)
+        if self._warmup_weight is not None:
+            self._warmup_weight.fill_(dkd_warmup(epoch, self.cfg.warmup))
         self._counts_at_start = dict(self.meter.counts)
 
     def end_epoch(self) -> None:
@@ -145,7 +158,7 @@ class UnixDistillStep:
         if cfg.ce_weight:
             losses["ce"] = cfg.ce_weight * mixed_cross_entropy(logits_s, batch.targets_a, batch.targets_b, batch.mix)
         if cfg.kd_weight:
-            losses["kd"] = cfg.kd_weight * kd_loss(logits_s, logits_t, cfg.T)
+            losses.update(self._distill_loss(batch, logits_s, logits_t))
         if cfg.other_distill is not None:
             check_feature_pair(cfg.other_distill, feats_s, feats_t)
         if cfg.other_distill == "AT":
@@ -156,12 +169,28 @@ class UnixDistillStep:
             losses["sp"] = SP_WEIGHT * sp_batch_loss(feats_s[-2], feats_t[-2])
         return losses
 
+    def _distill_loss(self, batch, logits_s, logits_t) -> dict:
+        """The logit distiller's weighted loss, under its name."""
+        cfg = self.cfg
+        if cfg.distill == DKD:
+            dkd = mixed_dkd_loss(logits_s, logits_t, batch.targets_a, batch.targets_b, batch.mix,
+                                 cfg.alpha, cfg.beta, cfg.T)
+            return {"dkd": self._warmup_weight * (cfg.kd_weight * dkd)}
+        if cfg.distill == LSKD:
+            return {"lskd": cfg.kd_weight * lskd_loss(logits_s, logits_t, cfg.T, cfg.ls_eps)}
+        return {"kd": cfg.kd_weight * kd_loss(logits_s, logits_t, cfg.T)}
+
     def state_dict(self) -> dict:
         return {"counter": self.counter.state_dict(), "computation": self.meter.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.counter.load_state_dict(state["counter"])
         self.meter.load_state_dict(state["computation"])
+
+
+def dkd_warmup(epoch: int, warmup: int) -> float:
+    """DKD's weight in 0-based epoch `epoch`: min(e / warmup, 1) for the 1-based epoch e, as mdistiller counts."""
+    return min((epoch + 1) / warmup, 1.0)
 
 
 def batchnorm_as_if_scored(model) -> list:

@@ -23,9 +23,10 @@ from typing import Optional
 
 from utils.cli import ArgumentParser, run_main
 from utils.errors import UserError
-from utils.paper import PAPER_PAIRS, UNIXKD_FLAGS
+from utils.distillers import KD as KD_DISTILLER
+from utils.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
 from utils.protocol import departures
-from utils.runnames import NAMED_SETTINGS, SUMMARY_FILE, is_imported
+from utils.runnames import SUMMARY_FILE, is_imported, named_settings
 from utils.steps import DistillConfig
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
@@ -78,19 +79,26 @@ class PairResults:
     methods: list                      # [MethodResult] of the student runs, KD first
 
 
-def method_name(args):
+def method_name(args, teacher=None):
     """'KD' for conventional KD (the training step's own test: random order, all kept, none mixed),
-    else the UNIXKD setting."""
+    else the UNIXKD setting; with another distiller, 'DKD', 'UNIX + DKD' (UNIXKD's setting) or
+    'UNIX (setting) + DKD'. `teacher` (the architecture) names the pair whose published settings count
+    as the defaults."""
     config = DistillConfig(batch_size=args["batch_size"], k=args["k"], b=args["b"], w=args["w"],
                            strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2))
+    distiller = args.get("distill") or KD_DISTILLER
+    setting = f"(S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
     if config.conventional_kd:
-        name = KD
+        name = distiller
+    elif distiller == KD_DISTILLER:
+        name = f"UNIXKD {setting}"
+    elif all(args[key] == value for key, value in UNIXKD_FLAGS.items()):
+        name = f"UNIX + {distiller}"
     else:
-        name = f"UNIXKD (S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
+        name = f"UNIX {setting} + {distiller}"
     # The paper's runs all use these settings; an ablation must not be averaged into them.
-    for key, label, default in NAMED_SETTINGS:
-        if args.get(key, default) != default:
-            name += f" {label}{args[key]:g}"
+    for label, value in named_settings(args, teacher):
+        name += f" {label}{value:g}"
     if args.get("other_distill"):
         name += f" + {args['other_distill']}"
     return name
@@ -128,7 +136,7 @@ def parse_run(name, summary):
     return Run(
         teacher=str(summary["teacher_arch"]),
         student=str(summary["student_arch"]),
-        method=method_name(args),
+        method=method_name(args, str(summary["teacher_arch"])),
         computation=float(summary["computation"]["computation"]),
         ft_fs=flops["teacher"] / flops["student"],
         **common,
@@ -225,6 +233,8 @@ def unpaired_results(runs, results):
 def published(pair, row):
     """The paper's (accuracy, computation) for a row of a pair; None where it gives none."""
     paper = PAPER.get(pair)
+    if row in DISTILLER_FIGURES.get(pair, {}):  # DKD's and LSKD's own papers, conventional KD's computation
+        return DISTILLER_FIGURES[pair][row], 100.0
     if paper is None:
         return None, None
     return {TEACHER_ROW: (paper.teacher_acc, None), ALONE_ROW: (paper.student_acc, None),

@@ -1,0 +1,48 @@
+"""The logit distillers of student_v0.py --distill, with the defaults their authors published for CIFAR-100.
+
+No torch here: the run names, the run list and the results table read these defaults too.
+Where each number comes from (docs/distillers.md has the full list):
+  KD    the UNIXKD paper's runs: cross-entropy 0, KD 1, T 4.
+  DKD   Zhao et al., CVPR 2022; mdistiller's engine/cfg.py (CE_WEIGHT 1.0, ALPHA 1.0, BETA 8.0, T 4.0,
+        WARMUP 20) and its configs/cifar100/dkd/*.yaml, which set BETA per pair (DKD_BETA below).
+  LSKD  Sun et al., CVPR 2024; the authors' logit-standardization-KD: tools/train.py (--base-temp 2,
+        --kd-weight 9), engine/cfg.py (KD CE_WEIGHT 1) and the 1e-7 added to the standard deviation.
+"""
+KD, DKD, LSKD = "KD", "DKD", "LSKD"
+DISTILLERS = (KD, DKD, LSKD)
+
+# (setting, label in run names and table rows): the settings a distiller may have, in name order.
+SETTING_LABELS = (("ce_weight", "ce"), ("kd_weight", "kd"), ("T", "T"), ("alpha", "alpha"), ("beta", "beta"),
+                  ("warmup", "warmup"), ("ls_eps", "eps"))
+
+DEFAULTS = {
+    KD: {"ce_weight": 0.0, "kd_weight": 1.0, "T": 4.0},
+    DKD: {"ce_weight": 1.0, "kd_weight": 1.0, "T": 4.0, "alpha": 1.0, "beta": 8.0, "warmup": 20},
+    LSKD: {"ce_weight": 1.0, "kd_weight": 9.0, "T": 2.0, "ls_eps": 1e-7},
+}
+
+# mdistiller's configs/cifar100/dkd/<pair>.yaml that change BETA from 8.0 (teacher, student).
+DKD_BETA = {
+    ("wrn_40_2", "wrn_16_2"): 6.0,
+    ("wrn_40_2", "wrn_40_1"): 6.0,
+    ("vgg13", "vgg8"): 6.0,
+    ("vgg13", "MobileNetV2"): 6.0,
+    ("resnet56", "resnet20"): 2.0,
+}
+
+
+def distiller_defaults(distiller: str, teacher: str, student: str) -> dict:
+    """The distiller's published settings for this pair: {setting: value}, only the settings it has."""
+    defaults = dict(DEFAULTS[distiller])
+    if distiller == DKD:
+        defaults["beta"] = DKD_BETA.get((teacher, student), defaults["beta"])
+    return defaults
+
+
+def changed_settings(settings: dict, distiller: str, teacher: str, student: str) -> list:
+    """[(label, value)] of the settings that differ from the distiller's published ones, in name order.
+
+    `settings` may leave out settings that keep their default."""
+    defaults = distiller_defaults(distiller, teacher, student)
+    return [(label, settings[key]) for key, label in SETTING_LABELS
+            if key in defaults and settings.get(key) is not None and settings[key] != defaults[key]]
