@@ -15,7 +15,7 @@ from utils import distributed
 from utils.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
 from utils.cli import ArgumentParser, add_common_args, check_common_args, run_main
 from utils.computation import ComputationMeter
-from utils.distillers import DEFAULTS, DISTILLERS, DKD, KD, distiller_defaults
+from utils.distillers import DISTILLER_ONLY, DISTILLERS, KD, check_distiller_args, fill_pair_defaults
 from utils.errors import UserError
 from utils.graphs import graph_capture
 from utils.iteration import evaluate
@@ -25,8 +25,7 @@ from utils.runnames import student_run_name
 from utils.selection import SelectionCounter
 from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
 from utils.dataset_args import dataset_of, parse_dataset_args
-from utils.imagenet_teacher import is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher
-from utils.teachers import load_teacher, resolve_teacher
+from utils.teachers import build_teacher, teacher_source
 from utils.trainer import FitConfig, Trainer
 from utils.unix import MIX_STRATEGIES, STRATEGIES
 
@@ -90,27 +89,6 @@ def parse_args(argv=None):
     return args
 
 
-DISTILLER_ONLY = ("alpha", "beta", "warmup", "ls_eps")  # settings of one distiller, not all of them
-
-
-def check_distiller_args(args) -> None:
-    """Refuse settings the chosen distiller does not have, and values that would break its loss."""
-    has = DEFAULTS[args.distill]
-    for flag in DISTILLER_ONLY:
-        value = getattr(args, flag)
-        name = "--" + flag.replace("_", "-")
-        if value is None:
-            continue
-        if flag not in has:
-            users = " and ".join(d for d in DISTILLERS if flag in DEFAULTS[d])
-            raise UserError(f"{name} is a setting of --distill {users}, not of --distill {args.distill}")
-        if not value > 0:
-            raise UserError(f"{name} must be positive, got {value}")
-    for flag, value in DEFAULTS[args.distill].items():
-        if getattr(args, flag) is None and flag != "beta":  # beta depends on the pair: main() sets it
-            setattr(args, flag, value)
-
-
 def imagenet_unix_defaults(argv) -> dict:
     """ImageNet's k and b follow each process's batch, known once the batch and the world size are."""
     return {"k": None, "b": None} if dataset_of(argv) == "imagenet" else {}
@@ -150,31 +128,11 @@ def distill_config(args) -> DistillConfig:
                          **distiller)
 
 
-def teacher_source(args):
-    """(architecture, where its weights come from, run-name label) of --teacher-path."""
-    if is_torchvision_teacher(args.teacher_path):
-        return resolve_torchvision_teacher(args.teacher_path, args.dataset)
-    return resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt, args.dataset)
-
-
-def make_teacher(args, arch, source, device, classes):
-    if args.dataset == "cifar100":
-        return load_teacher(arch, source, device, args.compile)
-    if is_torchvision_teacher(args.teacher_path):
-        if classes != 1000:
-            raise UserError(f"{args.teacher_path} predicts ImageNet's 1000 classes, {args.data_root} has {classes}")
-        teacher = make_model(arch, device, args.compile, 1000)
-        load_torchvision_weights(teacher, source, arch)
-        return teacher.eval()
-    return load_teacher(arch, source, device, args.compile, classes)
-
-
 def main(argv=None):
     with distributed.main_speaks():
         args = parse_args(argv)
         teacher_arch, weights_from, teacher_label = teacher_source(args)
-        if args.distill == DKD and args.beta is None:
-            args.beta = distiller_defaults(DKD, teacher_arch, args.student_arch)["beta"]
+        fill_pair_defaults(args, teacher_arch)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         device = distributed.prepare_device(args)
@@ -189,11 +147,11 @@ def main(argv=None):
 
 def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
     if args.dataset == "cifar100":  # the teacher before the data: a bad file fails fast
-        teacher = make_teacher(args, teacher_arch, weights_from, device, 100)
+        teacher = build_teacher(args, teacher_arch, weights_from, device, 100)
         train_loader, test_loader = make_loaders(args, device)
     else:  # the class count comes from the data
         train_loader, test_loader = make_loaders(args, device)
-        teacher = make_teacher(args, teacher_arch, weights_from, device, num_classes(args, train_loader))
+        teacher = build_teacher(args, teacher_arch, weights_from, device, num_classes(args, train_loader))
     _, teacher_acc = evaluate(teacher, test_loader, args.amp)
     print(f"teacher: {teacher_arch} from {weights_from}, test accuracy {teacher_acc:.2f}")
     student = make_model(args.student_arch, device, args.compile, num_classes(args, train_loader))

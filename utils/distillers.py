@@ -8,6 +8,8 @@ Where each number comes from (docs/distillers.md has the full list):
   LSKD  Sun et al., CVPR 2024; the authors' logit-standardization-KD: tools/train.py (--base-temp 2,
         --kd-weight 9), engine/cfg.py (KD CE_WEIGHT 1) and the 1e-7 added to the standard deviation.
 """
+from utils.errors import UserError
+
 KD, DKD, LSKD = "KD", "DKD", "LSKD"
 DISTILLERS = (KD, DKD, LSKD)
 
@@ -46,3 +48,31 @@ def changed_settings(settings: dict, distiller: str, teacher: str, student: str)
     defaults = distiller_defaults(distiller, teacher, student)
     return [(label, settings[key]) for key, label in SETTING_LABELS
             if key in defaults and settings.get(key) is not None and settings[key] != defaults[key]]
+
+
+DISTILLER_ONLY = ("alpha", "beta", "warmup", "ls_eps")  # settings of one distiller, not all of them
+
+
+def check_distiller_args(args) -> None:
+    """Refuse settings the chosen distiller does not have, and values that would break its loss; fill in
+    its defaults, except DKD's beta, which depends on the pair (fill_pair_defaults)."""
+    has = DEFAULTS[args.distill]
+    for flag in DISTILLER_ONLY:
+        value = getattr(args, flag)
+        name = "--" + flag.replace("_", "-")
+        if value is None:
+            continue
+        if flag not in has:
+            users = " and ".join(d for d in DISTILLERS if flag in DEFAULTS[d])
+            raise UserError(f"{name} is a setting of --distill {users}, not of --distill {args.distill}")
+        if not value > 0:
+            raise UserError(f"{name} must be positive, got {value}")
+    for flag, value in DEFAULTS[args.distill].items():
+        if getattr(args, flag) is None and flag != "beta":
+            setattr(args, flag, value)
+
+
+def fill_pair_defaults(args, teacher_arch: str) -> None:
+    """DKD's beta, once the teacher is known."""
+    if args.distill == DKD and args.beta is None:
+        args.beta = distiller_defaults(DKD, teacher_arch, args.student_arch)["beta"]

@@ -9,7 +9,6 @@ the last, smaller batch is recorded in epoch 5 and replayed in epoch 6. The cont
 recording across the drop and must come out different, or the check could not see a replay bug.
 Evaluation cases compare four passes (two warm-ups, the recording, a replay).
 """
-import copy
 from types import SimpleNamespace
 
 import numpy as np

@@ -18,6 +18,7 @@ from utils.cli import ArgumentParser, choose_device, run_main
 from utils.data import FOLDER, load_cifar100
 from utils.download import download, sha256_of
 from utils.errors import UserError
+from utils.imagenet_teacher import is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher
 from utils.iteration import evaluate
 from utils.loader import DeviceLoader
 from utils.teacher_import import arch_from_name, import_teachers
@@ -50,6 +51,26 @@ def load_teacher(arch: str, file: Path, device, compile: bool = False, num_class
     model = make_model(arch, device, compile, num_classes)
     load_weights(model, extract_state_dict(load_checkpoint(file, map_location=device), file), arch, file)
     return model.eval()
+
+
+def teacher_source(args):
+    """(architecture, where its weights come from, run-name label) of student_v0.py's --teacher-path."""
+    if is_torchvision_teacher(args.teacher_path):
+        return resolve_torchvision_teacher(args.teacher_path, args.dataset)
+    return resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt, args.dataset)
+
+
+def build_teacher(args, arch: str, source, device, classes: int):
+    """The teacher of teacher_source(), loaded and in eval mode, for data of `classes` classes."""
+    if args.dataset == "cifar100":
+        return load_teacher(arch, source, device, args.compile)
+    if is_torchvision_teacher(args.teacher_path):
+        if classes != 1000:
+            raise UserError(f"{args.teacher_path} predicts ImageNet's 1000 classes, {args.data_root} has {classes}")
+        teacher = make_model(arch, device, args.compile, 1000)
+        load_torchvision_weights(teacher, source, arch)
+        return teacher.eval()
+    return load_teacher(arch, source, device, args.compile, classes)
 
 
 def accuracy_meter(data_root: str, gpu_id: int):
