@@ -142,18 +142,19 @@ def test_import_lays_out_each_format_strictly_with_its_record(zoo, imported):
         "teacher_resnet56", "teacher_wrn_40_2"]  # no staging folder left
 
 
-def test_the_test_accuracy_is_measured_where_the_data_is(tiny_table, tmp_path):
+@pytest.mark.parametrize("inner", [False, True], ids=["parent-folder", "cifar-100-python-itself"])
+def test_the_test_accuracy_is_measured_where_the_data_is(tiny_table, tmp_path, inner):
     torch.manual_seed(0)
     model = model_dict["resnet8"](num_classes=100).eval()
     file = save(tmp_path / "resnet8.pth", {"state_dict": model.state_dict(), "best_acc": 70.0})
-    assert main(["import", str(file), "--experiments-dir", str(tmp_path / "e"), "--data-root",
-                 str(tiny_table.data_root)]) == 0
+    data_root = tiny_table.data_root / "cifar-100-python" if inner else tiny_table.data_root
+    assert main(["import", str(file), "--experiments-dir", str(tmp_path / "e"), "--data-root", str(data_root)]) == 0
     summary = json.loads((tmp_path / "e" / "teacher_resnet8" / "summary.json").read_text())
     data = load_cifar100(tiny_table.data_root, download=False)
     loader = DeviceLoader(data.test_images, data.test_labels, 100, torch.device("cpu"), train=False)
     expected = evaluate(model, loader)[1]
     assert summary["imported"]["measured"] == {"test_acc": pytest.approx(expected), "test_images": 100,
-                                               "data_root": str(tiny_table.data_root)}
+                                               "data_root": str(data_root)}
     assert summary["best_acc"] == summary["imported"]["measured"]["test_acc"] and summary["imported"]["stored_acc"] == 70.0
 
 

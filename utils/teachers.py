@@ -15,7 +15,7 @@ from models import imagenet, model_dict
 from utils.build import check_arch, make_model
 from utils.checkpoint import extract_state_dict, load_checkpoint, load_weights
 from utils.cli import ArgumentParser, choose_device, run_main
-from utils.data import FOLDER, load_cifar100
+from utils.data import data_folder, load_cifar100
 from utils.download import download, sha256_of
 from utils.errors import UserError
 from utils.imagenet_teacher import is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher
@@ -75,8 +75,9 @@ def build_teacher(args, arch: str, source, device, classes: int):
 
 def accuracy_meter(data_root: str, gpu_id: int):
     """measure(arch, state_dict) -> the test accuracy record; None when no CIFAR-100 set is at data_root."""
-    if not (Path(data_root) / FOLDER).is_dir():
-        print(f"no CIFAR-100 in {Path(data_root) / FOLDER}: test accuracy not measured (--data-root names it)")
+    folder = data_folder(data_root)  # --data-root may name cifar-100-python/ or its parent, as for the scripts
+    if not folder.is_dir():
+        print(f"no CIFAR-100 in {folder}: test accuracy not measured (--data-root names it)")
         return None
     data = load_cifar100(data_root, download=False)
     device = choose_device(gpu_id)
