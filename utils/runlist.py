@@ -200,9 +200,9 @@ def read_summary(settings: Settings, run: Run):
         return None
 
 
-def imported_source(settings: Settings, run: Run):
-    """The file a published teacher in this teacher run's folder came from; None for any other run."""
-    summary = read_summary(settings, run)
+def imported_source(run: Run, summary):
+    """The file a published teacher in this teacher run's folder came from (summary: its summary.json
+    content); None for any other run."""
     if run.phase != TEACHERS or not is_imported(summary):
         return None
     return str(summary[IMPORTED].get("source", "?"))
@@ -213,9 +213,9 @@ def epochs_done(settings: Settings, run: Run) -> tuple:
 
     An imported teacher was trained elsewhere: all epochs done, in no time here (which keeps it out of
     the pace behind utils.jobs' time left)."""
-    if imported_source(settings, run) is not None:
-        return settings.epochs, 0.0
     summary = read_summary(settings, run)
+    if imported_source(run, summary) is not None:
+        return settings.epochs, 0.0
     try:
         return int(summary["epochs_done"]), float(summary["wall_seconds"])
     except (KeyError, TypeError, ValueError):
@@ -242,7 +242,7 @@ def format_list(settings: Settings, runs: list) -> list:
         in_phase = [run for run in runs if run.phase == phase]
         if in_phase:
             finished = sum(is_finished(settings, run) for run in in_phase)
-            imported = {run.name: imported_source(settings, run) for run in in_phase}
+            imported = {run.name: imported_source(run, read_summary(settings, run)) for run in in_phase}
             imported = {name: source for name, source in imported.items() if source is not None}
             lines.append(f"# phase {number} of {len(PHASES)}, {PHASE_TITLES[phase]}: "
                          f"{len(in_phase)} runs, {finished} finished"
