@@ -14,6 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from utils import distributed
+from utils.errors import NonFiniteLoss, UserError
 from utils.synthetic_imagenet import write_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,3 +126,15 @@ def test_a_batch_that_the_world_size_does_not_divide_ends_every_rank_with_one_li
     assert done.returncode != 0
     assert errors == ["error: --batch-size 15 is not divisible by the world size 2 (processes started by torchrun); "
                       "use a multiple of 2"]
+
+
+@pytest.mark.parametrize("error, status", [(UserError("bad flag"), 2), (NonFiniteLoss("nan"), 1)])
+def test_another_rank_leaves_the_error_line_to_rank_0(monkeypatch, error, status):
+    # torchrun stops every worker when one fails: a rank ending at once could get rank 0 killed unheard.
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # main_speaks silences this rank's stdout
+    waits = []
+    monkeypatch.setattr(distributed.time, "sleep", waits.append)
+    with pytest.raises(SystemExit) as ended, distributed.main_speaks():
+        raise error
+    assert ended.value.code == status and waits == [distributed.RANK_0_GRACE_SECONDS]

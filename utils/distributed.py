@@ -7,6 +7,7 @@ process its place through RANK, LOCAL_RANK and WORLD_SIZE.
 import contextlib
 import os
 import sys
+import time
 import warnings
 
 import torch
@@ -48,9 +49,23 @@ def main_speaks():
     try:
         yield
     except UserError:
-        raise SystemExit(2) from None
+        leave_the_word_to_rank_0(2)
     except NonFiniteLoss:
-        raise SystemExit(1) from None
+        leave_the_word_to_rank_0(1)
+
+
+RANK_0_GRACE_SECONDS = 30
+
+
+def leave_the_word_to_rank_0(status: int) -> None:
+    """End a rank other than 0 that met the error every rank meets, after rank 0 has said it.
+
+    torchrun stops every worker as soon as one exits with an error: a rank that ended first could get
+    rank 0 killed before it printed its `error:` line. So this rank waits; rank 0's exit makes torchrun
+    end it, and the bounded wait keeps it from outliving a rank 0 that hangs.
+    """
+    time.sleep(RANK_0_GRACE_SECONDS)
+    raise SystemExit(status) from None
 
 
 def local_batch_size(batch_size: int) -> int:
