@@ -17,13 +17,13 @@ import torch
 
 import student_v0
 import teacher
-from utils import summary
-from utils.cli import ArgumentParser, run_main
-from utils.data import FOLDER, OFFICIAL_FIRST_CLASSES, OFFICIAL_TRAIN_IMAGES, load_cifar100
+from utils.data.cifar100 import FOLDER, OFFICIAL_FIRST_CLASSES, OFFICIAL_TRAIN_IMAGES, load_cifar100
+from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import UserError
-from utils.paper import KD_FLAGS, UNIXKD_FLAGS
-from utils.runlist import as_flags
-from utils.synthetic import write_synthetic_cifar100
+from utils.process.cli import ArgumentParser, run_main
+from utils.table import summary
+from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.table.runlist import as_flags
 
 # The paper's resnet56 -> resnet20 pair in miniature (Ft/Fs 3.25 here, 3.06 there), small enough for a CPU.
 TEACHER_ARCH = "resnet20"

@@ -11,22 +11,23 @@ import argparse
 from pathlib import Path
 
 from models.cost import model_cost
-from utils import distributed
-from utils.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
-from utils.cli import ArgumentParser, add_common_args, check_common_args, run_main
-from utils.computation import ComputationMeter
+from utils.data.dataset_args import dataset_of, parse_dataset_args
 from utils.distillers import DISTILLER_ONLY, DISTILLERS, KD, check_distiller_args, fill_pair_defaults
 from utils.errors import UserError
-from utils.graphs import graph_capture
-from utils.iteration import evaluate
-from utils.paper import KD_FLAGS, UNIXKD_FLAGS
-from utils.report import StudentReport
-from utils.runnames import student_run_name
-from utils.selection import SelectionCounter
-from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
-from utils.dataset_args import dataset_of, parse_dataset_args
-from utils.teachers import build_teacher, teacher_source
-from utils.trainer import FitConfig, Trainer
+from utils.process import distributed
+from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
+from utils.runs.report import StudentReport
+from utils.runs.rundir import open_run_on_main, release_on_main
+from utils.runs.runnames import student_run_name
+from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.teachers.loading import build_teacher, teacher_source
+from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
+from utils.training.computation_meter import ComputationMeter
+from utils.training.graphs import graph_capture
+from utils.training.iteration import evaluate
+from utils.training.selection import SelectionCounter
+from utils.training.steps import DistillConfig, UnixDistillStep, check_feature_pair
+from utils.training.trainer import FitConfig, Trainer
 from utils.unix import MIX_STRATEGIES, STRATEGIES
 
 
@@ -136,13 +137,13 @@ def main(argv=None):
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         device = distributed.prepare_device(args)
-        run, resume = distributed.open_run_on_main(
+        run, resume = open_run_on_main(
             Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
             resume=args.resume, force=args.force, epochs=args.epoch, args=args)
         try:
             distil(args, teacher_arch, weights_from, device, run, resume)
         finally:
-            distributed.release(run)
+            release_on_main(run)
 
 
 def distil(args, teacher_arch, weights_from, device, run, resume) -> None:

@@ -3,15 +3,16 @@ one process per GPU: torchrun --nproc_per_node=8 teacher.py --dataset imagenet -
 import argparse
 from pathlib import Path
 
-from utils import distributed
-from utils.build import check_arch, make_loaders, make_model, make_optimizer, num_classes
-from utils.cli import ArgumentParser, add_common_args, check_common_args, run_main
-from utils.dataset_args import parse_dataset_args
-from utils.graphs import graph_capture
-from utils.report import TeacherReport
-from utils.runnames import teacher_run_name
-from utils.steps import SupervisedStep
-from utils.trainer import FitConfig, Trainer
+from utils.data.dataset_args import parse_dataset_args
+from utils.process import distributed
+from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
+from utils.runs.report import TeacherReport
+from utils.runs.rundir import open_run_on_main, release_on_main
+from utils.runs.runnames import teacher_run_name
+from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes
+from utils.training.graphs import graph_capture
+from utils.training.steps import SupervisedStep
+from utils.training.trainer import FitConfig, Trainer
 
 
 PAPER_COMMANDS = """the paper's runs (lr 0.01 for MobileNetV2, ShuffleV1 and ShuffleV2, 0.05 otherwise):
@@ -45,7 +46,7 @@ def main(argv=None):
     with distributed.main_speaks():
         args = parse_args(argv)
         device = distributed.prepare_device(args)
-        run, resume = distributed.open_run_on_main(
+        run, resume = open_run_on_main(
             Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed, args.tag),
             resume=args.resume, force=args.force, epochs=args.epoch, args=args)
         try:
@@ -57,7 +58,7 @@ def main(argv=None):
             Trainer(model, SupervisedStep(distributed.train_model(model, device, args)), optimizer, scheduler, train_loader,
                     test_loader, run, cfg, TeacherReport(run, args)).fit(resume)
         finally:
-            distributed.release(run)
+            release_on_main(run)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from utils import summary
-from utils.cli import run_main
-from utils.runlist import STUDENTS, TEACHERS, selected_runs, settings_from_env
-from utils.synthetic import write_synthetic_cifar100
+from utils.data.synthetic import write_synthetic_cifar100
+from utils.process.cli import run_main
+from utils.table import summary
+from utils.table.runlist import STUDENTS, TEACHERS, selected_runs, settings_from_env
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import student_v0  # noqa: E402
 import teacher  # noqa: E402
-from utils import iteration, trainer  # noqa: E402
-from utils.cli import run_main  # noqa: E402
+from utils.training import iteration, trainer  # noqa: E402
+from utils.process.cli import run_main  # noqa: E402
 
 SCRIPT, PROBE, ARGV = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 SEEN = {"steps": [], "records": []}

@@ -1,4 +1,4 @@
-"""A CPU stand-in for CUDA-graph capture, with the same contract as utils.graphs.capture_cuda_graph.
+"""A CPU stand-in for CUDA-graph capture, with the same contract as utils.training.graphs.capture_cuda_graph.
 
 A CUDA graph records the kernels one call launches, with their arguments, and replays exactly those:
 Python does not run again, so a Python value read during capture (an epoch number, a learning rate) is

@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import utils.bench  # noqa: E402  (after the path is set)
-import utils.graph_check  # noqa: E402
-import utils.graphs  # noqa: E402
+import utils.tools.bench  # noqa: E402  (after the path is set)
+import utils.tools.graph_check  # noqa: E402
+import utils.training.graphs  # noqa: E402
 from tests.graph_emulator import emulated_capture  # noqa: E402
-from utils.cli import run_main  # noqa: E402
+from utils.process.cli import run_main  # noqa: E402
 
 
 def stand_in_for(requested: bool, device) -> object:
@@ -26,8 +26,8 @@ def stand_in_for(requested: bool, device) -> object:
 
 
 def main(argv: list) -> None:
-    utils.graphs.graph_capture = stand_in_for
-    utils.bench.graph_capture_for = utils.graph_check.graph_capture_for = lambda device: emulated_capture
+    utils.training.graphs.graph_capture = stand_in_for
+    utils.tools.bench.graph_capture_for = utils.tools.graph_check.graph_capture_for = lambda device: emulated_capture
     if argv[0] == "-c":
         exec(argv[1], {"__name__": "__main__"})
     elif argv[0] == "-m":  # the imported module, patched above, not a fresh copy as runpy would make

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from utils import bench
-from utils.cli import run_main
+from utils.process.cli import run_main
+from utils.tools import bench
 from tests.graph_emulator import emulated_capture
 
 # Batch 16 with k 12, b 8 keeps the UNIXKD path (k < B) at a quarter of the default cost.

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from models import model_dict
-from utils.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights
 from utils.errors import UserError
+from utils.runs.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights
 
 
 def test_a_crash_during_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import torch
 import student_v0
 import teacher
 from models import model_dict
-from utils.steps import SupervisedStep
+from utils.training.steps import SupervisedStep
 
 REPO = Path(__file__).resolve().parents[1]
 

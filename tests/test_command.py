@@ -12,8 +12,8 @@ import pytest
 
 import student_v0
 import teacher
-from utils.paper import PAPER_PAIRS
-from utils.teachers import arch_from_name
+from utils.table.paper import PAPER_PAIRS
+from utils.teachers.importing import arch_from_name
 
 SCRIPT = Path(__file__).resolve().parent.parent / "command" / "command.sh"
 SEEDS = (0, 1, 2, 3)

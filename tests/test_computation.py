@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from utils.computation import ComputationMeter, main, relative_computation
-from utils.paper import PAPER_PAIRS
+from utils.table.computation import main
+from utils.table.paper import PAPER_PAIRS
+from utils.training.computation_meter import ComputationMeter, relative_computation
 
 # Ft/Fs = 6.12, resnet32x4 -> resnet8x4 in the paper.
 FT, FS = 612, 100

@@ -11,10 +11,10 @@ import torch
 import torchvision
 from torchvision.transforms import functional as TF
 
-from utils import synthetic
-from utils.data import CIFAR100_MEAN, CIFAR100_STD, FOLDER, ClassicCIFAR100, dataset_kind, load_cifar100
+from utils.data import synthetic
+from utils.data.cifar100 import CIFAR100_MEAN, CIFAR100_STD, FOLDER, ClassicCIFAR100, dataset_kind, load_cifar100
+from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import UserError
-from utils.synthetic import write_synthetic_cifar100
 
 
 @pytest.fixture

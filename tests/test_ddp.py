@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils import distributed
+from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import NonFiniteLoss, UserError
-from utils.synthetic_imagenet import write_image_folder
+from utils.process import distributed
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

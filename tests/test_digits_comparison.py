@@ -1,12 +1,12 @@
-"""utils.digits_comparison without scikit-learn: each of the six methods trains through the project's step
+"""utils.tools.digits_comparison without scikit-learn: each of the six methods trains through the project's step
 on a small stand-in set, and a machine without scikit-learn is told how to get it."""
 import sys
 
 import pytest
 import torch
 
-from utils import digits_comparison as dc
 from utils.errors import UserError
+from utils.tools import digits_comparison as dc
 
 
 def stand_in_split(images=128, test_images=32):

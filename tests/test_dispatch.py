@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.jobs import JOB_LOG, OUTPUT_DIR, read_jobs
-from utils.runlist import is_finished, settings_from_env
+from utils.table.jobs import JOB_LOG, OUTPUT_DIR, read_jobs
+from utils.table.runlist import is_finished, settings_from_env
 
 SCRIPT = Path(__file__).resolve().parent.parent / "command" / "command.sh"
 BASH = shutil.which("bash")  # by its full path: some tests hide GNU parallel by narrowing PATH

@@ -1,4 +1,4 @@
-"""Replayed iterations compute what eager ones do (utils/graphs.py, utils/iteration.py).
+"""Replayed iterations compute what eager ones do (utils/training/graphs.py, utils/training/iteration.py).
 
 CUDA is not needed: tests/graph_emulator.py records and replays the operations of a call with a CUDA
 graph's semantics (Python does not run again, host reads are refused), so these tests check everything
@@ -14,15 +14,15 @@ import torch
 import student_v0
 from models import model_dict
 from tests.graph_emulator import CaptureError, GeneratorState, emulated_capture, meta_trace
-from utils.build import make_optimizer
-from utils.computation import ComputationMeter
-from utils.graphs import CapturedCall, capture_cuda_graph, graph_capture
-from utils.iteration import Evaluation, TrainIteration
-from utils.loader import DeviceLoader
-from utils.selection import SelectionCounter
-from utils.steps import DistillConfig, SupervisedStep, UnixDistillStep
 from utils import unix
-from utils.synthetic import write_synthetic_cifar100
+from utils.data.loader import DeviceLoader
+from utils.data.synthetic import write_synthetic_cifar100
+from utils.training.build import make_optimizer
+from utils.training.computation_meter import ComputationMeter
+from utils.training.graphs import CapturedCall, capture_cuda_graph, graph_capture
+from utils.training.iteration import Evaluation, TrainIteration
+from utils.training.selection import SelectionCounter
+from utils.training.steps import DistillConfig, SupervisedStep, UnixDistillStep
 
 SGD = type("Args", (), dict(lr=0.05, momentum=0.9, weight_decay=5e-4, milestones=[2], gamma=0.1))
 

@@ -9,9 +9,9 @@ import student_v0
 import teacher
 from models.cost import model_cost
 from models.imagenet import MODELS
+from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
-from utils.imagenet_teacher import load_torchvision_weights
-from utils.synthetic_imagenet import write_image_folder
+from utils.teachers.torchvision_zoo import load_torchvision_weights
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +98,9 @@ def test_cifar_names_are_not_imagenet_networks(exit_status, capsys):
 
 
 def test_device_decode_crops_the_boxes_the_cpu_workers_crop(image_root):
-    from utils.device_decode import DeviceDecoder
-    from utils.imagenet import EncodedImageFolder, ImageFolderLoader, IndexedImageFolder, train_transform
+    from utils.data.device_decode import DeviceDecoder
+    from utils.data.imagenet import EncodedImageFolder, ImageFolderLoader, IndexedImageFolder
+    from utils.data.imagenet_recipe import train_transform
 
     cpu_set = IndexedImageFolder(image_root / "train", train_transform(16), seed=3)
     encoded = EncodedImageFolder(image_root / "train")
@@ -114,7 +115,7 @@ def test_device_decode_crops_the_boxes_the_cpu_workers_crop(image_root):
 
 
 def test_bench_reports_the_loader_next_to_the_step(image_root, capsys):
-    from utils.bench import main
+    from utils.tools.bench import main
 
     main(["--dataset", "imagenet", "--data-root", str(image_root), "--batch-size", "2", "--batches", "1",
           "--steps", "1", "--workers", "0", "--device", "cpu", "--image-size", "32"])

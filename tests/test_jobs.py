@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from utils.errors import UserError
-from utils.jobs import JOB_LOG, Job, append_job, format_duration, read_jobs, seconds_left, table_status
-from utils.runlist import epochs_done, selected_runs, settings_from_env
+from utils.table.jobs import JOB_LOG, Job, append_job, format_duration, read_jobs, seconds_left, table_status
+from utils.table.runlist import epochs_done, selected_runs, settings_from_env
 
 
 def write_summary(root, folder, epochs, seconds):

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from utils.data import CIFAR100_MEAN, CIFAR100_STD, ClassicCIFAR100
-from utils.loader import DeviceLoader, crop_flip_normalize
+from utils.data.cifar100 import CIFAR100_MEAN, CIFAR100_STD, ClassicCIFAR100
+from utils.data.loader import DeviceLoader, crop_flip_normalize
 
 CPU = torch.device("cpu")
 MEAN, STD = torch.tensor(CIFAR100_MEAN), torch.tensor(CIFAR100_STD)

@@ -1,7 +1,7 @@
 """The in-place progress line: terminals only, at most twice a second, cleared at the end of the epoch."""
 import io
 
-from utils.progress import EpochProgress
+from utils.training.progress import EpochProgress
 
 
 class Terminal(io.StringIO):

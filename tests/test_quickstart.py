@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import quickstart
-from utils.data import FOLDER, CifarArrays
+from utils.data.cifar100 import FOLDER, CifarArrays
+from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import UserError
-from utils.synthetic import write_synthetic_cifar100
 
 TINY = ["--train-per-class", "10", "--test-per-class", "2", "--epochs", "1"]
 STUDENT_RUNS = "v0_student_resnet8_teacher_resnet20-best_*"
@@ -106,7 +106,7 @@ def test_official_cifar100_is_used_as_it_is(tmp_path, monkeypatch):
 
 def test_the_plot_is_drawn_from_the_real_run_folders(first_run, tmp_path):
     pytest.importorskip("matplotlib")
-    from utils import summary
+    from utils.table import summary
 
     png = tmp_path / "results.png"
     assert summary.main([str(first_run[0] / "quick"), "--all", "--plot", str(png)]) == 0

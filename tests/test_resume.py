@@ -14,11 +14,11 @@ import torch
 
 import student_v0
 import teacher
-import utils.resume
+import utils.runs.resume
 from models import model_dict
+from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import UserError
-from utils.runnames import student_run_name, teacher_run_name
-from utils.synthetic import write_synthetic_cifar100
+from utils.runs.runnames import student_run_name, teacher_run_name
 
 REPO = Path(__file__).resolve().parents[1]
 # One thread: a 2-core machine shared with pytest itself runs these small steps faster without
@@ -134,7 +134,7 @@ def test_a_resume_with_changed_flags_is_refused_naming_each(tiny_root, experimen
 
 def test_a_resume_on_another_kind_of_data_in_the_same_folder_is_refused(tiny_root, experiments, capsys,
                                                                           exit_status, monkeypatch):
-    monkeypatch.setattr(utils.resume, "dataset_kind", lambda root: "CIFAR-100")  # as if the files were replaced
+    monkeypatch.setattr(utils.runs.resume, "dataset_kind", lambda root: "CIFAR-100")  # as if the files were replaced
     assert exit_status(teacher.main, teacher_argv(tiny_root, experiments, "--epoch", "2", "--resume")) == 2
     assert "the data synthetic then, CIFAR-100 now" in capsys.readouterr().err
 

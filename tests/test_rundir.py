@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from utils.errors import RunFinished, UserError
-from utils.rundir import open_run
-from utils.checkpoint import atomic_save
+from utils.runs.checkpoint import atomic_save
+from utils.runs.rundir import open_run
 
 
 def finished_run(path, epoch=2):
@@ -77,7 +77,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
 
 LOCK_AND_WAIT = """
 import sys, time
-from utils.rundir import open_run
+from utils.runs.rundir import open_run
 run, _ = open_run(sys.argv[1], resume=False, force=False, epochs=2)
 print("locked", flush=True)
 time.sleep(60)

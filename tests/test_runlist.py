@@ -7,10 +7,10 @@ import pytest
 
 import student_v0
 import teacher
-from utils.paper import EXTENSION_PAIRS, KD_FLAGS, UNIXKD_FLAGS
-from utils.runlist import STUDENTS, TEACHERS, main, selected_runs, settings_from_env
-from utils.runnames import student_run_name, teacher_run_name
-from utils.teachers import resolve_teacher
+from utils.runs.runnames import student_run_name, teacher_run_name
+from utils.table.paper import EXTENSION_PAIRS, KD_FLAGS, UNIXKD_FLAGS
+from utils.table.runlist import STUDENTS, TEACHERS, main, selected_runs, settings_from_env
+from utils.teachers.loading import resolve_teacher
 
 KNOBS = ("SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "PYTHON", "GPU", "ONLY", "ABLATIONS", "EXTENSIONS")
 

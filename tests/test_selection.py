@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from utils.selection import SelectionCounter, prediction_stats, selection_stats
+from utils.training.selection import SelectionCounter, prediction_stats, selection_stats
 
 PROBS = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2], [0.5, 0.3, 0.2]])
 

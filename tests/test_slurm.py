@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.jobs import JOB_LOG, read_jobs
-from utils.runlist import is_finished, settings_from_env
+from utils.table.jobs import JOB_LOG, read_jobs
+from utils.table.runlist import is_finished, settings_from_env
 
 SCRIPT = Path(__file__).resolve().parent.parent / "command" / "slurm.sh"
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
@@ -191,7 +191,7 @@ def test_imagenet_dry_run_prints_one_multi_node_job_that_resumes(tmp_path):
 
 @needs_slurm
 def test_imagenet_job_of_two_torchrun_tasks_runs_on_a_slurm_cluster(cluster, tmp_path):
-    from utils.synthetic_imagenet import write_image_folder
+    from utils.data.synthetic_imagenet import write_image_folder
 
     root = write_image_folder(tmp_path / "imagenet", classes=4, train_per_class=4, val_per_class=2, size=36)
     env = {**os.environ, "SLURM_CONF": str(cluster.conf), "TASKS": "2", "GPUS_PER_NODE": "1", "GRES": "",

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from models import model_dict
-from utils.computation import ComputationMeter
 from utils.errors import UserError
 from utils.losses import dkd_loss, kd_loss, lskd_loss, sp_batch_loss, sp_loss
-from utils.selection import SelectionCounter
-from utils.steps import DistillConfig, UnixDistillStep, check_feature_pair
+from utils.training.computation_meter import ComputationMeter
+from utils.training.selection import SelectionCounter
+from utils.training.steps import DistillConfig, UnixDistillStep, check_feature_pair
 
 
 class Recording(torch.nn.Module):

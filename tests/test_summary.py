@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from utils.paper import KD_FLAGS, UNIXKD_FLAGS
-from utils.summary import UNIXKD, Run, group_finished, load_runs, main, method_name, summarize
+from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.table.summary import UNIXKD, Run, group_finished, load_runs, main, method_name, summarize
 
 KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
 UNIX_ARGS = {"strategy": 3, "k": 48, "b": 32, "w": 10.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
@@ -34,7 +34,7 @@ def summary_json(args, seed, best_acc, computation, epochs_done=240):
 
 
 def teacher_json(arch, seed, best_acc, epochs_done=240):
-    """What teacher.py writes (utils.report.TeacherReport)."""
+    """What teacher.py writes (utils.runs.report.TeacherReport)."""
     return {"arch": arch, "args": {"arch": arch, "seed": seed, "epoch": 240, "lr": 0.05}, "best_acc": best_acc,
             "last_acc": best_acc - 0.1, "epochs_done": epochs_done, "finished": epochs_done == 240,
             "wall_seconds": 100.0, "images_per_second": 5000.0}
@@ -150,7 +150,7 @@ def write_runs(root, runs):
 
 
 def imported_json(arch, accuracy):
-    """What `python -m utils.teachers import` writes (utils.teacher_import.write_teacher)."""
+    """What `python -m utils.teachers import` writes (utils.teachers.importing.write_teacher)."""
     return {"arch": arch, "imported": {"source": f"{arch}_vanilla/ckpt_epoch_240.pth", "sha256": "0" * 64,
                                        "stored_acc": accuracy, "stored_epoch": 240, "measured": None},
             "best_acc": accuracy, "last_acc": None, "finished": True}

@@ -14,12 +14,13 @@ import pytest
 import torch
 
 from models import model_dict
-from utils.data import load_cifar100
-from utils.iteration import evaluate
-from utils.jobs import JOB_LOG, read_jobs
-from utils.loader import DeviceLoader
-from utils.runlist import TEACHERS, is_finished, selected_runs, settings_from_env
-from utils.teachers import load_teacher, main
+from utils.data.cifar100 import load_cifar100
+from utils.data.loader import DeviceLoader
+from utils.table.jobs import JOB_LOG, read_jobs
+from utils.table.runlist import TEACHERS, is_finished, selected_runs, settings_from_env
+from utils.teachers.cli import main
+from utils.teachers.loading import load_teacher
+from utils.training.iteration import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_MEMBER = "cifar_teachers/resnet56_vanilla/ckpt_epoch_240.pth"  # CRD's layout: weights under 'model'

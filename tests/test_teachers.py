@@ -6,7 +6,8 @@ import torch
 
 from models import model_dict
 from utils.errors import UserError
-from utils.teachers import arch_from_name, load_teacher, resolve_teacher
+from utils.teachers.importing import arch_from_name
+from utils.teachers.loading import load_teacher, resolve_teacher
 
 
 @pytest.mark.parametrize("path, arch", [

@@ -4,8 +4,8 @@ import torch
 import student_v0
 import teacher
 from models import model_dict
-from utils.steps import SupervisedStep
-from utils.iteration import train_step
+from utils.training.iteration import train_step
+from utils.training.steps import SupervisedStep
 
 
 def one_step(amp: bool):
@@ -36,7 +36,7 @@ def test_amp_is_off_unless_asked():
 
 
 def test_compile_is_opt_in_and_keeps_the_published_state_dict_keys():
-    from utils.build import make_model
+    from utils.training.build import make_model
 
     assert teacher.parse_args(["--arch", "resnet8"]).compile is False
     compiled = make_model("resnet8", torch.device("cpu"), compile=True)

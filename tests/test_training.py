@@ -10,7 +10,7 @@ import student_v0
 import teacher
 from models import model_dict
 from models.cost import model_cost
-from utils.runnames import student_run_name
+from utils.runs.runnames import student_run_name
 
 COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs...
 pytestmark = pytest.mark.filterwarnings("ignore:milestones")  # ...which the scripts rightly warn about

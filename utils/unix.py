@@ -9,7 +9,7 @@ last batch):
     4. mix      x'_r = (1 - m_r) * x[rank[r]] + m_r * x[partner[r]]
     5. select   keep x'[:k]; only these reach the teacher and the student's training pass
 
-Counting (step 6) and distillation (steps 7-8) live in utils/steps.py.
+Counting (step 6) and distillation (steps 7-8) live in utils/training/steps.py.
 """
 from dataclasses import dataclass
 
@@ -66,7 +66,7 @@ def rank_by_uncertainty(scores: torch.Tensor) -> torch.Tensor:
 def random_permutation(n: int, device) -> torch.Tensor:
     """A uniformly random order of 0..n-1: the sorting order of n uniform draws.
 
-    A uniform draw and a sort: ops that a CUDA graph records and replays with fresh draws (utils/graphs.py).
+    A uniform draw and a sort: ops that a CUDA graph records and replays with fresh draws (utils/training/graphs.py).
     """
     return torch.rand(n, device=device).argsort()
 

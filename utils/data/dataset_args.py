@@ -1,0 +1,84 @@
+"""--dataset: the flags and defaults each dataset brings, and the flags that belong to one dataset only.
+
+ImageNet's defaults are the protocol the KD literature uses (CRD, DKD; the torchvision reference recipe):
+SGD with lr 0.1 per 256 images, momentum 0.9, weight decay 1e-4, batch 256, 100 epochs, lr / 10 at 30,
+60 and 90; RandomResizedCrop 224 and flip; val resized to 256 and centre-cropped to 224.
+"""
+import argparse
+
+from utils.errors import UserError
+from utils.process import distributed
+
+DATASETS = ("cifar100", "imagenet")
+IMAGENET_DEFAULTS = {"epoch": 100, "batch_size": 256, "weight_decay": 1e-4, "milestones": [30, 60, 90],
+                     "data_root": "./data/imagenet"}
+LR_PER_256 = 0.1
+# name: (default on ImageNet, help); None on CIFAR-100, where giving one is an error.
+IMAGENET_ONLY = {
+    "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
+    "workers": (8, "data-loading worker processes per GPU (default 8)"),
+    "gpu_decode": (False, "decode JPEGs and crop on the GPU (torchvision's batched decode_jpeg) instead of in CPU "
+                          "workers; falls back to the CPU workers without CUDA"),
+    "sync_bn": (False, "SyncBatchNorm across GPUs instead of BatchNorm per GPU (the default, as in the "
+                       "literature's ImageNet runs; needs CUDA)"),
+}
+CIFAR_ONLY = ("cuda_graphs", "other_distill")
+
+
+def dataset_of(argv) -> str:
+    """The --dataset value, read before the full parse because it changes the other flags' defaults."""
+    from utils.process.cli import ArgumentParser
+
+    pre = ArgumentParser(add_help=False)
+    pre.add_argument("--dataset", choices=DATASETS, default="cifar100")
+    return pre.parse_known_args(argv)[0].dataset
+
+
+def add_dataset_args(parser, argv) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, default="cifar100",
+                        help="cifar100 (default) or imagenet: an ImageFolder at --data-root, the ImageNet protocol's "
+                             "defaults (--epoch 100 --batch-size 256 --lr 0.1 x batch/256 --weight-decay 1e-4 "
+                             "--milestones 30 60 90; see docs/imagenet.md), and torchrun for several GPUs")
+    for name, (default, text) in IMAGENET_ONLY.items():  # None when not given: CIFAR-100 refuses them
+        if isinstance(default, bool):
+            parser.add_argument(flag(name), action="store_const", const=True, default=None, help=f"imagenet: {text}")
+        else:
+            parser.add_argument(flag(name), type=int, default=None, help=f"imagenet: {text}")
+    if dataset_of(argv) == "imagenet":
+        parser.set_defaults(lr=None, **IMAGENET_DEFAULTS)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_dataset_args(args) -> None:
+    """Fill the ImageNet defaults, refuse flags of the other dataset, and refuse DDP for CIFAR-100."""
+    if args.dataset == "cifar100":
+        given = [flag(name) for name in IMAGENET_ONLY if getattr(args, name) is not None]
+        if given:
+            raise UserError(f"{given[0]} is for --dataset imagenet only")
+        if distributed.world_size() > 1:
+            raise UserError(f"{distributed.world_size()} processes (torchrun) with --dataset cifar100: DDP runs "
+                            "--dataset imagenet; CIFAR-100 runs take one GPU each (command/command.sh runs several)")
+        return
+    given = [flag(name) for name in CIFAR_ONLY if getattr(args, name, None)]
+    if given:
+        raise UserError(f"{given[0]} is for --dataset cifar100 only (ImageNet batches come from loader workers, "
+                        f"and the feature losses are defined for the CIFAR pairs)")
+    for name, (default, _) in IMAGENET_ONLY.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if args.image_size < 8 or args.workers < 0:
+        raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
+                        f"{args.workers}")
+    distributed.local_batch_size(args.batch_size)
+    if args.lr is None:
+        args.lr = LR_PER_256 * args.batch_size / 256
+
+
+def parse_dataset_args(parser: argparse.ArgumentParser, argv):
+    add_dataset_args(parser, argv)
+    args = parser.parse_args(argv)
+    check_dataset_args(args)
+    return args

@@ -1,0 +1,5 @@
+"""One process of a run: its command line (cli), its place among torchrun's processes (distributed),
+its seeds and random states (seeding).
+
+May import: the method modules of utils/ (errors). Nothing else of utils.
+"""

@@ -1,0 +1,119 @@
+"""What teacher.py and student_v0.py share on the command line: flags, checks, device, error exit.
+
+torch is imported only by the device functions: the run list and the job runner (utils.table.runlist,
+utils.table.jobs) use this module's parser and error exit, and the dispatchers start them once per job.
+"""
+import argparse
+import os
+import re
+import sys
+import warnings
+
+from utils.errors import NonFiniteLoss, RunFinished, UserError
+
+DEFAULT_MILESTONES = (150, 180, 210)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is a UserError: one 'error:' line and exit 2, like every other bad input."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
+
+
+def add_common_args(parser, lr: float = 0.05) -> None:
+    parser.add_argument("--epoch", "--epochs", type=int, default=240, help="training epochs (default 240)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--lr", type=float, default=lr, help=f"initial learning rate (default {lr})")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default 5e-4)")
+    parser.add_argument("--gamma", type=float, default=0.1, help="lr multiplier at each milestone (default 0.1)")
+    parser.add_argument("--milestones", type=int, nargs="+",
+                        help="epochs at which lr is multiplied by gamma (default 150 180 210; in a shorter run "
+                             "the later ones never apply)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index; CPU is used when CUDA is absent")
+    parser.add_argument("--data-root", default="./data", help="folder holding cifar-100-python/ (default ./data)")
+    parser.add_argument("--tag", help="added to the run folder's name, so that runs with other settings (a sweep "
+                                      "over --lr, say) each get their own folder; letters, digits and . _ + -")
+    parser.add_argument("--resume", action="store_true", help="continue the run in this run's directory from ckpt/last.pth")
+    parser.add_argument("--force", action="store_true", help="discard a previous run in this run's directory and start over")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs; changes numerics, off by default)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the networks (opt-in: float rounding may differ; the first steps compile)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="record each training and evaluation step as a CUDA graph and replay it (CUDA only; "
+                             "opt-in until measured on a GPU, see docs/cuda-graphs.md)")
+
+
+def check_common_args(args) -> None:
+    for name in ("epoch", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", args.tag):
+        raise UserError(f"--tag {args.tag!r}: use letters, digits and . _ + - (it becomes part of a folder name)")
+    if args.resume and args.force:
+        raise UserError("--resume and --force contradict each other; pass one of them")
+    if args.compile and args.cuda_graphs:
+        raise UserError("--compile and --cuda-graphs are two ways to cut launch overhead; pass one of them")
+    if args.milestones is None:  # the defaults past a short run's end are expected: no warning for them
+        args.milestones = list(DEFAULT_MILESTONES)
+        return
+    late = [m for m in args.milestones if m >= args.epoch]
+    if late:
+        warnings.warn(f"milestones {late} are not before the last epoch ({args.epoch}); they will never apply",
+                      stacklevel=2)
+
+
+def configure_device(device) -> None:
+    """Speed settings that leave the arithmetic alone."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed 32x32 shapes: autotuning pays off at once
+    else:
+        # Tiny gradients late in a step decay into denormal floats, which x86 CPUs process up to
+        # tens of times slower; flushing them to zero (|x| < 1.2e-38) is the usual fix for training.
+        torch.set_flush_denormal(True)
+
+
+def choose_device(gpu_id: int):
+    import torch
+
+    if not torch.cuda.is_available():
+        device = torch.device("cpu")
+        print("device: cpu (CUDA is not available)")
+    elif not 0 <= gpu_id < torch.cuda.device_count():
+        raise UserError(f"--gpu-id {gpu_id} does not exist; this machine has CUDA devices 0..{torch.cuda.device_count() - 1}")
+    else:
+        device = torch.device("cuda", gpu_id)
+        print(f"device: {device} ({torch.cuda.get_device_name(device)})")
+    configure_device(device)
+    return device
+
+
+def run_main(main) -> None:
+    """Run a command's main() and exit with its status; bad input exits 2 with one line, no traceback."""
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    try:
+        status = main() or 0
+        sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
+        sys.exit(status)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except RunFinished as exc:
+        print(exc)
+    except NonFiniteLoss as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, and keep Python's exit flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe

@@ -1,0 +1,191 @@
+"""DistributedDataParallel plumbing: one process per GPU, started by torchrun (or one plain process).
+
+Every function here is also right for a single process (world size 1, no process group): it then does
+nothing, so a run without torchrun takes exactly the code path it always took. torchrun tells each
+process its place through RANK, LOCAL_RANK and WORLD_SIZE.
+"""
+import contextlib
+import os
+import sys
+import time
+import warnings
+
+import torch
+import torch.distributed as dist
+
+from utils.errors import NonFiniteLoss, RunFinished, UserError
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+@contextlib.contextmanager
+def main_speaks():
+    """Rank 0 alone prints and warns; on the others a bad-input error ends the process with the same status, silently.
+
+    Every rank meets the same bad input (the same flags, the same files), so each ends by itself and
+    rank 0's one `error:` line is the only one shown.
+    """
+    if is_main():
+        yield
+        return
+    sys.stdout = open(os.devnull, "w")
+    warnings.simplefilter("ignore")  # rank 0 shows each warning once
+    try:
+        yield
+    except UserError:
+        leave_the_word_to_rank_0(2)
+    except NonFiniteLoss:
+        leave_the_word_to_rank_0(1)
+
+
+RANK_0_GRACE_SECONDS = 30
+
+
+def leave_the_word_to_rank_0(status: int) -> None:
+    """End a rank other than 0 that met the error every rank meets, after rank 0 has said it.
+
+    torchrun stops every worker as soon as one exits with an error: a rank that ended first could get
+    rank 0 killed before it printed its `error:` line. So this rank waits; rank 0's exit makes torchrun
+    end it, and the bounded wait keeps it from outliving a rank 0 that hangs.
+    """
+    time.sleep(RANK_0_GRACE_SECONDS)
+    raise SystemExit(status) from None
+
+
+def local_batch_size(batch_size: int) -> int:
+    """Each process's share of --batch-size, the global batch (the lr rule is stated per global batch)."""
+    size = world_size()
+    if batch_size % size:
+        raise UserError(f"--batch-size {batch_size} is not divisible by the world size {size} "
+                        f"(processes started by torchrun); use a multiple of {size}")
+    return batch_size // size
+
+
+def start(device_type: str) -> None:
+    """Join the process group: NCCL between GPUs, gloo on the CPU. Nothing to do for one process."""
+    if world_size() > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+
+
+def active() -> bool:
+    return dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _reduce_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of `tensor` over all ranks (a new tensor on tensor's device); the tensor itself alone."""
+    if not active():
+        return tensor
+    total = tensor.to(_reduce_device(), copy=True)
+    dist.all_reduce(total)
+    return total.to(tensor.device)
+
+
+def max_over_ranks(value: int) -> int:
+    if not active():
+        return value
+    total = torch.tensor(value, dtype=torch.int64, device=_reduce_device())
+    dist.all_reduce(total, op=dist.ReduceOp.MAX)
+    return int(total)
+
+
+def sum_ints_over_ranks(values: list) -> list:
+    if not active():
+        return list(values)
+    return [int(v) for v in sum_over_ranks(torch.tensor(values, dtype=torch.int64)).tolist()]
+
+
+def gather_objects(obj) -> list:
+    """[rank 0's obj, rank 1's, ...] on every rank; [obj] for one process."""
+    if not active():
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def on_main(fn):
+    """fn() on rank 0 only (its value there, None elsewhere); a bad-input error or a finished run there
+    ends every rank: rank 0 reports it, the others raise the same exception (silent under main_speaks)."""
+    if not active():
+        return fn()
+    value, failure = None, [None]
+    if is_main():
+        try:
+            value = fn()
+        except (UserError, RunFinished) as exc:
+            failure[0] = exc
+    dist.broadcast_object_list(failure, src=0)
+    if failure[0] is not None:
+        raise failure[0]
+    return value
+
+
+def broadcast_object(obj):
+    """Rank 0's obj on every rank."""
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def broadcast_buffers(model) -> None:
+    """Rank 0's BatchNorm running statistics to every rank.
+
+    With BatchNorm per GPU each rank's running statistics follow its own batches; DDP copies rank 0's
+    at the start of each training forward, so after an epoch the ranks differ until this is called.
+    Evaluating and saving after it makes every rank hold, and score, the very model rank 0 saves.
+    """
+    if active():
+        for buffer in model.buffers():
+            synced = buffer.to(_reduce_device(), copy=True)
+            dist.broadcast(synced, src=0)
+            buffer.copy_(synced)
+
+
+def prepare_device(args) -> torch.device:
+    """Seed, pick the device (under torchrun: the GPU of LOCAL_RANK) and join the process group.
+
+    Each rank is seeded with seed + rank, so UNIX's random draws differ between ranks; the weights start
+    equal anyway, as DDP copies rank 0's to every rank. One process: seed + 0, exactly as before.
+    """
+    from utils.process.cli import choose_device
+    from utils.process.seeding import seed_everything
+
+    seed_everything(args.seed + rank())
+    device = choose_device(local_rank() if world_size() > 1 else args.gpu_id)
+    if getattr(args, "sync_bn", False) and (world_size() == 1 or device.type != "cuda"):
+        raise UserError("--sync-bn synchronises BatchNorm across GPUs: it needs CUDA and torchrun with 2 or more processes")
+    start(device.type)
+    return device
+
+
+def train_model(model, device: torch.device, args):
+    """The model the step trains: under DDP its gradients are averaged over ranks; one process: the model itself."""
+    if not active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if args.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # in place below the top module
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)

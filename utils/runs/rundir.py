@@ -1,0 +1,126 @@
+"""A run directory that is never overwritten by accident and never shared by two live runs."""
+import fcntl
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from utils.errors import RunFinished, UserError
+from utils.process import distributed
+from utils.runs.checkpoint import load_checkpoint
+from utils.runs.resume import check_same_flags
+from utils.runs.runnames import SUMMARY_FILE
+
+LOCK_NAME = "run.lock"
+
+
+class RunDirectory:
+    def __init__(self, path):
+        self.path = Path(path)
+        self.ckpt = self.path / "ckpt"
+        self.last = self.ckpt / "last.pth"
+        self.tensorboard = self.path / "tensorboard"
+        self._lock = self.path / LOCK_NAME
+
+    def holds_run(self) -> bool:
+        return self.ckpt.is_dir() and any(self.ckpt.glob("*.pth"))
+
+    def acquire(self) -> None:
+        """Hold an exclusive lock on run.lock for the life of this process.
+
+        The kernel drops the lock when the process dies, SIGKILL included, so a crashed run never
+        blocks its own --resume, on this host or (on file systems with working locks) another.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self._lock, "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.seek(0)
+            owner = self._lock_file.read().strip() or "unknown process"
+            self._lock_file.close()
+            raise UserError(f"{self.path} is in use by another run ({owner}); wait for it or stop it") from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(f"{socket.gethostname()} pid {os.getpid()}\n")
+        self._lock_file.flush()
+
+    def release(self) -> None:
+        """Unlock; a run that stopped before its first checkpoint leaves no folder behind."""
+        if not self.holds_run():
+            self._remove_empty_start()
+        # Otherwise the file stays: removing a lock file that another process may have just opened is a race.
+        self._lock_file.close()
+
+    def _remove_empty_start(self) -> None:
+        """Remove what a start writes before its first checkpoint, while still holding the lock.
+
+        A process that opened run.lock just now gets the lock of a removed file once this one closes
+        it; it then finds no run here and starts from scratch, as it would have anyway.
+        """
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
+        shutil.rmtree(self.ckpt, ignore_errors=True)
+        self._lock.unlink(missing_ok=True)
+        try:
+            self.path.rmdir()
+        except OSError:  # something else lives there: leave it
+            pass
+
+    def clear_outputs(self) -> None:
+        for child in self.path.iterdir():
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def open_run(path, *, resume: bool, force: bool, epochs: int, args=None):
+    """Lock the run directory and return (run, last checkpoint to resume from, or None).
+
+    An existing run is refused unless --resume (continue it, with the flags it started with, which
+    `args` must match: utils.runs.resume) or --force (start over).
+    """
+    run = RunDirectory(path)
+    run.acquire()
+    print(f"run folder: {run.path}")
+    try:
+        if not run.holds_run():
+            if resume:
+                print(f"nothing to resume in {run.path}: starting from scratch")
+            return run, None
+        if force:
+            print(f"--force: discarding the previous run in {run.path}")
+            run.clear_outputs()
+            return run, None
+        if not resume:
+            raise UserError(f"{run.path} already holds a run; pass --resume to continue it, --force to start over, "
+                            f"or --tag NAME to give a run with other settings its own folder")
+        if not run.last.is_file():
+            raise UserError(f"{run.path} holds checkpoints but no ckpt/last.pth to resume from; use --force to start over "
+                            f"(or, for a published teacher put there by hand, `python -m utils.teachers import "
+                            f"{run.ckpt}/best.pth --force` marks it finished: docs/teachers.md)")
+        if args is not None:
+            check_same_flags(run.path / SUMMARY_FILE, args)
+        state = load_checkpoint(run.last)
+        if state["epoch"] >= epochs:
+            raise RunFinished(f"{run.path} already finished {state['epoch']} epochs; nothing to resume")
+        return run, state
+    except BaseException:
+        run.release()
+        raise
+
+
+def open_run_on_main(path, **kwargs):
+    """(run, resume state) on every rank: rank 0 locks and checks the run directory, the others follow it
+    and read the same last.pth. Only rank 0 writes there."""
+    if not distributed.active():
+        return open_run(path, **kwargs)
+    opened = distributed.on_main(lambda: open_run(path, **kwargs))
+    resumed = distributed.broadcast_object(opened[1] is not None if distributed.is_main() else None)
+    if distributed.is_main():
+        return opened
+    run = RunDirectory(path)
+    return run, load_checkpoint(run.last) if resumed else None
+
+
+def release_on_main(run) -> None:
+    if distributed.is_main():
+        run.release()

@@ -1,0 +1,50 @@
+"""Run directory names, known without building anything: the scripts write there, the run list looks there."""
+from utils.distillers import KD, changed_settings
+
+SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.runs.report)
+# The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished
+# phase-1 run for the dispatchers, "teacher (published checkpoint)" in the results table.
+IMPORTED = "imported"
+
+# student_v0.py's mixing setting, added to the run's name when it is not the default (label, default).
+MIX_SETTING, MIX_LABEL, MIX_DEFAULT = "mix_strategy", "mix", 2
+
+
+def named_settings(settings: dict, teacher_arch: str) -> list:
+    """[(label, value)] of the settings that differ from their defaults (the mixing curve's and the
+    distiller's published ones), so that an ablation never shares the main runs' folder (or, in the
+    results table, their row). `settings` may leave out those that keep their default."""
+    named = []
+    if settings.get(MIX_SETTING, MIX_DEFAULT) != MIX_DEFAULT:
+        named.append((MIX_LABEL, settings[MIX_SETTING]))
+    distiller = settings.get("distill") or KD
+    return named + changed_settings(settings, distiller, teacher_arch, settings.get("student_arch"))
+
+
+def teacher_run_name(arch: str, seed: int, tag=None) -> str:
+    """teacher.py's folder: teacher_<arch> for seed 0, the folder students name as their teacher;
+    teacher_<arch>_seed<S> for other seeds (the students trained alone, for the table's "student" column);
+    then _<tag> with --tag."""
+    return f"teacher_{arch}" + (f"_seed{seed}" if seed else "") + tagged(tag)
+
+
+def tagged(tag) -> str:
+    return f"_{tag}" if tag else ""
+
+
+def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
+    """student_v0.py's folder; `args` may leave out the settings that keep their default (named_settings)."""
+    name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}-{teacher_label}_strategy{args.strategy}"
+            f"_k{args.k}_b{args.b}_w{args.w:g}_seed{args.seed}")
+    distiller = getattr(args, "distill", None) or KD
+    if distiller != KD:  # KD's runs keep the names they had before --distill existed
+        name += f"_{distiller}"
+    for label, value in named_settings(vars(args), teacher_arch):
+        name += f"_{label}{value:g}"
+    other_distill = getattr(args, "other_distill", None)
+    return name + (f"_{other_distill}" if other_distill else "") + tagged(getattr(args, "tag", None))
+
+
+def is_imported(summary) -> bool:
+    """Whether a summary.json's content describes an imported published teacher."""
+    return isinstance(summary, dict) and isinstance(summary.get(IMPORTED), dict)

@@ -1,0 +1,104 @@
+"""UNIXKD's training computation relative to conventional KD, per pair and for the paper's table.
+
+    python -m utils.computation --teacher resnet32x4 --student resnet8x4 [--k 48] [--batch-size 64]
+    python -m utils.computation --paper-table [--json]
+
+The count itself (utils.training.computation_meter) is the one every training run keeps.
+"""
+import json
+
+from models.cost import model_cost
+from utils.errors import UserError
+from utils.process.cli import ArgumentParser, run_main
+from utils.table.paper import PAPER_PAIRS
+from utils.training.build import check_arch
+from utils.training.computation_meter import check_sizes, relative_computation
+
+
+def parse_args(argv):
+    parser = ArgumentParser(
+        prog="python -m utils.computation",
+        description="UNIXKD training computation relative to conventional KD (paper's count).",
+    )
+    parser.add_argument("--teacher", help="teacher architecture, a models.model_dict name")
+    parser.add_argument("--student", help="student architecture, a models.model_dict name")
+    parser.add_argument("--k", type=int, default=48, help="images per batch the teacher sees and the student trains on")
+    parser.add_argument("--b", type=int, default=32, help="images kept un-mixed (checked; it does not change the cost)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--paper-table", action="store_true", help="the 12 published pairs next to the paper's numbers")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of {teacher, student, ft_fs, computation}")
+    args = parser.parse_args(argv)
+    check_sizes(args.batch_size, args.k, args.b)
+    if not args.paper_table and not (args.teacher and args.student):
+        raise UserError("give --teacher and --student, or --paper-table")
+    return args
+
+
+def pair_costs(teacher, student, batch_size, k):
+    """One row: both archs' forward FLOPs, Ft/Fs and UNIXKD computation in percent of KD."""
+    ft, fs = model_cost(teacher)[1], model_cost(student)[1]
+    return {
+        "teacher": teacher,
+        "student": student,
+        "ft": ft,
+        "fs": fs,
+        "ft_fs": ft / fs,
+        "computation": 100 * relative_computation(ft, fs, batch_size, k),
+    }
+
+
+def format_pair(row, args):
+    width = max(len(row["teacher"]), len(row["student"]))
+    return "\n".join(
+        [
+            f"teacher {row['teacher']:<{width}}  Ft = {row['ft'] / 1e6:9.2f} M MACs (forward, one 32x32 image)",
+            f"student {row['student']:<{width}}  Fs = {row['fs'] / 1e6:9.2f} M MACs",
+            f"Ft/Fs = {row['ft_fs']:.2f}",
+            f"UNIXKD (k={args.k} of batch {args.batch_size}, b={args.b}) computation relative to KD: "
+            f"{row['computation']:.2f} %",
+        ]
+    )
+
+
+def format_paper_table(rows, args):
+    lines = [
+        f"UNIXKD computation relative to KD, k={args.k} of batch {args.batch_size}; FLOPs from models.cost",
+        f"{'teacher -> student':<26} {'Ft/Fs':>7} {'(paper)':>8} {'computation':>12} {'(paper)':>9} {'diff':>9}",
+    ]
+    for row, paper in zip(rows, PAPER_PAIRS):
+        pair = f"{row['teacher']} -> {row['student']}"
+        lines.append(
+            f"{pair:<26} {row['ft_fs']:7.2f} {paper.ft_fs:8.2f} {row['computation']:10.2f} % "
+            f"{paper.computation:7.2f} % {row['computation'] - paper.computation:+6.2f} pp"
+        )
+    return "\n".join(lines)
+
+
+def json_row(row):
+    # Two decimals: the paper's precision.
+    return {
+        "teacher": row["teacher"],
+        "student": row["student"],
+        "ft_fs": round(row["ft_fs"], 2),
+        "computation": round(row["computation"], 2),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    pairs = [pair[:2] for pair in PAPER_PAIRS] if args.paper_table else [(args.teacher, args.student)]
+    for teacher, student in pairs:
+        check_arch(teacher, "--teacher")
+        check_arch(student, "--student")
+    rows = [pair_costs(teacher, student, args.batch_size, args.k) for teacher, student in pairs]
+    if args.json:
+        print(json.dumps([json_row(row) for row in rows], indent=2))
+    elif args.paper_table:
+        print(format_paper_table(rows, args))
+    else:
+        print(format_pair(rows[0], args))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

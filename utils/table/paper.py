@@ -1,0 +1,72 @@
+"""The published CIFAR-100 table and the protocol behind it, as data (shared/reference/paper-results.md).
+
+Everything that names the paper's runs reads from here: the run list (utils.table.runlist), the results
+table (utils.table.summary) and the computation report (utils.table.computation).
+"""
+from typing import NamedTuple, Optional
+
+
+class PaperPair(NamedTuple):
+    """One row of the published table; accuracies are test top-1 %, mean of 4 runs."""
+
+    teacher: str                   # names as in models.model_dict
+    student: str
+    ft_fs: float                   # teacher over student forward FLOPs
+    computation: float             # UNIXKD's training computation, % of KD's (k 48 of a batch of 64)
+    teacher_acc: Optional[float]   # None where the paper gives none (vgg16)
+    student_acc: float             # the student architecture trained alone
+    kd_acc: float
+    unixkd_acc: float
+
+
+PAPER_PAIRS = (
+    PaperPair("vgg13", "MobileNetV2", 38.17, 77.49, 75.38, 65.79, 67.94, 68.09),
+    PaperPair("ResNet50", "MobileNetV2", 174.00, 75.57, 79.10, 65.79, 68.33, 68.76),
+    PaperPair("ResNet50", "vgg8", 13.56, 81.43, 79.10, 70.68, 73.43, 74.02),
+    PaperPair("resnet32x4", "ShuffleV1", 27.16, 78.43, 79.63, 70.77, 74.52, 76.48),
+    PaperPair("resnet32x4", "ShuffleV2", 23.49, 78.92, 79.63, 73.12, 75.07, 76.86),
+    PaperPair("wrn_40_2", "ShuffleV1", 8.22, 84.79, 76.46, 70.77, 76.04, 77.06),
+    PaperPair("wrn_40_2", "wrn_16_2", 3.25, 94.06, 76.46, 73.64, 75.40, 75.40),
+    PaperPair("wrn_40_2", "wrn_40_1", 3.93, 91.88, 76.46, 72.24, 73.77, 74.38),
+    PaperPair("resnet56", "resnet20", 3.06, 94.76, 73.44, 69.63, 70.72, 70.41),
+    PaperPair("resnet32x4", "resnet8x4", 6.12, 87.32, 79.63, 72.51, 73.34, 74.86),
+    PaperPair("vgg13", "vgg8", 2.97, 95.10, 75.38, 70.68, 73.38, 73.55),
+    PaperPair("vgg16", "vgg8", 4.14, 91.29, None, 70.68, 72.10, 73.06),
+)
+
+# The two methods of the table, as student_v0.py flags.
+KD_FLAGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000}    # nothing mixed, the teacher sees all 64 images
+UNIXKD_FLAGS = {"strategy": 3, "k": 48, "b": 32, "w": 10}  # entropy ranking, the teacher sees 48 of 64
+
+LOW_LR_ARCHS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
+
+# The training protocol of every run of the table, as the scripts' settings (their defaults), besides
+# the learning rate (protocol_lr) and the data: the official CIFAR-100, all 50,000 training images.
+PROTOCOL = {"epoch": 240, "batch_size": 64, "momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1,
+            "milestones": [150, 180, 210], "amp": False}
+
+
+def protocol_lr(arch: str) -> float:
+    """The paper's initial learning rate: 0.01 for the light MobileNetV2 and ShuffleNets, 0.05 otherwise."""
+    return 0.01 if arch in LOW_LR_ARCHS else 0.05
+
+
+# Published CIFAR-100 top-1 of the other logit distillers (utils.distillers), beside the table's rows of
+# the same name. Their teachers are the CRD zoo's (Tian et al.), not the UNIXKD authors'.
+# DKD: Zhao et al., CVPR 2022, Tables 1 and 2 (as also listed in the LS authors' README).
+# LSKD: Sun et al., CVPR 2024, the "KD + Ours" rows of Tables 1 and 2 (README of their code), only for
+# the pairs whose logs name our defaults, base temperature 2 and weight 9 (vgg13's used 3, ResNet50's 3 and 1).
+DISTILLER_FIGURES = {
+    ("resnet32x4", "resnet8x4"): {"DKD": 76.32, "LSKD": 76.62},
+    ("wrn_40_2", "wrn_16_2"): {"DKD": 76.24, "LSKD": 76.11},
+    ("resnet56", "resnet20"): {"DKD": 71.97, "LSKD": 71.43},
+    ("resnet32x4", "ShuffleV2"): {"DKD": 77.07, "LSKD": 75.56},
+    ("vgg13", "vgg8"): {"DKD": 74.68},
+    ("wrn_40_2", "wrn_40_1"): {"DKD": 74.81, "LSKD": 74.37},
+    ("vgg13", "MobileNetV2"): {"DKD": 69.71},
+    ("ResNet50", "MobileNetV2"): {"DKD": 70.35},
+}
+
+# The pairs the EXTENSIONS run list distils with DKD and LSKD, with and without UNIX.
+EXTENSION_PAIRS = (("resnet32x4", "resnet8x4"), ("wrn_40_2", "wrn_16_2"), ("resnet56", "resnet20"),
+                   ("resnet32x4", "ShuffleV2"))

@@ -1,0 +1,93 @@
+"""Which one sets the pace of an ImageNet run: the data loader or the training step?
+
+    python -m utils.bench --dataset imagenet [--data-root DIR] [--arch imagenet_resnet18] [--batch-size 64]
+                          [--workers N] [--batches 4] [--steps 3] [--device cpu|cuda]
+
+Reports images per second of (1) the loader decoding and augmenting JPEGs in CPU worker processes,
+(2) on CUDA, the loader with --gpu-decode (bytes from the workers, decode and crops on the GPU), and
+(3) one process's training step (forward, backward, SGD) at 224 (--image-size) on batches already on the device.
+Without --data-root it writes a temporary ImageFolder of ImageNet-sized JPEGs (sides 300 to 600 pixels).
+"""
+import os
+import tempfile
+import time
+from types import SimpleNamespace
+
+import torch
+
+from utils.data.imagenet import make_imagenet_loaders
+from utils.data.synthetic_imagenet import write_image_folder
+from utils.errors import UserError
+from utils.process.cli import ArgumentParser, configure_device
+from utils.training.build import make_model, make_optimizer
+from utils.training.iteration import train_step
+from utils.training.steps import SupervisedStep
+
+
+def parse_args(argv):
+    parser = ArgumentParser(prog="python -m utils.bench --dataset imagenet", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["imagenet"], required=True)
+    parser.add_argument("--data-root", help="an ImageFolder (train/ and val/); default: a temporary synthetic one")
+    parser.add_argument("--arch", default="imagenet_resnet18")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=224, help="training crop side (default 224, the protocol's)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="loader worker processes (default: all cores)")
+    parser.add_argument("--batches", type=int, default=4, help="loader batches timed (default 4)")
+    parser.add_argument("--steps", type=int, default=3, help="training steps timed after one untimed (default 3)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    if min(args.batch_size, args.batches, args.steps) < 1 or args.workers < 0:
+        raise UserError("--batch-size, --batches and --steps must be positive, --workers at least 0")
+    return args
+
+
+def loader_rate(args, root, device, gpu_decode: bool) -> float:
+    """Images per second of the training loader, the first batch (worker start-up) untimed."""
+    settings = SimpleNamespace(data_root=root, batch_size=args.batch_size, seed=0, image_size=args.image_size,
+                               workers=args.workers, gpu_decode=gpu_decode)
+    loader = make_imagenet_loaders(settings, device)[0]
+    plans = loader.plans()
+    loader.assemble(next(plans))
+    start, images = time.perf_counter(), 0
+    for _, plan in zip(range(args.batches), plans):
+        images += len(loader.assemble(plan)[0])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return images / (time.perf_counter() - start)
+
+
+def step_rate(args, device) -> float:
+    model = make_model(args.arch, device, num_classes=1000)
+    optimizer, _ = make_optimizer(model, SimpleNamespace(lr=0.1, momentum=0.9, weight_decay=1e-4, milestones=[30], gamma=0.1))
+    step = SupervisedStep(model)
+    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (args.batch_size,), device=device)
+    idx = torch.arange(args.batch_size, device=device)
+    for timed in (False, True):
+        start = time.perf_counter()
+        for _ in range(args.steps if timed else 1):
+            train_step(step, optimizer, x, y, idx)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return args.steps * args.batch_size / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    configure_device(device)
+    with tempfile.TemporaryDirectory(prefix="unixkd-bench-imagenet-") as tmp:
+        root = args.data_root
+        if root is None:
+            images = (args.batches + 1) * args.batch_size
+            root = write_image_folder(tmp, classes=10, train_per_class=-(-images // 10), val_per_class=1, size=300)
+        rates = {f"loader, JPEG decode in {args.workers} CPU worker(s)": loader_rate(args, root, device, False)}
+        if device.type == "cuda":
+            rates["loader, --gpu-decode"] = loader_rate(args, root, device, True)
+    rates[f"training step, {args.arch} at {args.image_size}, batch {args.batch_size}"] = step_rate(args, device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
+    print(f"ImageNet pipeline on {name} (torch {torch.__version__}), images per second:")
+    for label, rate in rates.items():
+        print(f"  {label:<55} {rate:9.1f}")
+    slowest = min(rates, key=rates.get)
+    print(f"the pace is set by: {slowest}")
