@@ -17,14 +17,14 @@ from utils.errors import UserError
 from utils.process import distributed
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
 from utils.runs.report import StudentReport
+from utils.runs.resume import check_same_world_size
 from utils.runs.rundir import open_run_on_main, release_on_main
-from utils.runs.runnames import student_run_name
+from utils.runs.runnames import SUMMARY_FILE, student_run_name
 from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
-from utils.teachers.loading import build_teacher, teacher_source
+from utils.teachers.loading import build_teacher, evaluate_teacher, teacher_source
 from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
 from utils.training.computation_meter import ComputationMeter
 from utils.training.graphs import graph_capture
-from utils.training.iteration import evaluate
 from utils.training.selection import SelectionCounter
 from utils.training.steps import DistillConfig, UnixDistillStep, check_feature_pair
 from utils.training.trainer import FitConfig, Trainer
@@ -99,10 +99,30 @@ def local_unix_sizes(args) -> None:
     """UNIX ranks each GPU's own batch: k and b count images of the local batch (ImageNet defaults: the CIFAR
     proportions, k = 3/4 and b = 1/2 of it, as 48 and 32 of 64)."""
     args.local_batch = distributed.local_batch_size(args.batch_size)
-    if args.k is None:
-        args.k = 3 * args.local_batch // 4
-    if args.b is None:
-        args.b = args.local_batch // 2
+    args.default_k_b = args.k is None and args.b is None
+    default_k, default_b = default_unix_sizes(args.local_batch)
+    args.k = default_k if args.k is None else args.k
+    args.b = default_b if args.b is None else args.b
+
+
+def default_unix_sizes(local_batch: int) -> tuple:
+    return 3 * local_batch // 4, local_batch // 2
+
+
+def check_no_run_on_another_world_size(args, teacher_arch: str, teacher_label: str) -> None:
+    """With the default k and b, which follow each process's batch, a run's folder name changes with the number
+    of processes: a --resume on another number would start a new run beside the old one. Refuse it instead."""
+    if not (args.resume and getattr(args, "default_k_b", False)):
+        return
+    for world in range(1, args.batch_size + 1):
+        local = args.batch_size // world
+        if args.batch_size % world or world == distributed.world_size():
+            continue
+        k, b = default_unix_sizes(local)
+        folder = Path(args.experiments_dir) / student_run_name(argparse.Namespace(**{**vars(args), "k": k, "b": b}),
+                                                               teacher_arch, teacher_label)
+        if (folder / SUMMARY_FILE).is_file():
+            check_same_world_size(folder, world, local, args.local_batch)
 
 
 def check_distill_args(args) -> None:
@@ -136,6 +156,7 @@ def main(argv=None):
         fill_pair_defaults(args, teacher_arch)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
+        check_no_run_on_another_world_size(args, teacher_arch, teacher_label)
         device = distributed.prepare_device(args)
         run, resume = open_run_on_main(
             Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
@@ -153,16 +174,16 @@ def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
     else:  # the class count comes from the data
         train_loader, test_loader = make_loaders(args, device)
         teacher = build_teacher(args, teacher_arch, weights_from, device, num_classes(args, train_loader))
-    _, teacher_acc = evaluate(teacher, test_loader, args.amp)
-    print(f"teacher: {teacher_arch} from {weights_from}, test accuracy {teacher_acc:.2f}")
+    teacher_fields = evaluate_teacher(args, teacher, teacher_arch, weights_from, test_loader)
     student = make_model(args.student_arch, device, args.compile, num_classes(args, train_loader))
     optimizer, scheduler = make_optimizer(student, args)
     meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])
     step = UnixDistillStep(distributed.train_model(student, device, args), teacher, distill_config(args),
                            SelectionCounter(args.epoch, train_loader.num_samples, device), meter)
     cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp,
-                    capture=graph_capture(args.cuda_graphs, device))
-    report = StudentReport(run, args, teacher_arch, teacher_acc, step)
+                    capture=graph_capture(args.cuda_graphs, device), top5=args.dataset == "imagenet",
+                    print_freq=args.print_freq)
+    report = StudentReport(run, args, teacher_fields, step)
     Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
 
 

@@ -54,7 +54,8 @@ def main(argv=None):
             model = make_model(args.arch, device, args.compile, num_classes(args, train_loader))
             optimizer, scheduler = make_optimizer(model, args)
             cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
-                            capture=graph_capture(args.cuda_graphs, device))
+                            capture=graph_capture(args.cuda_graphs, device), top5=args.dataset == "imagenet",
+                            print_freq=args.print_freq)
             Trainer(model, SupervisedStep(distributed.train_model(model, device, args)), optimizer, scheduler, train_loader,
                     test_loader, run, cfg, TeacherReport(run, args)).fit(resume)
         finally:

@@ -1,10 +1,12 @@
 """torchrun --nproc_per_node=2 on the CPU (gloo) over a small ImageFolder of JPEG files: teacher, KD and UNIXKD.
 
 Each rank ends with the same weights; what is logged equals what all ranks' outputs give; a run stopped
-after one epoch and resumed ends bit for bit where the uninterrupted run ends; bad input ends every rank.
+after one epoch and resumed ends bit for bit where the uninterrupted run ends; a teacher continues on another
+number of processes, a student is refused; bad input ends every rank.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +16,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import student_v0
+import teacher
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import NonFiniteLoss, UserError
 from utils.process import distributed
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-SMALL = ["--dataset", "imagenet", "--image-size", "32", "--workers", "0", "--batch-size", "16", "--milestones", "1"]
+SMALL = ["--dataset", "imagenet", "--image-size", "32", "--workers", "0", "--batch-size", "32", "--milestones", "1"]
 TRAIN_IMAGES, VAL_IMAGES = 80, 20
 
 
@@ -65,35 +69,57 @@ def finished(done, experiments):
     return run
 
 
+def teacher_flags(image_root, experiments, epochs):
+    return ["--data-root", str(image_root), "--arch", "imagenet_resnet18", "--epoch", str(epochs),
+            "--experiments-dir", str(experiments)]
+
+
 @pytest.fixture(scope="module")
 def teacher_run(image_root, tmp_path_factory):
+    """Epoch 1 in this process, epoch 2 resumed under torchrun on two: a teacher continues on more processes."""
     experiments, probe = tmp_path_factory.mktemp("experiments"), tmp_path_factory.mktemp("probe")
-    done = torchrun("teacher", probe, "--data-root", str(image_root), "--arch", "imagenet_resnet18", "--epoch", "2",
-                    "--experiments-dir", str(experiments))
-    return finished(done, experiments), ranks(probe)
+    teacher.main([*SMALL, *teacher_flags(image_root, experiments, 1)])
+    done = torchrun("teacher", probe, *teacher_flags(image_root, experiments, 2), "--resume")
+    return finished(done, experiments), ranks(probe), done.stdout
 
 
 def test_teacher_ranks_agree_and_log_what_all_ranks_computed(teacher_run):
-    run, seen = teacher_run
+    run, seen, out = teacher_run
     assert_every_rank_holds_the_same_weights(seen)
     assert_logged_metrics_are_all_ranks(seen)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["last_acc"] == seen[0]["record"]["val/acc"] and summary["epochs_done"] == 2
+    assert summary["last_acc5"] == seen[0]["record"]["val/acc5"] and summary["world_size"] == 2
     saved = torch.load(run / "ckpt" / "last.pth", weights_only=True)
-    assert len(saved["rng_by_rank"]) == 2
+    assert len(saved["rng_by_rank"]) == saved["world_size"] == 2
+    assert out.count(f"note: {run} ran on 1 process(es) and continues on 2: ") == 1
+
+
+def test_a_teacher_started_on_two_processes_continues_on_one(image_root, teacher_run, tmp_path, capsys):
+    experiments = tmp_path / "experiments"
+    shutil.copytree(teacher_run[0].parent, experiments)
+    teacher.main([*SMALL, *teacher_flags(image_root, experiments, 3), "--resume"])
+    run = experiments / teacher_run[0].name
+    assert f"note: {run} ran on 2 process(es) and continues on 1: " in capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["finished"] and summary["epochs_done"] == 3 and summary["world_size"] == 1
+
+
+def student_flags(image_root, teacher_run, experiments):
+    return ["--data-root", str(image_root), "--teacher-path", str(teacher_run[0]), "--student-arch", "imagenet_resnet18",
+            "--experiments-dir", str(experiments)]
 
 
 def student(image_root, teacher_run, tmp_path, name, *flags):
     experiments, probe = tmp_path / f"experiments-{name}", tmp_path / f"probe-{name}"
     experiments.mkdir(exist_ok=True)
-    done = torchrun("student", probe, "--data-root", str(image_root), "--teacher-path", str(teacher_run[0]),
-                    "--student-arch", "imagenet_resnet18", "--experiments-dir", str(experiments), *flags)
+    done = torchrun("student", probe, *student_flags(image_root, teacher_run, experiments), *flags)
     return finished(done, experiments), ranks(probe)
 
 
 def test_kd_ranks_agree_and_log_what_all_ranks_computed(image_root, teacher_run, tmp_path):
     run, seen = student(image_root, teacher_run, tmp_path, "kd", "--epoch", "1", "--strategy", "0",
-                        "--k", "8", "--b", "8", "--w", "1000")
+                        "--k", "16", "--b", "16", "--w", "1000")
     assert_every_rank_holds_the_same_weights(seen)
     assert_logged_metrics_are_all_ranks(seen)
     computation = json.loads((run / "summary.json").read_text())["computation"]
@@ -105,7 +131,8 @@ def test_unixkd_resumed_after_one_epoch_ends_where_the_whole_run_ends(image_root
     assert_every_rank_holds_the_same_weights(seen)
     assert_logged_metrics_are_all_ranks(seen)
     assert "select/entropy_selected" in seen[0]["record"]
-    student(image_root, teacher_run, tmp_path, "parts", "--epoch", "1")
+    part = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "1")[0]
+    assert_one_process_may_not_resume_it(image_root, teacher_run, part)
     resumed, seen_resumed = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "2", "--resume")
     for rank in (0, 1):
         weights, weights_resumed = seen[rank]["weights"], seen_resumed[rank]["weights"]
@@ -113,18 +140,28 @@ def test_unixkd_resumed_after_one_epoch_ends_where_the_whole_run_ends(image_root
     assert seen[0]["record"]["train/loss"] == seen_resumed[0]["record"]["train/loss"]
     counts = np.load(whole / "counter.npy")
     assert np.array_equal(counts, np.load(resumed / "counter.npy"))
-    batches_per_rank = -(-TRAIN_IMAGES // 2 // 8)
-    assert counts.sum() == 2 * 2 * batches_per_rank * 4  # 2 epochs, 2 ranks, b = 4 of each batch of 8 (or of 4)
+    batches_per_rank = -(-TRAIN_IMAGES // 2 // 16)
+    assert counts.sum() == 2 * 2 * batches_per_rank * 8  # 2 epochs, 2 ranks, b = 8 of each batch of 16 (or of 8)
     summaries = [json.loads((run / "summary.json").read_text())["computation"] for run in (whole, resumed)]
     assert summaries[0] == summaries[1] and summaries[0]["images"] == 2 * TRAIN_IMAGES
 
 
+def assert_one_process_may_not_resume_it(image_root, teacher_run, run):
+    """k and b follow each process's batch: the run's folder is found, and the resume refused in one line."""
+    before = (run / "ckpt" / "last.pth").read_bytes()
+    with pytest.raises(UserError) as refused:
+        student_v0.main([*SMALL, *student_flags(image_root, teacher_run, run.parent), "--epoch", "2", "--resume"])
+    assert str(refused.value).startswith(f"{run} was started on 2 process(es) with batches of 16 per process and "
+                                         f"would resume on 1 with 32: ")
+    assert "resume it on 2 process(es)" in str(refused.value) and (run / "ckpt" / "last.pth").read_bytes() == before
+
+
 def test_a_batch_that_the_world_size_does_not_divide_ends_every_rank_with_one_line(image_root, tmp_path):
     done = torchrun("teacher", tmp_path, "--data-root", str(image_root), "--arch", "imagenet_resnet18",
-                    "--batch-size", "15", "--experiments-dir", str(tmp_path))
+                    "--batch-size", "31", "--experiments-dir", str(tmp_path))
     errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error:")]
     assert done.returncode != 0
-    assert errors == ["error: --batch-size 15 is not divisible by the world size 2 (processes started by torchrun); "
+    assert errors == ["error: --batch-size 31 is not divisible by the world size 2 (processes started by torchrun); "
                       "use a multiple of 2"]
 
 

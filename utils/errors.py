@@ -14,3 +14,8 @@ class RunFinished(Exception):
 
 class NonFiniteLoss(RuntimeError):
     """Training diverged; the last good checkpoint is kept. Exit status 1."""
+
+
+class Preempted(Exception):
+    """The run saved where it was and stopped on the preemption signal (SIGUSR1); --resume continues it.
+    Exit status 75 (EX_TEMPFAIL: try again later)."""

@@ -13,6 +13,9 @@ DATASETS = ("cifar100", "imagenet")
 IMAGENET_DEFAULTS = {"epoch": 100, "batch_size": 256, "weight_decay": 1e-4, "milestones": [30, 60, 90],
                      "data_root": "./data/imagenet"}
 LR_PER_256 = 0.1
+# Fewest images per process with BatchNorm per GPU (our choice; Wu & He, Group Normalization, ECCV 2018, Figure 1:
+# ResNet-50's ImageNet error with BN per GPU grows from 23.6 % at 32 images per GPU to 34.7 % at 2).
+BATCH_FLOOR = 16
 # name: (default on ImageNet, help); None on CIFAR-100, where giving one is an error.
 IMAGENET_ONLY = {
     "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
@@ -72,9 +75,24 @@ def check_dataset_args(args) -> None:
     if args.image_size < 8 or args.workers < 0:
         raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
                         f"{args.workers}")
-    distributed.local_batch_size(args.batch_size)
+    given_lr = args.lr
     if args.lr is None:
         args.lr = LR_PER_256 * args.batch_size / 256
+    check_batch_per_process(args, given_lr)
+
+
+def check_batch_per_process(args, given_lr) -> None:
+    """Refuse fewer than BATCH_FLOOR images per process with BatchNorm per GPU, naming the global batch and lr to use."""
+    world, local = distributed.world_size(), distributed.local_batch_size(args.batch_size)
+    if world == 1 or local >= BATCH_FLOOR or args.sync_bn:
+        return
+    batch = BATCH_FLOOR * world
+    lr = args.lr * batch / args.batch_size
+    rule = "your lr scaled by the same factor" if given_lr is not None else "0.1 per 256 images"
+    raise UserError(f"--batch-size {args.batch_size} over {world} processes leaves {local} images per process, under the "
+                    f"floor of {BATCH_FLOOR}: BatchNorm (per GPU) and UNIX's k and b work on each process's batch, and "
+                    f"BatchNorm's statistics grow noisy on small ones (docs/imagenet.md); use --batch-size {batch} --lr "
+                    f"{lr:g} ({rule}), fewer processes, or --sync-bn")
 
 
 def parse_dataset_args(parser: argparse.ArgumentParser, argv):

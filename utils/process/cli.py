@@ -9,9 +9,10 @@ import re
 import sys
 import warnings
 
-from utils.errors import NonFiniteLoss, RunFinished, UserError
+from utils.errors import NonFiniteLoss, Preempted, RunFinished, UserError
 
 DEFAULT_MILESTONES = (150, 180, 210)
+PREEMPTED_STATUS = 75  # EX_TEMPFAIL: the run stopped on the preemption signal and continues with --resume
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -41,6 +42,9 @@ def add_common_args(parser, lr: float = 0.05) -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (faster on recent GPUs; changes numerics, off by default)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the networks (opt-in: float rounding may differ; the first steps compile)")
+    parser.add_argument("--print-freq", type=int, metavar="N",
+                        help="off a terminal (SLURM logs, nohup): a progress line every N iterations with images per "
+                             "second, data-wait time and the time left in the epoch (default: one a minute; 0: none)")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="record each training and evaluation step as a CUDA graph and replay it (CUDA only; "
                              "opt-in until measured on a GPU, see docs/cuda-graphs.md)")
@@ -54,6 +58,8 @@ def check_common_args(args) -> None:
         raise UserError(f"--lr must be positive, got {args.lr}")
     if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", args.tag):
         raise UserError(f"--tag {args.tag!r}: use letters, digits and . _ + - (it becomes part of a folder name)")
+    if args.print_freq is not None and args.print_freq < 0:
+        raise UserError(f"--print-freq must be 0 (no progress lines) or a positive number of iterations, got {args.print_freq}")
     if args.resume and args.force:
         raise UserError("--resume and --force contradict each other; pass one of them")
     if args.compile and args.cuda_graphs:
@@ -107,6 +113,9 @@ def run_main(main) -> None:
         sys.exit(2)
     except RunFinished as exc:
         print(exc)
+    except Preempted as exc:
+        print(exc, flush=True)
+        sys.exit(PREEMPTED_STATUS)
     except NonFiniteLoss as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

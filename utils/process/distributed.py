@@ -75,10 +75,26 @@ def local_batch_size(batch_size: int) -> int:
     return batch_size // size
 
 
+_control = {}  # the gloo group for host-side agreement under NCCL (None: the default group is gloo already)
+
+
 def start(device_type: str) -> None:
-    """Join the process group: NCCL between GPUs, gloo on the CPU. Nothing to do for one process."""
+    """Join the process group: NCCL between GPUs, gloo on the CPU. Nothing to do for one process.
+
+    Under NCCL a second group, gloo, carries the host's small questions (any_rank): asked through NCCL
+    they would wait for the GPU's queue."""
     if world_size() > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        _control["group"] = dist.new_group(backend="gloo") if device_type == "cuda" else None
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether `flag` is true on some rank; every rank must ask at the same point."""
+    if not active():
+        return flag
+    value = torch.tensor(int(flag))
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_control.get("group"))
+    return bool(value)
 
 
 def active() -> bool:
@@ -138,6 +154,12 @@ def on_main(fn):
     if failure[0] is not None:
         raise failure[0]
     return value
+
+
+def wait_for_all() -> None:
+    """Return once every rank has come here."""
+    if active():
+        dist.barrier(group=_control.get("group"))
 
 
 def broadcast_object(obj):

@@ -5,20 +5,24 @@ import json
 import numpy as np
 
 from utils.data.cifar100 import dataset_kind
+from utils.process import distributed
 from utils.runs.checkpoint import atomic_write
 from utils.runs.runnames import SUMMARY_FILE
 
 
-def training_summary(trainer, args, last_acc: float) -> dict:
-    """What every run reports: its arguments, accuracy, progress and speed so far."""
+def training_summary(trainer, args, record: dict) -> dict:
+    """What every run reports: its arguments, accuracy (top-5 too on ImageNet), progress and speed so far."""
+    top5 = {"best_acc5": trainer.best_acc5, "last_acc5": record["val/acc5"]} if "val/acc5" in record else {}
     return {
         "args": vars(args),
         "best_acc": trainer.best_acc,
-        "last_acc": last_acc,
+        "last_acc": record["val/acc"],
+        **top5,
         "epochs_done": trainer.epochs_done,
         "finished": trainer.epochs_done >= args.epoch,
         "wall_seconds": trainer.wall_seconds,
         "images_per_second": trainer.train_images / trainer.train_seconds,
+        "world_size": distributed.world_size(),
         "data": data_record(trainer, args),
     }
 
@@ -42,29 +46,28 @@ class TeacherReport:
         self.run, self.args = run, args
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
-        write_summary(self.run, {"arch": self.args.arch, **training_summary(trainer, self.args, record["val/acc"])})
+        write_summary(self.run, {"arch": self.args.arch, **training_summary(trainer, self.args, record)})
 
 
 class StudentReport:
     """The trainer's epoch-end hook for student_v0.py."""
 
-    def __init__(self, run, args, teacher_arch: str, teacher_acc: float, step):
-        self.run, self.args, self.step = run, args, step
-        self.teacher_arch, self.teacher_acc = teacher_arch, teacher_acc
+    def __init__(self, run, args, teacher: dict, step):
+        """teacher: summary.json's teacher fields (teacher_arch, teacher_acc, ...; utils.teachers.teacher_record)."""
+        self.run, self.args, self.step, self.teacher = run, args, step, teacher
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
         computation = self.step.meter.as_dict()
         record["computation/percent_of_kd"] = computation["computation"]
         if epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch:  # last.pth holds it every epoch
             atomic_write(self.run.path / "counter.npy", lambda f: np.save(f, self.step.counter.to_numpy()))
-        write_summary(self.run, self.summary(trainer, record["val/acc"], computation))
+        write_summary(self.run, self.summary(trainer, record, computation))
 
-    def summary(self, trainer, last_acc: float, computation: dict) -> dict:
+    def summary(self, trainer, record: dict, computation: dict) -> dict:
         return {
-            "teacher_arch": self.teacher_arch,
+            **self.teacher,
             "student_arch": self.args.student_arch,
-            "teacher_acc": self.teacher_acc,
-            **training_summary(trainer, self.args, last_acc),
+            **training_summary(trainer, self.args, record),
             "computation": computation,
             "flops": {"teacher": self.step.meter.ft, "student": self.step.meter.fs},
         }

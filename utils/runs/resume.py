@@ -8,6 +8,7 @@ from pathlib import Path
 
 from utils.data.cifar100 import data_folder, dataset_kind
 from utils.errors import UserError
+from utils.process import distributed
 
 # Flags that leave what a run computes unchanged, so a resume may change them.
 FREE_FLAGS = {
@@ -16,6 +17,7 @@ FREE_FLAGS = {
     "experiments_dir": "where its folder is; the folder is found either way",
     "resume": "how it starts", "force": "how it starts",
     "save_interval": "which snapshots are kept, not what is trained",
+    "print_freq": "how often progress is printed",
 }
 # Not free although they are about speed: --amp and --compile round differently, and --cuda-graphs draws
 # its random numbers from another stream on a GPU; a run switching mid-way would match neither kind.
@@ -70,8 +72,21 @@ def check_same_flags(summary_file: Path, args) -> None:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"cannot tell which flags {summary_file.parent} was started with ({summary_file}: "
                         f"{type(error).__name__}); pass --force to start it over") from None
+    if "local_batch" in started:
+        check_same_world_size(summary_file.parent, summary.get("world_size") or started["batch_size"] // started["local_batch"],
+                              started["local_batch"], args.local_batch)
     changes = changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
     if changes:
         listed = "; ".join(f"{flag} {shown(before)} then, {shown(now)} now" for flag, before, now in changes)
         raise UserError(f"{summary_file.parent} was started with other flags: {listed}. Resume with its own flags, "
                         f"start it over with --force, or give the new run its own folder with --tag NAME")
+
+
+def check_same_world_size(run, started: int, local_then: int, local_now: int) -> None:
+    """Refuse to resume a student on another number of processes: UNIX picks k and b within each process's batch."""
+    now = distributed.world_size()
+    if now != started:
+        raise UserError(f"{run} was started on {started} process(es) with batches of {local_then} per process and would "
+                        f"resume on {now} with {local_now}: UNIX picks its k and b images within each process's batch, "
+                        f"so the run would change method midway; resume it on {started} process(es), or start it over "
+                        f"on {now} with --force (or in its own folder with --tag NAME)")

@@ -1,16 +1,21 @@
 """UNIXKD's training computation relative to conventional KD, per pair and for the paper's table.
 
     python -m utils.computation --teacher resnet32x4 --student resnet8x4 [--k 48] [--batch-size 64]
+    python -m utils.computation --teacher imagenet_resnet34 --student imagenet_resnet18   # at 224x224
     python -m utils.computation --paper-table [--json]
+    python -m utils.computation --imagenet-table [--json]   # the literature's two ImageNet pairs
+
+A run's own share, measured from the images each pass saw, is in its summary.json ("computation").
 
 The count itself (utils.training.computation_meter) is the one every training run keeps.
 """
 import json
 
+from models import imagenet
 from models.cost import model_cost
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.table.paper import PAPER_PAIRS
+from utils.table.paper import IMAGENET_PAIRS, PAPER_PAIRS
 from utils.training.build import check_arch
 from utils.training.computation_meter import check_sizes, relative_computation
 
@@ -20,17 +25,21 @@ def parse_args(argv):
         prog="python -m utils.computation",
         description="UNIXKD training computation relative to conventional KD (paper's count).",
     )
-    parser.add_argument("--teacher", help="teacher architecture, a models.model_dict name")
-    parser.add_argument("--student", help="student architecture, a models.model_dict name")
+    parser.add_argument("--teacher", help="teacher architecture: a models.model_dict name or imagenet_resnet18/34/50, "
+                                          "imagenet_mobilenet_v2 (priced at 224x224)")
+    parser.add_argument("--student", help="student architecture, named as --teacher")
     parser.add_argument("--k", type=int, default=48, help="images per batch the teacher sees and the student trains on")
     parser.add_argument("--b", type=int, default=32, help="images kept un-mixed (checked; it does not change the cost)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--paper-table", action="store_true", help="the 12 published pairs next to the paper's numbers")
+    parser.add_argument("--imagenet-table", action="store_true",
+                        help="the ImageNet pairs of the KD literature (ResNet-34 -> ResNet-18, ResNet-50 -> MobileNetV2) "
+                             "at 224x224; the default k, 48 of 64, is the ImageNet default's 3/4 of each process's batch")
     parser.add_argument("--json", action="store_true", help="print a JSON list of {teacher, student, ft_fs, computation}")
     args = parser.parse_args(argv)
     check_sizes(args.batch_size, args.k, args.b)
-    if not args.paper_table and not (args.teacher and args.student):
-        raise UserError("give --teacher and --student, or --paper-table")
+    if not (args.paper_table or args.imagenet_table) and not (args.teacher and args.student):
+        raise UserError("give --teacher and --student, --paper-table or --imagenet-table")
     return args
 
 
@@ -47,11 +56,16 @@ def pair_costs(teacher, student, batch_size, k):
     }
 
 
+def image_side(arch: str) -> int:
+    """The image side models.cost prices an architecture at: 224 for the ImageNet networks, 32 otherwise."""
+    return 224 if arch in imagenet.MODELS else 32
+
+
 def format_pair(row, args):
-    width = max(len(row["teacher"]), len(row["student"]))
+    width, side = max(len(row["teacher"]), len(row["student"])), image_side(row["teacher"])
     return "\n".join(
         [
-            f"teacher {row['teacher']:<{width}}  Ft = {row['ft'] / 1e6:9.2f} M MACs (forward, one 32x32 image)",
+            f"teacher {row['teacher']:<{width}}  Ft = {row['ft'] / 1e6:9.2f} M MACs (forward, one {side}x{side} image)",
             f"student {row['student']:<{width}}  Fs = {row['fs'] / 1e6:9.2f} M MACs",
             f"Ft/Fs = {row['ft_fs']:.2f}",
             f"UNIXKD (k={args.k} of batch {args.batch_size}, b={args.b}) computation relative to KD: "
@@ -74,6 +88,18 @@ def format_paper_table(rows, args):
     return "\n".join(lines)
 
 
+def format_imagenet_table(rows, args):
+    lines = [f"UNIXKD computation relative to KD on ImageNet, k={args.k} of batch {args.batch_size}; forward FLOPs of one "
+             f"224x224 image from models.cost",
+             f"{'teacher -> student':<44} {'Ft (G)':>7} {'Fs (G)':>7} {'Ft/Fs':>6} {'computation':>12}"]
+    for row in rows:
+        pair = f"{row['teacher']} -> {row['student']}"
+        lines.append(f"{pair:<44} {row['ft'] / 1e9:7.2f} {row['fs'] / 1e9:7.2f} {row['ft_fs']:6.2f} "
+                     f"{row['computation']:10.2f} %")
+    lines.append("a run's measured share is in its summary.json (computation) and python -m utils.summary --all")
+    return "\n".join(lines)
+
+
 def json_row(row):
     # Two decimals: the paper's precision.
     return {
@@ -86,15 +112,21 @@ def json_row(row):
 
 def main(argv=None):
     args = parse_args(argv)
-    pairs = [pair[:2] for pair in PAPER_PAIRS] if args.paper_table else [(args.teacher, args.student)]
+    if args.paper_table:
+        pairs = [pair[:2] for pair in PAPER_PAIRS]
+    else:
+        pairs = IMAGENET_PAIRS if args.imagenet_table else [(args.teacher, args.student)]
     for teacher, student in pairs:
-        check_arch(teacher, "--teacher")
-        check_arch(student, "--student")
+        dataset = "imagenet" if teacher in imagenet.MODELS else "cifar100"  # both of one zoo or the other
+        check_arch(teacher, "--teacher", dataset)
+        check_arch(student, "--student", dataset)
     rows = [pair_costs(teacher, student, args.batch_size, args.k) for teacher, student in pairs]
     if args.json:
         print(json.dumps([json_row(row) for row in rows], indent=2))
     elif args.paper_table:
         print(format_paper_table(rows, args))
+    elif args.imagenet_table:
+        print(format_imagenet_table(rows, args))
     else:
         print(format_pair(rows[0], args))
     return 0

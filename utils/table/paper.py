@@ -70,3 +70,6 @@ DISTILLER_FIGURES = {
 # The pairs the EXTENSIONS run list distils with DKD and LSKD, with and without UNIX.
 EXTENSION_PAIRS = (("resnet32x4", "resnet8x4"), ("wrn_40_2", "wrn_16_2"), ("resnet56", "resnet20"),
                    ("resnet32x4", "ShuffleV2"))
+
+# The ImageNet pairs of the KD literature (CRD, DKD; the UNIXKD paper's ImageNet section), torchvision's networks.
+IMAGENET_PAIRS = (("imagenet_resnet34", "imagenet_resnet18"), ("imagenet_resnet50", "imagenet_mobilenet_v2"))

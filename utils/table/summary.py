@@ -54,6 +54,8 @@ class Run:
     computation: Optional[float] = None  # students only: % of KD's training computation
     ft_fs: Optional[float] = None
     departures: tuple = ()  # how the run departs from the paper's protocol (utils.table.protocol); () if it does not
+    best_acc5: Optional[float] = None  # ImageNet: top-5 of the best top-1 epoch
+    last_acc5: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class MethodResult:
     computation: Optional[float]
     last_mean: Optional[float] = None  # last epoch's test accuracy; None unless every run has one
     last_std: Optional[float] = None
+    top5: Optional[tuple] = None  # ImageNet: (best mean, std, last mean, std) of top-5; None unless every run has it
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,8 @@ def parse_run(name, summary):
     args = summary["args"]
     common = dict(name=name, finished=bool(summary["finished"]), epochs_done=int(summary["epochs_done"]),
                   epochs=int(args["epoch"]), best_acc=float(summary["best_acc"]),
-                  last_acc=optional_float(summary.get("last_acc")), departures=tuple(departures(summary)))
+                  last_acc=optional_float(summary.get("last_acc")), departures=tuple(departures(summary)),
+                  best_acc5=optional_float(summary.get("best_acc5")), last_acc5=optional_float(summary.get("last_acc5")))
     if "student_arch" not in summary:
         return Run(teacher=None, student=str(summary["arch"]), method=ALONE, **common)
     flops = summary["flops"]
@@ -188,7 +192,14 @@ def summarize(method, runs):
     last_mean, last_std = mean_std(lasts) if len(lasts) == len(runs) else (None, None)
     return MethodResult(method=method, runs=len(runs), acc_mean=acc_mean, acc_std=acc_std,
                         computation=statistics.mean(computations) if computations else None,
-                        last_mean=last_mean, last_std=last_std)
+                        last_mean=last_mean, last_std=last_std, top5=top5_result(runs))
+
+
+def top5_result(runs):
+    """(best mean, std, last mean, std) of top-5 where every run has it (ImageNet runs), else None."""
+    if any(run.best_acc5 is None or run.last_acc5 is None for run in runs):
+        return None
+    return (*mean_std([run.best_acc5 for run in runs]), *mean_std([run.last_acc5 for run in runs]))
 
 
 def distilled_pairs(runs):
@@ -265,7 +276,15 @@ def format_row(pair, row, label, result):
         paper = f"{paper_acc:.2f} {result.acc_mean - paper_acc:+6.2f}"
     last = format_accuracy(result.last_mean, result.last_std)
     computation = with_paper(result.computation, paper_computation, " %") if result.computation is not None else ""
-    return f"{label:<30} {best:<22} {paper:<14} {last:<16} {computation}".rstrip()
+    return f"{label:<30} {best:<22} {paper:<14} {last:<16} {computation:<26}{format_top5(result)}".rstrip()
+
+
+def format_top5(result) -> str:
+    """ImageNet's second figure, after the row: the top-5 of the best and of the last epoch."""
+    if result.top5 is None:
+        return ""
+    best_mean, best_std, last_mean, last_std = result.top5
+    return f" top-5 best {format_accuracy(best_mean, best_std)}, last {format_accuracy(last_mean, last_std)}"
 
 
 def pair_rows(result):
@@ -301,7 +320,8 @@ def format_unpaired(unpaired):
     for arch, result in unpaired:
         label = TEACHER_LABELS[PUBLISHED] if result.method == PUBLISHED else ALONE
         best = format_accuracy(result.acc_mean, result.acc_std, result.runs)
-        lines.append(f"{arch:<26} {label:<30} best {best:<22} last {format_accuracy(result.last_mean, result.last_std)}")
+        last = format_accuracy(result.last_mean, result.last_std)
+        lines.append(f"{arch:<26} {label:<30} best {best:<22} last {last:<16}{format_top5(result)}".rstrip())
     return lines
 
 

@@ -6,8 +6,10 @@ from models import imagenet, model_dict
 from utils.errors import UserError
 from utils.runs.checkpoint import extract_state_dict, load_checkpoint, load_weights
 from utils.teachers.importing import arch_from_name
-from utils.teachers.torchvision_zoo import is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher
+from utils.teachers.torchvision_zoo import (is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher,
+                                           spelled, stated_accuracy, transform_difference)
 from utils.training.build import check_arch, make_model
+from utils.training.iteration import evaluate
 
 
 def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str, dataset: str = "cifar100"):
@@ -37,10 +39,34 @@ def load_teacher(arch: str, file: Path, device, compile: bool = False, num_class
 
 
 def teacher_source(args):
-    """(architecture, where its weights come from, run-name label) of student_v0.py's --teacher-path."""
+    """(architecture, where its weights come from, run-name label) of student_v0.py's --teacher-path.
+
+    A torchvision teacher's --teacher-path is rewritten to name its weights (torchvision:resnet34 becomes
+    torchvision:resnet34:IMAGENET1K_V1), so that both spellings resume the same run and the run records which."""
     if is_torchvision_teacher(args.teacher_path):
-        return resolve_torchvision_teacher(args.teacher_path, args.dataset)
+        arch, weights, label = resolve_torchvision_teacher(args.teacher_path, args.dataset)
+        args.teacher_path = spelled(arch, weights)
+        return arch, weights, label
     return resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt, args.dataset)
+
+
+def evaluate_teacher(args, teacher, arch: str, source, test_loader) -> dict:
+    """Score the teacher on the test split, print the teacher line, and return summary.json's teacher fields."""
+    _, accuracy, *top5 = evaluate(teacher, test_loader, args.amp, top5=args.dataset == "imagenet")
+    record, origin = {"teacher_arch": arch, "teacher_acc": accuracy}, str(source)
+    notes = []
+    if is_torchvision_teacher(args.teacher_path):
+        stated, difference = stated_accuracy(source), transform_difference(arch, source, args.image_size)
+        record["teacher_weights"] = {"name": args.teacher_path, "stated_acc": stated["top1"],
+                                     "stated_acc5": stated["top5"], "same_eval_transform": difference is None}
+        origin = f"{args.teacher_path} (torchvision states top-1 {stated['top1']:.2f}, top-5 {stated['top5']:.2f})"
+        notes = [difference] if difference else []
+    shown = f"test accuracy {accuracy:.2f}"
+    if top5:
+        record["teacher_acc5"] = top5[0]
+        shown += f", top-5 {top5[0]:.2f}"
+    print(f"teacher: {arch} from {origin}, {shown}", *notes, sep="\n")
+    return record
 
 
 def build_teacher(args, arch: str, source, device, classes: int):

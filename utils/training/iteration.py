@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.training.graphs import CapturedCall
-from utils.training.metrics import EpochSums, NonFiniteWatch, correct_count
+from utils.training.metrics import EpochSums, NonFiniteWatch, correct_count, top5_count
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -78,10 +78,11 @@ class TrainIteration:
 
 
 class Evaluation:
-    """Test loss and top-1 accuracy (%) of a model in eval mode, over a DeviceLoader's test plans."""
+    """(test loss, top-1 accuracy %) of a model in eval mode over a loader's test plans; with top5 (ImageNet)
+    (test loss, top-1 %, top-5 %)."""
 
-    def __init__(self, model, loader, amp: bool = False, capture: Optional[Callable] = None):
-        self.model, self.loader, self.amp = model, loader, amp
+    def __init__(self, model, loader, amp: bool = False, capture: Optional[Callable] = None, top5: bool = False):
+        self.model, self.loader, self.amp, self.top5 = model, loader, amp, top5
         self.sums = EpochSums()
         self._run = maybe_captured(self._device_work, capture)
 
@@ -93,18 +94,19 @@ class Evaluation:
             self.sums.reset()
             for plan in self.loader.plans():
                 self.sums.count(self._run(plan))
-            means = self.sums.means()
-        return means["loss"], means["acc"]
+            return tuple(self.sums.means().values())
 
     def _device_work(self, plan: torch.Tensor) -> tuple:
         x, y, _ = self.loader.assemble(plan)
         with autocast(x.device, self.amp):
             logits = self.model(x).float()
         n = len(y)
-        return self.sums.add({"loss": (F.cross_entropy(logits, y, reduction="sum"), n),
-                              "acc": (100.0 * correct_count(logits, y), n)})
+        terms = {"loss": (F.cross_entropy(logits, y, reduction="sum"), n), "acc": (100.0 * correct_count(logits, y), n)}
+        if self.top5:
+            terms["acc5"] = (100.0 * top5_count(logits, y), n)
+        return self.sums.add(terms)
 
 
-def evaluate(model, loader, amp: bool = False):
-    """One eager evaluation pass: (test loss, top-1 accuracy %)."""
-    return Evaluation(model, loader, amp)()
+def evaluate(model, loader, amp: bool = False, top5: bool = False) -> tuple:
+    """One eager evaluation pass: (test loss, top-1 accuracy %[, top-5 accuracy %])."""
+    return Evaluation(model, loader, amp, top5=top5)()

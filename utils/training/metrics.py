@@ -34,6 +34,25 @@ class EpochSums:
             self.totals.zero_()
             self.counts = [0] * len(self.names)
 
+    def totals_over_ranks(self) -> dict:
+        """{name: (sum, count)} so far over every rank: what a checkpoint taken mid-epoch keeps."""
+        if self.totals is None:
+            return {}
+        values = distributed.sum_over_ranks(self.totals).tolist()
+        return dict(zip(self.names, zip(values, distributed.sum_ints_over_ranks(self.counts))))
+
+    def restore(self, saved: dict, device) -> None:
+        """Continue from totals_over_ranks() (one rank takes them, the others start from zero)."""
+        if not saved:
+            return
+        totals = torch.tensor([total for total, _ in saved.values()], dtype=torch.float32)
+        if self.totals is None:
+            self.names, self.totals = list(saved), torch.zeros_like(totals, device=device)
+        elif list(saved) != self.names:
+            raise ValueError(f"sums were started with {self.names}, the checkpoint has {list(saved)}")
+        self.totals.copy_(totals)  # in place: a recorded CUDA graph keeps adding into this tensor
+        self.counts = [count for _, count in saved.values()]
+
     def means(self) -> dict:
         """The means over every rank's images (under DDP the sums and counts are added up over ranks first)."""
         if self.totals is None:
@@ -66,3 +85,8 @@ class NonFiniteWatch:
 
 def correct_count(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == targets).sum()
+
+
+def top5_count(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Images whose label is among the 5 highest logits (ImageNet's second figure; all, under 6 classes)."""
+    return (logits.topk(min(5, logits.shape[1]), dim=1).indices == targets[:, None]).any(dim=1).sum()

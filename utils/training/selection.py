@@ -25,6 +25,9 @@ class SelectionCounter:
         # Each image is seen once per epoch, so indices within a call never repeat.
         self.counts[self.row, indices] += 1
 
+    def clear_epoch(self) -> None:
+        self.counts[self.row] = 0
+
     def sum_epoch_over_ranks(self) -> None:
         """Under DDP each rank counted its own images: after this every rank holds the epoch's whole row."""
         row = self.counts[self.row]

@@ -49,6 +49,9 @@ class SupervisedStep:
     def end_epoch(self) -> None:
         pass
 
+    def continue_epoch(self, keeps_counts: bool) -> None:
+        pass
+
     def account(self, n: int) -> None:
         pass
 
@@ -122,6 +125,13 @@ class UnixDistillStep:
         if distributed.active():
             self.counter.sum_epoch_over_ranks()
             self.meter.sum_over_ranks_since(self._counts_at_start)
+
+    def continue_epoch(self, keeps_counts: bool) -> None:
+        """Continue an epoch that a mid-epoch checkpoint cut (after start_epoch): the counter's row so far was
+        summed over ranks when saved, so one rank keeps it and the others count from zero (the computation
+        counts need nothing: each rank adds only what it counts from here)."""
+        if not keeps_counts:
+            self.counter.clear_epoch()
 
     def account(self, n: int) -> None:
         """Count a batch of n images on the host: which passes saw how many follows from n and the config."""

@@ -3,6 +3,7 @@
 Under DDP (torchrun) every rank runs it; the metrics are sums over all ranks, and rank 0 alone writes.
 """
 import contextlib
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -10,9 +11,10 @@ from typing import Callable, Optional
 
 from tensorboardX import SummaryWriter
 
-from utils.errors import NonFiniteLoss
+from utils.errors import NonFiniteLoss, Preempted
 from utils.process import distributed
-from utils.process.seeding import rng_state, set_rng_state
+from utils.process.preemption import PreemptionWatch
+from utils.process.seeding import derive_rng_state, rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
 from utils.runs.rundir import RunDirectory
 from utils.training.iteration import Evaluation, TrainIteration
@@ -27,6 +29,8 @@ class FitConfig:
     snapshot_epochs: frozenset = field(default_factory=frozenset)  # epochs that also get NNN.pth
     amp: bool = False                # bf16 autocast: faster on GPUs, changes numerics, so opt-in
     capture: Optional[Callable] = None  # utils.training.graphs.capture_cuda_graph to replay steps as CUDA graphs
+    top5: bool = False               # ImageNet: top-5 accuracy beside top-1
+    print_freq: Optional[int] = None  # off a terminal: a progress line every N iterations (None: every minute)
 
 
 class Trainer:
@@ -37,17 +41,23 @@ class Trainer:
         self.train_loader, self.test_loader = train_loader, test_loader
         self.run, self.cfg, self.on_epoch_end = run, cfg, on_epoch_end
         self.iteration = TrainIteration(step, optimizer, train_loader, cfg.amp, cfg.capture)
-        self.evaluation = Evaluation(model, test_loader, cfg.amp, cfg.capture)
+        self.evaluation = Evaluation(model, test_loader, cfg.amp, cfg.capture, cfg.top5)
         self.epochs_done, self.best_acc = 0, -1.0  # below any accuracy: epoch 1 always writes best
+        self.best_acc5 = None  # top-5 of the best top-1 epoch (ImageNet)
         self.train_seconds, self.wall_seconds, self.train_images = 0.0, 0.0, 0
+        self.preemption = PreemptionWatch()
+        # A checkpoint taken mid-epoch (on the preemption signal): the iterations done and the sums so far.
+        self._resume_batches, self._resume_sums = 0, None
 
     def fit(self, resume: Optional[dict] = None) -> float:
         if resume is not None:
             self._restore(resume)
-            print(f"resumed {self.run.path} after epoch {self.epochs_done} (best {self.best_acc:.2f})")
+            within = (f", {self._resume_batches} of {len(self.train_loader)} iterations into epoch "
+                      f"{self.epochs_done + 1}" if self._resume_batches else "")
+            print(f"resumed {self.run.path} after epoch {self.epochs_done}{within} (best {self.best_acc:.2f})")
         writer = (SummaryWriter(str(self.run.tensorboard), purge_step=self.epochs_done + 1) if distributed.is_main()
                   else contextlib.nullcontext())
-        with writer:
+        with writer, self.preemption:
             for epoch in range(self.epochs_done, self.cfg.epochs):
                 record = self._epoch(epoch)
                 self._log(writer, epoch + 1, record)
@@ -56,18 +66,20 @@ class Trainer:
 
     def _epoch(self, epoch: int) -> dict:
         start = time.perf_counter()
-        record = self._train_epoch(epoch)
+        first = self._resume_batches  # iterations of this epoch a mid-epoch checkpoint has done already
+        record = self._train_epoch(epoch, start)
         train_time = time.perf_counter() - start
         distributed.broadcast_buffers(self.model)
-        record["val/loss"], record["val/acc"] = self.evaluation()
+        record.update(zip(("val/loss", "val/acc", "val/acc5"), self.evaluation()))
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         self._schedule()
         self.epochs_done = epoch + 1
+        images = self._images_of(len(self.train_loader) - first)
         self.train_seconds += train_time
-        self.train_images += self.train_loader.num_samples
-        record["time/images_per_second"] = self.train_loader.num_samples / train_time
+        self.train_images += images
+        record["time/images_per_second"] = images / train_time
         saving = time.perf_counter()
-        self._checkpoint(record["val/acc"])
+        self._checkpoint(record["val/acc"], record.get("val/acc5"))
         rank_rng = self._rank_rng_states()  # on every rank: it gathers each rank's random state
         # Counted before the epoch-end reports, so summary.json's wall time includes this epoch.
         record["time/epoch_seconds"] = time.perf_counter() - start
@@ -80,21 +92,65 @@ class Trainer:
         record["time/save_seconds"] = time.perf_counter() - saving
         return record
 
-    def _train_epoch(self, epoch: int) -> dict:
+    def _train_epoch(self, epoch: int, start: float) -> dict:
         self.model.train()
         self.iteration.start_epoch(epoch)
-        progress = EpochProgress(f"epoch {epoch + 1}/{self.cfg.epochs}", len(self.train_loader))
-        for done, plan in enumerate(self.train_loader.plans(), start=1):
+        first = self._continue_epoch()
+        loader_at_start = self.train_loader.state_dict()  # before plans() draws the epoch
+        progress = EpochProgress(f"epoch {epoch + 1}/{self.cfg.epochs}", len(self.train_loader), self.cfg.print_freq,
+                                 first_batch=first)
+        waited = time.perf_counter()
+        for done, plan in enumerate(itertools.islice(self.train_loader.plans(), first, None), start=first + 1):
+            arrived = time.perf_counter()
             self.iteration(plan)
-            progress.update(done, plan.shape[-1])
+            progress.update(done, plan.shape[-1], arrived - waited)
+            if self.preemption.requested():
+                progress.close()
+                self._stop_mid_epoch(epoch, first, done, loader_at_start, start)
+            waited = time.perf_counter()
         progress.close()
         self.iteration.end_epoch()
         means = self.iteration.sums.means()
+        self._check_finite(epoch)
+        return means
+
+    def _check_finite(self, epoch: int) -> None:
         bad = self.iteration.watch.first_bad_step()
         if bad >= 0:
             raise NonFiniteLoss(f"loss became non-finite at epoch {epoch + 1}, iteration {bad}; "
                                 f"stopped, the last good checkpoint {self.run.last} (epoch {epoch}) is kept")
-        return means
+
+    def _continue_epoch(self) -> int:
+        """Pick up an epoch where a mid-epoch checkpoint left it: its sums and counts so far stay on rank 0
+        (they were summed over ranks when saved). Returns the iterations it had done (0: a fresh epoch)."""
+        first, self._resume_batches = min(self._resume_batches, len(self.train_loader)), 0
+        if first:
+            saved = self._resume_sums
+            self.iteration.sums.restore(saved if distributed.is_main() else dict.fromkeys(saved, (0.0, 0)),
+                                        self.train_loader.device)
+            self.step.continue_epoch(distributed.is_main())
+        return first
+
+    def _stop_mid_epoch(self, epoch: int, first: int, done: int, loader_at_start: dict, start: float) -> None:
+        """On the preemption signal: save what the epoch has done so far as last.pth, then stop."""
+        self._check_finite(epoch)
+        self.step.end_epoch()  # under DDP: the counter's row and the computation counts summed over ranks
+        partial = {"batches_done": done, "epoch_sums": self.iteration.sums.totals_over_ranks(),
+                   "loader": loader_at_start}
+        rank_rng = self._rank_rng_states()
+        elapsed = time.perf_counter() - start
+        self.train_seconds += elapsed
+        self.wall_seconds += elapsed
+        self.train_images += self._images_of(done - first)
+        if distributed.is_main():
+            atomic_save({**self._state(), **partial, **rank_rng}, self.run.last)
+        distributed.wait_for_all()  # no rank ends (and gets the others killed) before rank 0 has saved
+        raise Preempted(f"stopped on the preemption signal after iteration {done}/{len(self.train_loader)} of epoch "
+                        f"{epoch + 1}, saved in {self.run.last}; --resume continues from there")
+
+    def _images_of(self, batches: int) -> int:
+        """The training images (all ranks') in `batches` of this epoch's iterations."""
+        return round(self.train_loader.num_samples * batches / len(self.train_loader))
 
     def _schedule(self) -> None:
         before = [group["lr"] for group in self.optimizer.param_groups]
@@ -102,10 +158,14 @@ class Trainer:
         if [group["lr"] for group in self.optimizer.param_groups] != before:
             self.iteration.learning_rate_changed()
 
-    def _checkpoint(self, acc: float) -> None:
+    def _checkpoint(self, acc: float, acc5: Optional[float]) -> None:
         epoch = self.epochs_done
         weights = {"epoch": epoch, "state_dict": self.model.state_dict(), self.cfg.acc_key: acc}
+        if acc5 is not None:
+            weights["acc5"] = acc5
         improved, self.best_acc = acc > self.best_acc, max(acc, self.best_acc)
+        if improved:
+            self.best_acc5 = acc5
         if not distributed.is_main():
             return
         if improved:
@@ -117,9 +177,10 @@ class Trainer:
         return {
             "epoch": self.epochs_done, "state_dict": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "best_acc": self.best_acc, "train_seconds": self.train_seconds,
+            "best_acc": self.best_acc, "best_acc5": self.best_acc5, "train_seconds": self.train_seconds,
             "wall_seconds": self.wall_seconds, "train_images": self.train_images,
             "rng": rng_state(), "loader": self.train_loader.state_dict(), "step": self.step.state_dict(),
+            "world_size": distributed.world_size(),
         }
 
     @staticmethod
@@ -133,10 +194,23 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step.load_state_dict(state["step"])
         self.train_loader.load_state_dict(state["loader"])
-        set_rng_state(state["rng_by_rank"][distributed.rank()] if distributed.active() else state["rng"])
+        self._restore_rng(state)
         self.epochs_done, self.best_acc = state["epoch"], state["best_acc"]
+        self.best_acc5 = state.get("best_acc5")
         self.train_seconds, self.wall_seconds = state["train_seconds"], state["wall_seconds"]
         self.train_images = state["train_images"]
+        self._resume_batches, self._resume_sums = state.get("batches_done", 0), state.get("epoch_sums")
+
+    def _restore_rng(self, state: dict) -> None:
+        """Each rank's own random state; on another number of processes, streams derived from the checkpoint."""
+        saved, now = saved_world_size(state), distributed.world_size()
+        if saved == now:
+            set_rng_state(state["rng_by_rank"][distributed.rank()] if distributed.active() else state["rng"])
+            return
+        derive_rng_state(state["rng"], distributed.rank())
+        print(f"note: {self.run.path} ran on {saved} process(es) and continues on {now}: each rank's random stream "
+              f"is derived anew from the checkpoint and each process's batch (BatchNorm's) changes, so the run is no "
+              f"longer bit-identical to one that stayed on {saved}")
 
     def _log(self, writer, epoch: int, record: dict) -> None:
         if not distributed.is_main():
@@ -145,7 +219,13 @@ class Trainer:
             if isinstance(value, (int, float)) and math.isfinite(value):
                 writer.add_scalar(name, value, epoch)
         writer.flush()
+        top5 = f" top-5 {record['val/acc5']:6.2f}" if "val/acc5" in record else ""
         print(f"epoch {epoch:3d}/{self.cfg.epochs} | train loss {record['train/loss']:.4f} "
-              f"acc {record['train/acc']:6.2f} | val loss {record['val/loss']:.4f} acc {record['val/acc']:6.2f} "
+              f"acc {record['train/acc']:6.2f} | val loss {record['val/loss']:.4f} acc {record['val/acc']:6.2f}{top5} "
               f"| best {self.best_acc:6.2f} | lr {record['lr']:.4g} | {record['time/epoch_seconds']:.1f}s, "
               f"saving {record['time/save_seconds']:.2f}s ({record['time/images_per_second']:.0f} img/s)", flush=True)
+
+
+def saved_world_size(state: dict) -> int:
+    """The number of processes a checkpoint was written by (older checkpoints: told by their random states)."""
+    return state.get("world_size") or len(state.get("rng_by_rank", [None]))
