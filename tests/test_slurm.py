@@ -179,30 +179,60 @@ def test_extensions_add_their_64_runs_to_the_students_array(tiny_table, tmp_path
 IMAGENET_SCRIPT = SCRIPT.parent / "imagenet_slurm.sh"
 
 
-def test_imagenet_dry_run_prints_one_multi_node_job_that_resumes(tmp_path):
+def test_imagenet_dry_run_prints_one_multi_node_job_with_its_cpus_memory_and_signal(tmp_path):
     env = {**os.environ, "DRY_RUN": "1", "NODES": "4", "SBATCH_ARGS": "--partition=gpu --time=48:00:00"}
     done = subprocess.run(["bash", str(IMAGENET_SCRIPT), "teacher.py", "--dataset", "imagenet"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     call, task = done.stdout.splitlines()
-    assert " --nodes 4 --ntasks 4 --requeue " in call and " --gres=gpu:8 --partition=gpu --time=48:00:00 " in call
+    assert " --nodes 4 --ntasks 4 --cpus-per-task 72 --mem 0 --exclusive --export=ALL --signal B:USR1@180 --requeue " in call
+    assert " --gres=gpu:8 --partition=gpu --time=48:00:00 " in call
     assert "--nproc_per_node=8 --rdzv_backend=c10d" in task and task.endswith("--dataset imagenet --resume")
 
 
-@needs_slurm
-def test_imagenet_job_of_two_torchrun_tasks_runs_on_a_slurm_cluster(cluster, tmp_path):
-    from utils.data.synthetic_imagenet import write_image_folder
+def log_shows(log: Path, text: str) -> bool:
+    return log.is_file() and text in log.read_text()
 
-    root = write_image_folder(tmp_path / "imagenet", classes=4, train_per_class=4, val_per_class=2, size=36)
-    env = {**os.environ, "SLURM_CONF": str(cluster.conf), "TASKS": "2", "GPUS_PER_NODE": "1", "GRES": "",
-           "PORT": str(free_ports(1)[0]), "LOG_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
-    flags = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_resnet18", "--image-size", "32",
-             "--workers", "0", "--epoch", "1", "--batch-size", "8", "--experiments-dir", str(tmp_path / "exp")]
+
+def submit_imagenet(env, *flags) -> str:
     submitted = subprocess.run(["bash", str(IMAGENET_SCRIPT), "teacher.py", *flags], env=env, capture_output=True,
                                text=True, timeout=60)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    return submitted.stdout.split()[2].rstrip(":")  # "submitted job <id>: ..."
+
+
+@needs_slurm
+def test_imagenet_job_gets_its_cpus_resumes_after_the_preemption_signal_and_on_fewer_tasks(cluster, tmp_path):
+    """Two torchrun tasks; SIGUSR1 to the job's shell mid-epoch (what --signal=B:USR1@180 sends): the run saves and
+    stops, the job requeues itself and continues mid-epoch; submitted again on one task, it continues on one process."""
+    from utils.data.synthetic_imagenet import write_image_folder
+
+    root = write_image_folder(tmp_path / "imagenet", classes=4, train_per_class=40, val_per_class=2, size=36)
+    env = {**os.environ, "SLURM_CONF": str(cluster.conf), "TASKS": "2", "GPUS_PER_NODE": "1", "CPUS_PER_GPU": "1",
+           "GRES": "", "EXCLUSIVE": "0", "NCCL_DEBUG": "WARN", "LOG_DIR": str(tmp_path), "OMP_NUM_THREADS": "1",
+           "PYTHON": sys.executable}
+    flags = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_resnet18", "--image-size", "32",
+             "--workers", "0", "--milestones", "2", "--batch-size", "32", "--print-freq", "1",
+             "--experiments-dir", str(tmp_path / "exp")]
+    job = submit_imagenet(env, *flags, "--epoch", "2")
+    log = tmp_path / f"slurm-imagenet-{job}.out"
+    cluster.wait_for(lambda: log_shows(log, "epoch 1/2 [1/5]"), "progress line", timeout=180)
+    cluster.command("scancel", "--batch", "--signal=USR1", job)
+    cluster.wait_for(lambda: "BeginTime" in cluster.command("squeue", "-h", "-j", job, "-o", "%r"), "requeue", timeout=120)
+    # SLURM holds a requeued job a while; started again within the second of its requeue, slurmd would refuse
+    # its revoked credential (seen here), so wait past it.
+    time.sleep(2)
+    cluster.command("scontrol", "update", f"jobid={job}", "StartTime=now")
     cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=300)
-    [log] = tmp_path.glob("slurm-imagenet-*.out")
-    assert "2 process(es) x batch 4" in log.read_text(), log.read_text()[-3000:]
-    summary = json.loads((tmp_path / "exp" / "teacher_imagenet_resnet18" / "summary.json").read_text())
-    assert summary["finished"]
+    fewer = submit_imagenet({**env, "TASKS": "1"}, *flags, "--epoch", "3")
+    cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=300)
+
+    text = log.read_text() + (tmp_path / f"slurm-imagenet-{fewer}.out").read_text()
+    run = tmp_path / "exp" / "teacher_imagenet_resnet18"
+    for expected in ("start 1: 2 task(s) of 1 CPU(s) (SLURM_JOB_CPUS_PER_NODE=2); NCCL settings: NCCL_DEBUG=WARN",
+                     "2 process(es) x batch 16", "stopped on the preemption signal after iteration ", "requeueing job",
+                     "start 2: 2 task(s)", " iterations into epoch 1 ", "1 task(s) of 1 CPU(s)",
+                     f"note: {run} ran on 2 process(es) and continues on 1: ", "1 process(es) x batch 32"):
+        assert expected in text, text[-4000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["finished"] and summary["epochs_done"] == 3 and summary["world_size"] == 1

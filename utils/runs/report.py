@@ -11,12 +11,13 @@ from utils.runs.runnames import SUMMARY_FILE
 
 
 def training_summary(trainer, args, record: dict) -> dict:
-    """What every run reports: its arguments, accuracy (top-5 too on ImageNet), progress and speed so far."""
+    """What every run reports: its arguments, accuracy (top-5 too on ImageNet), progress and speed so far.
+    A run stopped mid-epoch (on the preemption signal) reports with an empty record: no new accuracy."""
     top5 = {"best_acc5": trainer.best_acc5, "last_acc5": record["val/acc5"]} if "val/acc5" in record else {}
     return {
         "args": vars(args),
-        "best_acc": trainer.best_acc,
-        "last_acc": record["val/acc"],
+        "best_acc": trainer.best_acc if trainer.epochs_done else None,
+        "last_acc": record.get("val/acc"),
         **top5,
         "epochs_done": trainer.epochs_done,
         "finished": trainer.epochs_done >= args.epoch,
@@ -59,7 +60,8 @@ class StudentReport:
     def __call__(self, trainer, epoch: int, record: dict) -> None:
         computation = self.step.meter.as_dict()
         record["computation/percent_of_kd"] = computation["computation"]
-        if epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch:  # last.pth holds it every epoch
+        ended = "val/acc" in record  # not a stop mid-epoch
+        if ended and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):  # last.pth holds it too
             atomic_write(self.run.path / "counter.npy", lambda f: np.save(f, self.step.counter.to_numpy()))
         write_summary(self.run, self.summary(trainer, record, computation))
 

@@ -131,7 +131,7 @@ def parse_run(name, summary):
         return parse_imported(name, summary)
     args = summary["args"]
     common = dict(name=name, finished=bool(summary["finished"]), epochs_done=int(summary["epochs_done"]),
-                  epochs=int(args["epoch"]), best_acc=float(summary["best_acc"]),
+                  epochs=int(args["epoch"]), best_acc=optional_float(summary["best_acc"]),
                   last_acc=optional_float(summary.get("last_acc")), departures=tuple(departures(summary)),
                   best_acc5=optional_float(summary.get("best_acc5")), last_acc5=optional_float(summary.get("last_acc5")))
     if "student_arch" not in summary:

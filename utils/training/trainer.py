@@ -143,6 +143,8 @@ class Trainer:
         self.wall_seconds += elapsed
         self.train_images += self._images_of(done - first)
         if distributed.is_main():
+            if self.on_epoch_end is not None:  # summary.json: the run's flags and progress, for --resume to check
+                self.on_epoch_end(self, epoch, {})
             atomic_save({**self._state(), **partial, **rank_rng}, self.run.last)
         distributed.wait_for_all()  # no rank ends (and gets the others killed) before rank 0 has saved
         raise Preempted(f"stopped on the preemption signal after iteration {done}/{len(self.train_loader)} of epoch "
