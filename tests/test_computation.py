@@ -158,3 +158,17 @@ def test_cli_one_pair_prints_flops_ratio_and_percent(run_cli):
     assert code == 0
     assert "M MACs" in out and "Ft/Fs = " in out
     assert out.rstrip().endswith("%")
+
+
+def test_cli_knows_the_imagenet_pairs_priced_at_224(run_cli):
+    code, out, _ = run_cli("--imagenet-table")
+    assert code == 0
+    lines = out.splitlines()
+    assert "224x224 image" in lines[0]
+    # ResNet-34 3.68 and ResNet-18 1.82 GMACs (torchvision publishes 3.66 and 1.81): Ft/Fs 2.02, so UNIX's
+    # scoring pass costs about what its smaller teacher share saves.
+    assert lines[2].split() == ["imagenet_resnet34", "->", "imagenet_resnet18", "3.68", "1.82", "2.02", "99.89", "%"]
+    assert lines[3].split()[:6] == ["imagenet_resnet50", "->", "imagenet_mobilenet_v2", "4.12", "0.31", "13.12"]
+    assert "summary.json" in lines[-1]
+    code, out, _ = run_cli("--teacher", "imagenet_resnet34", "--student", "imagenet_resnet18")
+    assert code == 0 and "(forward, one 224x224 image)" in out and "99.89 %" in out

@@ -1,4 +1,5 @@
-"""--dataset imagenet in one process: protocol defaults, torchvision teachers, computation at 224, bad input."""
+"""--dataset imagenet in one process: protocol defaults, torchvision teachers (V1, their stated accuracy), top-5,
+computation at 224, the per-process batch floor, bad input."""
 import shutil
 
 import pytest
@@ -9,9 +10,14 @@ import student_v0
 import teacher
 from models.cost import model_cost
 from models.imagenet import MODELS
+from utils.data.dataset_args import BATCH_FLOOR
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
-from utils.teachers.torchvision_zoo import load_torchvision_weights
+from utils.teachers.loading import evaluate_teacher, teacher_source
+from utils.teachers.torchvision_zoo import (PINNED_WEIGHTS, load_torchvision_weights, resolve_torchvision_teacher,
+                                           stated_accuracy, transform_difference)
+from utils.training.build import make_loaders
+from utils.training.metrics import top5_count
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +128,61 @@ def test_bench_reports_the_loader_next_to_the_step(image_root, capsys):
     out = capsys.readouterr().out
     assert "loader, JPEG decode in 0 CPU worker(s)" in out and "training step, imagenet_resnet18 at 32" in out
     assert "the pace is set by:" in out
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "mobilenet_v2"])
+def test_torchvision_teachers_are_the_literatures_v1_weights_unless_named(name):
+    # torchvision's DEFAULT is V2 for resnet50 and mobilenet_v2 (80.86 % and 72.15 %, evaluated at resize 232).
+    arch, weights, label = resolve_torchvision_teacher(f"torchvision:{name}", "imagenet")
+    assert weights.name == PINNED_WEIGHTS == "IMAGENET1K_V1" and label == "torchvision_IMAGENET1K_V1"
+    assert transform_difference(arch, weights, 224) is None  # resize 256, crop 224: this run's validation
+
+
+def test_other_torchvision_weights_are_named_and_told_apart(monkeypatch):
+    arch, weights, label = resolve_torchvision_teacher("torchvision:resnet50:IMAGENET1K_V2", "imagenet")
+    assert (weights.name, label, stated_accuracy(weights)) == ("IMAGENET1K_V2", "torchvision_IMAGENET1K_V2",
+                                                               {"top1": 80.858, "top5": 95.434})
+    assert "with a resize to 232 and a centre crop of 224; this run's validation resizes to 256" in (
+        transform_difference(arch, weights, 224))
+    with pytest.raises(UserError, match="no weights 'V3' for resnet50; choose one of: torchvision:resnet50:IMAGENET1K_V1"):
+        resolve_torchvision_teacher("torchvision:resnet50:V3", "imagenet")
+    args = student_v0.parse_args(["--dataset", "imagenet", "--teacher-path", "torchvision:resnet50",
+                                  "--student-arch", "imagenet_mobilenet_v2"])
+    teacher_source(args)  # both spellings name the same run, which records the weights
+    assert args.teacher_path == "torchvision:resnet50:IMAGENET1K_V1"
+
+
+def test_the_teacher_line_and_summary_give_the_weights_stated_accuracy_and_top5(image_root, capsys):
+    args = student_v0.parse_args(["--dataset", "imagenet", "--teacher-path", "torchvision:resnet18", "--student-arch",
+                                  "imagenet_resnet18", "--data-root", str(image_root), "--image-size", "16",
+                                  "--workers", "0", "--batch-size", "4"])
+    arch, weights, _ = teacher_source(args)
+    _, test_loader = make_loaders(args, torch.device("cpu"))
+    record = evaluate_teacher(args, MODELS[arch](num_classes=3).eval(), arch, weights, test_loader)
+    line, note = capsys.readouterr().out.splitlines()[-2:]
+    assert line.startswith("teacher: imagenet_resnet18 from torchvision:resnet18:IMAGENET1K_V1 (torchvision states "
+                           "top-1 69.76, top-5 89.08), test accuracy ")
+    assert note.startswith("note: torchvision evaluated resnet18 IMAGENET1K_V1 with a resize to 256 and a centre crop "
+                           "of 224; this run's validation resizes to 18 and crops 16")
+    assert record["teacher_acc5"] == 100.0  # 3 classes: every label is among the top 5
+    assert record["teacher_weights"] == {"name": "torchvision:resnet18:IMAGENET1K_V1", "stated_acc": 69.758,
+                                         "stated_acc5": 89.078, "same_eval_transform": False}
+
+
+def test_top5_counts_labels_among_the_five_highest_logits():
+    logits = torch.tensor([[9.0, 8, 7, 6, 5, 4, 3], [9.0, 8, 7, 6, 5, 4, 3]])
+    assert int(top5_count(logits, torch.tensor([4, 5]))) == 1
+
+
+@pytest.mark.parametrize("flags, advice", [([], "use --batch-size 64 --lr 0.025 (0.1 per 256 images)"),
+                                           (["--lr", "0.2"], "use --batch-size 64 --lr 0.4 (your lr scaled")])
+def test_fewer_than_16_images_per_process_are_refused_unless_batchnorm_is_synchronised(monkeypatch, flags, advice):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    argv = ["--dataset", "imagenet", "--arch", "imagenet_resnet18", *flags, "--batch-size", "32"]
+    with pytest.raises(UserError) as refused:
+        teacher.parse_args(argv)
+    assert str(refused.value).startswith(f"--batch-size 32 over 4 processes leaves 8 images per process, under the "
+                                         f"floor of {BATCH_FLOOR}: ")
+    assert advice in str(refused.value) and BATCH_FLOOR == 16
+    assert teacher.parse_args([*argv, "--sync-bn"]).batch_size == 32
+    assert teacher.parse_args([*argv[:-1], "64"]).batch_size == 64

@@ -17,8 +17,9 @@ import teacher
 import utils.runs.resume
 from models import model_dict
 from utils.data.synthetic import write_synthetic_cifar100
-from utils.errors import UserError
+from utils.errors import Preempted, UserError
 from utils.runs.runnames import student_run_name, teacher_run_name
+from utils.training.iteration import TrainIteration
 
 REPO = Path(__file__).resolve().parents[1]
 # One thread: a 2-core machine shared with pytest itself runs these small steps faster without
@@ -158,3 +159,30 @@ def test_a_tag_gives_a_sweep_its_own_folders():
                                 "resnet8", "best").endswith("_")
     with pytest.raises(UserError, match="--tag '../x'"):
         teacher.parse_args(["--arch", "resnet8", "--tag", "../x"])
+
+
+def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninterrupted_end(tiny_root, one_epoch_teacher,
+                                                                                              tmp_path, monkeypatch):
+    """SIGUSR1 (what SLURM sends before ending a job) after iteration 2 of 5: the run saves there and stops;
+    resumed, it skips the iterations done and ends bit for bit where the run that was never stopped ends."""
+    original, calls = TrainIteration.__call__, []
+
+    def signalled_at_the_second(self, plan):
+        original(self, plan)
+        calls.append(plan)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(TrainIteration, "__call__", signalled_at_the_second)
+    with pytest.raises(Preempted, match=r"after iteration 2/5 of epoch 1, saved in .*last\.pth; --resume continues"):
+        teacher.main(teacher_argv(tiny_root, tmp_path))
+    monkeypatch.setattr(TrainIteration, "__call__", original)
+    stopped = torch.load(tmp_path / "teacher_resnet8" / "ckpt" / "last.pth", weights_only=True)
+    assert (stopped["epoch"], stopped["batches_done"]) == (0, 2)
+    teacher.main(teacher_argv(tiny_root, tmp_path, "--resume"))
+
+    runs = [experiments / "teacher_resnet8" for experiments in (one_epoch_teacher, tmp_path)]
+    final = [torch.load(run / "ckpt" / "last.pth", weights_only=True)["state_dict"] for run in runs]
+    assert all(torch.equal(tensor, final[1][key]) for key, tensor in final[0].items())
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    assert summaries[0]["last_acc"] == summaries[1]["last_acc"] and summaries[1]["finished"]

@@ -254,3 +254,19 @@ def test_dkd_and_lskd_rows_sit_beside_their_papers_figures(tmp_path, capsys):
     assert "87.30 %" in rows["UNIX + DKD"] and "76.32" not in rows["UNIX + DKD"]  # no published UNIX + DKD
     assert "76.62  +0.00" in rows["LSKD"]
     assert "76.10 +- 0.00" in rows["UNIX + LSKD"]
+
+
+def test_imagenet_rows_show_top5_beside_top1(tmp_path, capsys):
+    imagenet = {"kind": "imagenet", "train_images": 1281167, "test_images": 50000}
+    runs = {"v0_student_in_0": {**summary_json(KD_ARGS, 0, 71.0, 100.0), "best_acc5": 90.0, "last_acc5": 89.5,
+                                "data": imagenet},
+            "v0_student_in_1": {**summary_json(KD_ARGS, 1, 71.4, 100.0), "best_acc5": 90.4, "last_acc5": 89.9,
+                                "data": imagenet},
+            "teacher_in": {**teacher_json("resnet8x4", 1, 70.0), "best_acc5": 89.0, "last_acc5": 88.8, "data": imagenet}}
+    for name, content in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(content))
+    assert main([str(tmp_path), "--all"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "(n=" in line]
+    assert rows[0].endswith("top-5 best 89.00 +- 0.00, last 88.80 +- 0.00")  # the student alone
+    assert rows[1].endswith("top-5 best 90.20 +- 0.28, last 89.70 +- 0.28")  # KD, two seeds

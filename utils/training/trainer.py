@@ -54,7 +54,8 @@ class Trainer:
             self._restore(resume)
             within = (f", {self._resume_batches} of {len(self.train_loader)} iterations into epoch "
                       f"{self.epochs_done + 1}" if self._resume_batches else "")
-            print(f"resumed {self.run.path} after epoch {self.epochs_done}{within} (best {self.best_acc:.2f})")
+            best = f" (best {self.best_acc:.2f})" if self.epochs_done else ""
+            print(f"resumed {self.run.path} after epoch {self.epochs_done}{within}{best}")
         writer = (SummaryWriter(str(self.run.tensorboard), purge_step=self.epochs_done + 1) if distributed.is_main()
                   else contextlib.nullcontext())
         with writer, self.preemption:
