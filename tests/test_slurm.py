@@ -224,14 +224,14 @@ def test_imagenet_job_gets_its_cpus_resumes_after_the_preemption_signal_and_on_f
     time.sleep(2)
     cluster.command("scontrol", "update", f"jobid={job}", "StartTime=now")
     cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=300)
-    fewer = submit_imagenet({**env, "TASKS": "1"}, *flags, "--epoch", "3")
+    fewer = submit_imagenet({**env, "TASKS": "1", "CPUS_PER_GPU": "2"}, *flags, "--epoch", "3")
     cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=300)
 
     text = log.read_text() + (tmp_path / f"slurm-imagenet-{fewer}.out").read_text()
     run = tmp_path / "exp" / "teacher_imagenet_resnet18"
     for expected in ("start 1: 2 task(s) of 1 CPU(s) (SLURM_JOB_CPUS_PER_NODE=2); NCCL settings: NCCL_DEBUG=WARN",
                      "2 process(es) x batch 16", "stopped on the preemption signal after iteration ", "requeueing job",
-                     "start 2: 2 task(s)", " iterations into epoch 1 ", "1 task(s) of 1 CPU(s)",
+                     "start 2: 2 task(s)", " iterations into epoch 1", "1 task(s) of 2 CPU(s) (SLURM_JOB_CPUS_PER_NODE=2)",
                      f"note: {run} ran on 2 process(es) and continues on 1: ", "1 process(es) x batch 32"):
         assert expected in text, text[-4000:]
     summary = json.loads((run / "summary.json").read_text())

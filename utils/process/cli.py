@@ -59,7 +59,8 @@ def check_common_args(args) -> None:
     if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", args.tag):
         raise UserError(f"--tag {args.tag!r}: use letters, digits and . _ + - (it becomes part of a folder name)")
     if args.print_freq is not None and args.print_freq < 0:
-        raise UserError(f"--print-freq must be 0 (no progress lines) or a positive number of iterations, got {args.print_freq}")
+        raise UserError(f"--print-freq must be 0 (no progress lines) or a positive number of iterations, "
+                        f"got {args.print_freq}")
     if args.resume and args.force:
         raise UserError("--resume and --force contradict each other; pass one of them")
     if args.compile and args.cuda_graphs:

@@ -73,8 +73,8 @@ def check_same_flags(summary_file: Path, args) -> None:
         raise UserError(f"cannot tell which flags {summary_file.parent} was started with ({summary_file}: "
                         f"{type(error).__name__}); pass --force to start it over") from None
     if "local_batch" in started:
-        check_same_world_size(summary_file.parent, summary.get("world_size") or started["batch_size"] // started["local_batch"],
-                              started["local_batch"], args.local_batch)
+        world = summary.get("world_size") or started["batch_size"] // started["local_batch"]
+        check_same_world_size(summary_file.parent, world, started["local_batch"], args.local_batch)
     changes = changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
     if changes:
         listed = "; ".join(f"{flag} {shown(before)} then, {shown(now)} now" for flag, before, now in changes)
