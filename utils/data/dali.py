@@ -75,13 +75,17 @@ class DaliLoader:
 
     def _batches(self) -> list:
         """The epoch's batches of indices, less the files already found unreadable (counted again, not tried again)."""
-        order, batches = list(self.indices), []
-        for start in range(0, len(order), self.local_batch):
-            batch = order[start:start + self.local_batch]
-            for index in self.bad.keys() & set(batch):
-                self.unreadable.skip(*self.bad[index])
-            batches.append([index for index in batch if index not in self.bad])
-        return batches
+        order = list(self.indices)
+        return [self._readable(order[start:start + self.local_batch]) for start in range(0, len(order), self.local_batch)]
+
+    def _readable(self, batch: list) -> list:
+        """The batch less its known unreadable files, each counted in this pass."""
+        for index in sorted(self.bad.keys() & set(batch)):
+            self.unreadable.skip(*self.bad[index])
+        kept = [index for index in batch if index not in self.bad]
+        if not kept:
+            raise UserError(f"every image of a batch is unreadable ({', '.join(self.bad[i][0] for i in batch)})")
+        return kept
 
     def assemble(self, plan: torch.Tensor):
         """The batch plans() last yielded: normalised by DALI, (N, H, W, C) seen as channels-last NCHW."""
@@ -95,10 +99,12 @@ class DaliLoader:
         self.epoch = state["epoch"]
 
     def _seed(self, epoch: int, first_batch: int) -> int:
-        return ((self.seed * 1_000_003 + epoch) * 65_537 + distributed.rank() * 4_099 + first_batch) % 2**31
+        """The seed of the pipeline that starts the epoch (first_batch 0) or restarts it after a bad file."""
+        key = [self.seed, epoch, distributed.rank(), first_batch]
+        return int(np.random.SeedSequence(key).generate_state(1)[0]) % 2**31
 
     def _outputs(self, pipe, batches, done):
-        """The pipeline's batches as torch tensors; a failing batch loses its unreadable files and stops the pipeline."""
+        """The pipeline's batches as torch tensors; a batch that fails loses its unreadable files and ends the pipeline."""
         for _ in range(len(batches) - done):
             try:
                 (images,) = pipe.run()
@@ -109,17 +115,12 @@ class DaliLoader:
             done += 1
 
     def _drop_unreadable(self, batches, failed: int, error: RuntimeError) -> None:
-        paths = [self.dataset.samples[index][0] for index in batches[failed]]
+        paths = {self.dataset.samples[index][0]: index for index in batches[failed]}
         bad = self._undecodable(paths)
         if not bad:
             raise error
-        for index, path in zip(batches[failed], paths):
-            if path in bad:
-                self.bad[index] = (path, bad[path])
-                self.unreadable.skip(path, bad[path])
-        batches[failed] = [index for index in batches[failed] if index not in self.bad]
-        if not batches[failed]:
-            raise UserError(f"every image of a batch is unreadable ({', '.join(bad)})")
+        self.bad.update((paths[path], (path, reason)) for path, reason in bad.items())
+        batches[failed] = self._readable(batches[failed])
 
     def _undecodable(self, paths) -> dict:
         """{path: reason} of the files DALI's CPU decoder cannot read, tried one at a time."""
@@ -148,7 +149,7 @@ class DaliLoader:
     def _pipeline(self, batches, seed: int):
         dali, fn, types = self.dali, self.dali.fn, self.dali.types
         cuda = self.device.type == "cuda"
-        device_id = (self.device.index if self.device.index is not None else torch.cuda.current_device()) if cuda else None
+        device_id = None if not cuda else torch.cuda.current_device() if self.device.index is None else self.device.index
         decoder, ops = ("mixed", "gpu") if cuda else ("cpu", "cpu")
         size = self.dataset.image_size
         paths = [[self.dataset.samples[index][0] for index in batch] for batch in batches]
@@ -191,7 +192,8 @@ class DaliLoader:
 
 def centre(math, length, crop: int):
     """crop_pos putting the crop where torchvision's CenterCrop does: at round((length - crop) / 2), halves to
-    even (DALI's own 0.5 rounds halves up: one pixel off for an odd margin). length is a DALI data node, math nvidia.dali.math."""
+    even (DALI's own 0.5 rounds halves up: one pixel off for an odd margin). length: a DALI data node;
+    math: nvidia.dali.math."""
     margin = length - crop
     half = margin // 2
     return (half + margin % 2 * (half % 2)) / math.max(margin, 1)

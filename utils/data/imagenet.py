@@ -92,7 +92,8 @@ def collate_uint8(items):
     kept = [item for item in items if item[0] is not None]
     skipped = [item[3] for item in items if item[0] is None]
     if not kept:
-        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64), skipped
+        nothing = torch.empty(0, dtype=torch.int64)
+        return nothing.to(torch.uint8), nothing, nothing, skipped
     images, labels, indices, _ = zip(*kept)
     return torch.stack(images), torch.tensor(labels), torch.tensor(indices), skipped
 

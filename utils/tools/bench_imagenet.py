@@ -9,6 +9,7 @@ torchvision (PIL in worker processes, uint8 batches) and, where NVIDIA DALI is i
 step (forward, backward, SGD) at 224 (--image-size) on batches already on the device. Without
 --data-root it writes a temporary ImageFolder of ImageNet-sized JPEGs (sides 300 to 600 pixels).
 """
+import importlib.util
 import os
 import tempfile
 import time
@@ -16,6 +17,7 @@ from types import SimpleNamespace
 
 import torch
 
+from utils.data.dali import INSTALL
 from utils.data.dataset_args import LOADERS
 from utils.data.imagenet import make_imagenet_loaders
 from utils.data.synthetic_imagenet import write_image_folder
@@ -61,17 +63,16 @@ def loader_rate(args, root, device, name: str) -> float:
 
 def loader_label(name: str, workers: int, device) -> str:
     if name == "dali":
-        return f"loader dali ({'mixed decoder, GPU ops' if device.type == 'cuda' else 'CPU backend'}, {max(1, workers)} thread(s))"
+        backend = "mixed decoder, GPU ops" if device.type == "cuda" else "CPU backend"
+        return f"loader dali ({backend}, {max(1, workers)} thread(s))"
     return f"loader torchvision (PIL, {workers} worker process(es))"
 
 
 def available(name: str) -> bool:
     if name != "dali":
         return True
-    try:
-        import nvidia.dali  # noqa: F401
-    except ImportError:
-        print("loader dali: not installed (pip install nvidia-dali-cuda130)")
+    if importlib.util.find_spec("nvidia.dali") is None:
+        print(f"loader dali: not installed ({INSTALL})")
         return False
     return True
 
@@ -96,19 +97,22 @@ def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
     configure_device(device)
-    rates = {}
+    loaders = {}
     with tempfile.TemporaryDirectory(prefix="unixkd-bench-imagenet-") as tmp:
         root = args.data_root
         if root is None:
             images = (args.batches + 1) * args.batch_size
             root = write_image_folder(tmp, classes=10, train_per_class=-(-images // 10), val_per_class=1, size=300)
         for name in filter(available, LOADERS):
-            rates[loader_label(name, args.workers, device)] = (loader_rate(args, root, device, name), max(1, args.workers))
-    rates[f"training step, {args.arch} at {args.image_size}, batch {args.batch_size}"] = (step_rate(args, device), None)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
-    print(f"ImageNet pipeline on {name} (torch {torch.__version__}), images per second:")
+            loaders[name] = loader_rate(args, root, device, name)
+    step = step_rate(args, device)
+    step_label = f"training step, {args.arch} at {args.image_size}, batch {args.batch_size}"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
+    print(f"ImageNet pipeline on {where} (torch {torch.__version__}), images per second:")
     print(f"  {'':<58} {'total':>9} {'per worker':>11}")
-    for label, (rate, workers) in rates.items():
-        print(f"  {label:<58} {rate:9.1f} {rate / workers if workers else rate:11.1f}" if workers else f"  {label:<58} {rate:9.1f}")
-    slowest = min(rates, key=lambda label: rates[label][0])
-    print(f"the pace is set by: {slowest}")
+    workers = max(1, args.workers)  # 0 workers: the main process loads
+    for name, rate in loaders.items():
+        print(f"  {loader_label(name, args.workers, device):<58} {rate:9.1f} {rate / workers:11.1f}")
+    print(f"  {step_label:<58} {step:9.1f}")
+    for name, rate in loaders.items():
+        print(f"with --loader {name} the pace is set by: {'the loader' if rate < step else 'the training step'}")
