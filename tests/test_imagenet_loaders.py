@@ -108,8 +108,9 @@ def test_persistent_workers_draw_each_epochs_own_crops(photos):
     in_process = loader("torchvision", photos / "train", True)
     workers = loader("torchvision", photos / "train", True, workers=2)
     first, second = epoch(in_process), epoch(in_process)
-    assert not same_batches(first, second)
     assert same_batches(epoch(workers), first) and same_batches(epoch(workers), second)
+    crops = [{index: image for x, _, idx in batches for index, image in zip(idx.tolist(), x)} for batches in (first, second)]
+    assert sum(not torch.equal(crops[0][index], crops[1][index]) for index in crops[0]) > len(crops[0]) / 2
 
 
 @pytest.mark.parametrize("name", LOADERS)
@@ -169,15 +170,16 @@ def test_crops_follow_random_resized_crops_distribution_and_half_are_flipped(nam
     assert abs(flipped.mean() - 0.5) < 4 * 0.5 / np.sqrt(len(flipped))  # four standard deviations
 
 
-@pytest.mark.parametrize("name, tolerance", [("torchvision", 0), ("dali", 1)])
-def test_validation_is_torchvisions_resize_and_centre_crop(name, tolerance, ramps):
-    """Within `tolerance` / 255 on lossless images: the same scale and the same centre (docs/imagenet.md)."""
+@pytest.mark.parametrize("name, most, mean", [("torchvision", 0, 0), ("dali", 1, 0.02)])
+def test_validation_is_torchvisions_resize_and_centre_crop(name, most, mean, ramps):
+    """At most `most` / 255 apart, `mean` / 255 on average, on lossless images: the same scale and centre."""
     data = loader(name, ramps / "val", False)
     expected = transforms.Compose([transforms.Resize(round(SIZE * RESIZE_RATIO)), transforms.CenterCrop(SIZE),
                                    transforms.PILToTensor()])
     for x, _, idx in epoch(data):
         reference = torch.stack([expected(Image.open(data.dataset.samples[i][0]).convert("RGB")) for i in idx.tolist()])
-        assert ((x * STD + MEAN) * 255 - reference).abs().max() < tolerance + 1e-3
+        difference = ((x * STD + MEAN) * 255 - reference).abs()
+        assert difference.max() <= most + 1e-3 and difference.mean() <= mean + 1e-3
 
 
 def test_dali_missing_is_one_line_saying_how_to_install(photos, monkeypatch, exit_status, capsys, tmp_path):
