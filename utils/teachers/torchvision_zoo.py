@@ -2,9 +2,9 @@
 torchvision:resnet50:IMAGENET1K_V2).
 
 Without a weights name each network takes its first published weights, IMAGENET1K_V1: the ImageNet teachers
-of the KD literature (ResNet-34 73.31 %, ResNet-50 76.13 %; CRD and DKD report them, mdistiller ships the V1
-ResNet-50 file). torchvision's DEFAULT is V2 for resnet50 and mobilenet_v2, a later recipe, evaluated at
-resize 232, that no paper of the table used. Its weights come through torchvision's weights API: downloaded
+of the KD literature (ResNet-34 73.31 %, ResNet-50 76.13 %; mdistiller loads torchvision's first-release files,
+docs/imagenet.md). torchvision's DEFAULT is V2 for resnet50 and mobilenet_v2, a later recipe, evaluated at
+resize 232. Its weights come through torchvision's weights API: downloaded
 into the torch hub cache the first time with the hash in the file name verified, then read with
 weights_only=True, so the file cannot run code.
 """
