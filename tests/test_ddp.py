@@ -1,7 +1,8 @@
 """torchrun --nproc_per_node=2 on the CPU (gloo) over a small ImageFolder of JPEG files: teacher, KD and UNIXKD.
 
-Each rank ends with the same weights; what is logged equals what all ranks' outputs give; a run stopped
-after one epoch and resumed ends bit for bit where the uninterrupted run ends; bad input ends every rank.
+Each rank ends with the same weights but its own random state; what is logged equals what all ranks'
+outputs give; a run stopped after one epoch and resumed ends bit for bit where the uninterrupted run
+ends; bad input ends every rank.
 """
 import json
 import os
