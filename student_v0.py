@@ -161,19 +161,25 @@ def distill_config(args) -> DistillConfig:
 def main(argv=None):
     with distributed.main_speaks():
         args = parse_args(argv)
-        teacher_arch, weights_from, teacher_label = teacher_source(args)
-        fill_pair_defaults(args, teacher_arch)
+        teacher_arch, weights_from, run_name = teacher_and_run_name(args)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         check_no_run_on_another_world_size(args, teacher_arch, teacher_label)
         device = distributed.prepare_device(args)
         run, resume = open_run_on_main(
-            Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
-            resume=args.resume, force=args.force, epochs=args.epoch, args=args)
+            Path(args.experiments_dir) / run_name, resume=args.resume, force=args.force, epochs=args.epoch, args=args)
         try:
             distil(args, teacher_arch, weights_from, device, run, resume)
         finally:
             release_on_main(run)
+
+
+def teacher_and_run_name(args):
+    """(teacher architecture, where its weights come from, the run's folder name); fills in the settings
+    that depend on the pair (DKD's beta), which the folder name leaves unnamed when they are the defaults."""
+    teacher_arch, weights_from, teacher_label = teacher_source(args)
+    fill_pair_defaults(args, teacher_arch)
+    return teacher_arch, weights_from, student_run_name(args, teacher_arch, teacher_label)
 
 
 def distil(args, teacher_arch, weights_from, device, run, resume) -> None:

@@ -1,8 +1,8 @@
 """torchrun --nproc_per_node=2 on the CPU (gloo) over a small ImageFolder of JPEG files: teacher, KD and UNIXKD.
 
-Each rank ends with the same weights; what is logged equals what all ranks' outputs give; a run stopped
-after one epoch and resumed ends bit for bit where the uninterrupted run ends; a teacher continues on another
-number of processes, a student is refused; bad input ends every rank.
+Each rank ends with the same weights but its own random state; what is logged equals what all ranks'
+outputs give; a run stopped after one epoch and resumed ends bit for bit where the uninterrupted run
+ends; a teacher continues on another number of processes, a student is refused; bad input ends every rank.
 """
 import json
 import os
@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ import teacher
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import NonFiniteLoss, UserError
 from utils.process import distributed
+from utils.process.seeding import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -138,6 +140,8 @@ def test_unixkd_resumed_after_one_epoch_ends_where_the_whole_run_ends(image_root
         weights, weights_resumed = seen[rank]["weights"], seen_resumed[rank]["weights"]
         assert all(torch.equal(weights[key], weights_resumed[key]) for key in weights)
     assert seen[0]["record"]["train/loss"] == seen_resumed[0]["record"]["train/loss"]
+    rng = [state["torch"] for state in torch.load(whole / "ckpt" / "last.pth", weights_only=True)["rng_by_rank"]]
+    assert not torch.equal(*rng)  # each rank drew its own lambdas and partners
     counts = np.load(whole / "counter.npy")
     assert np.array_equal(counts, np.load(resumed / "counter.npy"))
     batches_per_rank = -(-TRAIN_IMAGES // 2 // 16)
@@ -175,3 +179,19 @@ def test_another_rank_leaves_the_error_line_to_rank_0(monkeypatch, error, status
     with pytest.raises(SystemExit) as ended, distributed.main_speaks():
         raise error
     assert ended.value.code == status and waits == [distributed.RANK_0_GRACE_SECONDS]
+
+
+def test_each_rank_seeds_its_own_random_draws_and_rank_0_those_of_one_process(monkeypatch):
+    monkeypatch.setattr(distributed, "start", lambda device_type: None)  # the seeding alone, no process group
+    monkeypatch.setattr("utils.process.cli.choose_device", lambda gpu_id: torch.device("cpu"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    draws = {}
+    with torch.random.fork_rng(devices=[]):
+        for rank in ("0", "1"):
+            monkeypatch.setenv("RANK", rank)
+            monkeypatch.setenv("LOCAL_RANK", rank)
+            distributed.prepare_device(SimpleNamespace(seed=3, gpu_id=0))
+            draws[rank] = torch.rand(4)
+        seed_everything(3)
+        alone = torch.rand(4)
+    assert torch.equal(draws["0"], alone) and not torch.equal(draws["0"], draws["1"])

@@ -2,8 +2,10 @@
 computation at 224, the per-process batch floor, bad input."""
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torchvision.models import ResNet18_Weights
 
 import student_v0
@@ -26,11 +28,14 @@ def image_root(tmp_path_factory):
                               size=16)
 
 
-def test_protocol_defaults_follow_the_batch_and_cifar_keeps_its_own():
+def test_protocol_defaults_follow_the_batch_and_cifar_keeps_its_own(monkeypatch):
     args = teacher.parse_args(["--dataset", "imagenet", "--arch", "imagenet_resnet34"])
     assert (args.epoch, args.batch_size, args.lr, args.weight_decay, args.momentum) == (100, 256, 0.1, 1e-4, 0.9)
     assert (args.milestones, args.image_size, args.sync_bn) == ([30, 60, 90], 224, False)
     assert teacher.parse_args(["--dataset", "imagenet", "--arch", "imagenet_resnet34", "--batch-size", "512"]).lr == 0.2
+    monkeypatch.setenv("WORLD_SIZE", "8")  # the rule is per global batch: 8 GPUs x 64 images
+    assert teacher.parse_args(["--dataset", "imagenet", "--arch", "imagenet_resnet34", "--batch-size", "512"]).lr == 0.2
+    monkeypatch.delenv("WORLD_SIZE")
     cifar = teacher.parse_args(["--arch", "resnet8"])
     assert (cifar.epoch, cifar.batch_size, cifar.lr, cifar.weight_decay) == (240, 64, 0.05, 5e-4)
 
@@ -42,6 +47,8 @@ def test_unix_sizes_default_to_the_cifar_proportions_of_each_gpus_batch(monkeypa
     monkeypatch.setenv("WORLD_SIZE", "8")
     args = student_v0.parse_args(flags)
     assert (args.local_batch, args.k, args.b) == (32, 24, 16)
+    config = student_v0.distill_config(args)  # what each GPU's step ranks and mixes: its own batch
+    assert (config.batch_size, config.k, config.b) == (32, 24, 16)
     monkeypatch.delenv("WORLD_SIZE")
     cifar = student_v0.parse_args(["--teacher-path", "x", "--student-arch", "resnet8"])
     assert (cifar.k, cifar.b) == (48, 32)
@@ -159,3 +166,53 @@ def test_fewer_than_16_images_per_process_are_refused_unless_batchnorm_is_synchr
     assert advice in str(refused.value) and BATCH_FLOOR == 16
     assert teacher.parse_args([*argv, "--sync-bn"]).batch_size == 32
     assert teacher.parse_args([*argv[:-1], "64"]).batch_size == 64
+
+
+def loaders(root, *flags):
+    """The train and val loaders the scripts build, on the CPU, in this process (workers 0)."""
+    args = teacher.parse_args(["--dataset", "imagenet", "--arch", "imagenet_resnet18", "--data-root", str(root),
+                               "--image-size", "16", "--workers", "0", "--batch-size", "4", *flags])
+    return make_loaders(args, torch.device("cpu"))
+
+
+def one_epoch(loader) -> dict:
+    """{dataset index: its image}, in the order the loader gave them."""
+    images = {}
+    for plan in loader.plans():
+        x, _, idx = loader.assemble(plan)
+        images.update(zip(idx.tolist(), x))
+    return images
+
+
+def test_each_epoch_reshuffles_and_draws_new_crops_and_flips(image_root):
+    train, _ = loaders(image_root)
+    first, second = one_epoch(train), one_epoch(train)
+    assert sorted(first) == sorted(second) == list(range(6))
+    assert list(first) != list(second)  # a new order
+    assert all(not torch.equal(first[i], second[i]) for i in first)  # a new crop or flip of every image
+
+
+def test_ranks_read_disjoint_shares_that_cover_each_split(image_root, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    shares = {}
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        shares[rank] = [set(one_epoch(loader)) for loader in loaders(image_root)]
+    for split, size in enumerate((6, 3)):  # train, val
+        assert not shares[0][split] & shares[1][split]
+        assert shares[0][split] | shares[1][split] == set(range(size))
+
+
+def test_validation_resizes_the_short_side_to_256_224ths_of_the_crop_then_takes_the_centre(tmp_path):
+    image = np.full((64, 96, 3), 128, np.uint8)  # grey, with a white 32-pixel square in the middle
+    image[16:48, 32:64] = 255
+    for split in ("train", "val"):
+        (tmp_path / split / "n0").mkdir(parents=True)
+        Image.fromarray(image).save(tmp_path / split / "n0" / "square.JPEG", quality=95)
+    _, val = loaders(tmp_path, "--image-size", "32")
+    [x] = one_epoch(val).values()
+    assert x.shape == (3, 32, 32)
+    assert x[0].min() > -1  # grey or white everywhere: no black padding around a too small image
+    short_side = round(32 * 256 / 224)  # 37: the image shrinks by 37/64
+    white = (x[0, 16] > 1).sum().item()
+    assert abs(white - 32 * short_side / 64) <= 1

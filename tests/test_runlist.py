@@ -7,10 +7,9 @@ import pytest
 
 import student_v0
 import teacher
-from utils.runs.runnames import student_run_name, teacher_run_name
+from utils.runs.runnames import teacher_run_name
 from utils.table.paper import EXTENSION_PAIRS, KD_FLAGS, UNIXKD_FLAGS
 from utils.table.runlist import STUDENTS, TEACHERS, main, selected_runs, settings_from_env
-from utils.teachers.loading import resolve_teacher
 
 KNOBS = ("SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "PYTHON", "GPU", "ONLY", "ABLATIONS", "EXTENSIONS")
 
@@ -59,8 +58,7 @@ def test_each_run_folder_is_where_its_script_writes(tmp_path):
             # The teacher's folder, as student_v0.py finds it once the teacher has been trained.
             (Path(args.teacher_path) / "ckpt").mkdir(parents=True, exist_ok=True)
             (Path(args.teacher_path) / "ckpt" / "best.pth").touch()
-            teacher_arch, _, label = resolve_teacher(args.teacher_path, args.teacher_arch, args.teacher_ckpt)
-            assert run.folder == student_run_name(args, teacher_arch, label)
+            assert run.folder == student_v0.teacher_and_run_name(args)[2]
 
 
 def test_extensions_add_dkd_and_lskd_with_and_without_unix_on_four_pairs():

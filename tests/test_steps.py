@@ -1,12 +1,14 @@
 """The distillation step: which passes run on which images, and what gets counted."""
+import copy
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models import model_dict
 from utils.errors import UserError
-from utils.losses import dkd_loss, kd_loss, lskd_loss, sp_batch_loss, sp_loss
+from utils.losses import dkd_loss, dkd_per_image, kd_loss, lskd_loss, sp_batch_loss, sp_loss
 from utils.training.computation_meter import ComputationMeter
 from utils.training.selection import SelectionCounter
 from utils.training.steps import DistillConfig, UnixDistillStep, check_feature_pair
@@ -203,3 +205,50 @@ def test_dkd_weight_warms_up_linearly_over_its_first_epochs():
     assert distill_losses(epoch=0, distill="DKD", **KD_SETTING)["dkd"].item() == pytest.approx(full / 20, rel=1e-5)
     assert distill_losses(epoch=4, distill="DKD", warmup=10, **KD_SETTING)["dkd"].item() == pytest.approx(full / 2, rel=1e-5)
     assert distill_losses(epoch=200, distill="DKD", **KD_SETTING)["dkd"].item() == pytest.approx(full, rel=1e-5)
+
+
+def mixed_as_the_paper_says(student, x, y, seed, k, b, w):
+    """What a UNIX step should train on, recomputed outside the step: entropy ranking of the scoring pass,
+    then (seeded) lambda ~ U(0, 1) and a random partner order, the curve at w, the first k positions."""
+    n = x.shape[0]
+    with torch.no_grad():
+        p = student(x).softmax(1)
+    rank = torch.sort(-(p * p.log()).sum(1), descending=True, stable=True).indices
+    torch.manual_seed(seed)
+    lam, partner = torch.rand(()).item(), torch.rand(n).argsort()
+    m = torch.tensor([lam / (1 + math.exp(-w * (r / n - (2 * b - 1) / (2 * n)))) for r in range(n)])[:k]
+    mixed = (1 - m.view(-1, 1, 1, 1)) * x[rank[:k]] + m.view(-1, 1, 1, 1) * x[partner[:k]]
+    return mixed, y[rank[:k]], y[partner[:k]], m
+
+
+# Every weight away from its default, so that a term that drops or swaps one shows.
+NON_DEFAULT = dict(ce_weight=0.7, kd_weight=2.5, T=3.0)
+DISTILLER_SETTINGS = {"KD": {}, "DKD": dict(alpha=0.5, beta=3.0, warmup=10), "LSKD": dict(ls_eps=0.05)}
+
+
+@pytest.mark.parametrize("distill", ["KD", "DKD", "LSKD"])
+def test_each_distiller_under_real_mixing_trains_on_both_labels_with_its_weights(distill):
+    step, student, teacher = make_step(k=6, b=4, w=10.0, strategy=3, distill=distill, **NON_DEFAULT,
+                                       **DISTILLER_SETTINGS[distill])
+    step.start_epoch(4)  # DKD: epoch 5 of a 10-epoch warm-up, weight 1/2
+    x, y, idx = batch()
+    mixed, y_a, y_b, m = mixed_as_the_paper_says(copy.deepcopy(student.model), x, y, seed=5, k=6, b=4, w=10.0)
+    torch.manual_seed(5)
+    out = step(x, y, idx)
+    assert torch.allclose(teacher.last_input, mixed, atol=1e-6) and torch.equal(out.targets, y_a)
+    assert m.max() > 0.1 and (y_a != y_b).any()  # real mixing, of images with other labels
+    s = out.logits.detach()
+    with torch.no_grad():
+        t = teacher.model(mixed)
+    ce = (1 - m) * F.cross_entropy(s, y_a, reduction="none") + m * F.cross_entropy(s, y_b, reduction="none")
+    expected = {"ce": 0.7 * ce.mean()}
+    if distill == "DKD":
+        terms = [dkd_per_image(s, t, labels, 0.5, 3.0, 3.0) for labels in (y_a, y_b)]
+        expected["dkd"] = 0.5 * 2.5 * ((1 - m) * terms[0] + m * terms[1]).mean()
+    elif distill == "LSKD":
+        expected["lskd"] = 2.5 * lskd_loss(s, t, 3.0, 0.05)
+    else:
+        expected["kd"] = 2.5 * kd_loss(s, t, 3.0)
+    assert set(out.losses) == set(expected)
+    for name, value in expected.items():
+        assert out.losses[name].item() == pytest.approx(value.item(), rel=1e-5), name

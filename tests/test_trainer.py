@@ -1,11 +1,16 @@
-"""The shared training step: the losses are summed and minimised; bf16 autocast only when asked."""
+"""The shared training step and loop: the losses are summed and minimised; bf16 autocast only when asked;
+under DDP rank 0 alone writes the run's files."""
+import numpy as np
 import torch
 
 import student_v0
 import teacher
 from models import model_dict
+from utils.data.loader import DeviceLoader
+from utils.runs.rundir import RunDirectory
 from utils.training.iteration import train_step
 from utils.training.steps import SupervisedStep
+from utils.training.trainer import FitConfig, Trainer
 
 
 def one_step(amp: bool):
@@ -42,3 +47,29 @@ def test_compile_is_opt_in_and_keeps_the_published_state_dict_keys():
     compiled = make_model("resnet8", torch.device("cpu"), compile=True)
     assert compiled._compiled_call_impl is not None  # compiled lazily, on the first forward
     assert list(compiled.state_dict()) == list(model_dict["resnet8"](num_classes=100).state_dict())
+
+
+def one_epoch_run(folder):
+    """A 1-epoch teacher.py-style loop on 8 images, into a run folder whose ckpt/ exists (as open_run leaves it)."""
+    torch.manual_seed(0)
+    model = model_dict["resnet8"](num_classes=100)
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8), rng.integers(0, 100, 8)
+    loaders = [DeviceLoader(images, labels, 4, torch.device("cpu"), train=train) for train in (True, False)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[10])
+    run = RunDirectory(folder)
+    run.ckpt.mkdir(parents=True)
+    Trainer(model, SupervisedStep(model), optimizer, scheduler, *loaders, run,
+            FitConfig(epochs=1, snapshot_epochs=frozenset({1}))).fit()
+    return sorted(path.relative_to(folder).as_posix() for path in run.path.rglob("*") if path.is_file())
+
+
+def test_under_ddp_rank_0_alone_writes_checkpoints_and_logs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # every rank shares the run folder: one writer, no race
+    monkeypatch.setenv("RANK", "1")
+    assert one_epoch_run(tmp_path / "rank1") == []
+    monkeypatch.setenv("RANK", "0")
+    written = one_epoch_run(tmp_path / "rank0")
+    assert {"ckpt/best.pth", "ckpt/001.pth", "ckpt/last.pth"} <= set(written)
+    assert any(name.startswith("tensorboard/") for name in written)
