@@ -161,7 +161,7 @@ def distill_config(args) -> DistillConfig:
 def main(argv=None):
     with distributed.main_speaks():
         args = parse_args(argv)
-        teacher_arch, weights_from, run_name = teacher_and_run_name(args)
+        teacher_arch, weights_from, run_name, teacher_label = teacher_and_run_name(args)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         check_no_run_on_another_world_size(args, teacher_arch, teacher_label)
@@ -175,11 +175,12 @@ def main(argv=None):
 
 
 def teacher_and_run_name(args):
-    """(teacher architecture, where its weights come from, the run's folder name); fills in the settings
-    that depend on the pair (DKD's beta), which the folder name leaves unnamed when they are the defaults."""
+    """(teacher architecture, where its weights come from, the run's folder name, the teacher's label in it);
+    fills in the settings that depend on the pair (DKD's beta), which the folder name leaves unnamed when
+    they are the defaults."""
     teacher_arch, weights_from, teacher_label = teacher_source(args)
     fill_pair_defaults(args, teacher_arch)
-    return teacher_arch, weights_from, student_run_name(args, teacher_arch, teacher_label)
+    return teacher_arch, weights_from, student_run_name(args, teacher_arch, teacher_label), teacher_label
 
 
 def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
