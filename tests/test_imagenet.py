@@ -197,7 +197,8 @@ def test_ranks_read_disjoint_shares_that_cover_each_split(image_root, monkeypatc
     shares = {}
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
-        shares[rank] = [set(one_epoch(loader)) for loader in loaders(image_root)]
+        # --sync-bn: 2 images a process would be under the per-process batch floor without it
+        shares[rank] = [set(one_epoch(loader)) for loader in loaders(image_root, "--sync-bn")]
     for split, size in enumerate((6, 3)):  # train, val
         assert not shares[0][split] & shares[1][split]
         assert shares[0][split] | shares[1][split] == set(range(size))
