@@ -94,7 +94,43 @@ def test_missing_dataset_without_network(capsys, exit_status, tmp_path, monkeypa
     argv = ["--arch", "resnet8", "--data-root", str(tmp_path / "data"), "--experiments-dir", str(tmp_path / "e")]
     assert exit_status(teacher.main, argv) == 2
     one_error_line(capsys, str(tmp_path / "data" / "cifar-100-python"), "utils.synthetic")
-    assert list((tmp_path / "e").iterdir()) == []  # the failed start left no run folder behind
+    assert list(tmp_path.iterdir()) == []  # the failed start left no run folder, nor the experiments folder
+
+
+def test_a_mistyped_data_root_creates_nothing_and_names_the_folder_it_meant(capsys, exit_status, tmp_path,
+                                                                             monkeypatch, synthetic_root):
+    def offline(self):  # as torchvision does: the folder first, then the download that fails
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        (Path(self.root) / "cifar-100-python.tar.gz").write_bytes(b"partial")
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("torchvision.datasets.CIFAR100.download", offline)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "synthetic").symlink_to(synthetic_root)
+    argv = ["--arch", "resnet8", "--data-root", str(data / "synthtic"), "--experiments-dir", str(tmp_path / "e")]
+    assert exit_status(teacher.main, argv) == 2
+    one_error_line(capsys, f"{data / 'synthtic'} does not exist; did you mean {data / 'synthetic'}?",
+                   f"--out {data / 'synthetic'}`")
+    assert sorted(tmp_path.iterdir()) == [data] and sorted(data.iterdir()) == [data / "synthetic"]
+
+
+@pytest.mark.parametrize("where", ["below a file", "read-only"])
+def test_an_experiments_folder_that_cannot_be_written_is_one_error(where, capsys, exit_status, tmp_path,
+                                                                   monkeypatch, synthetic_root):
+    experiments = tmp_path / "e"
+    if where == "below a file":
+        (tmp_path / "file").write_text("")
+        experiments = tmp_path / "file" / "e"
+    else:  # chmod binds no root user: the lock file's open fails as a read-only folder makes it fail
+        def read_only(path, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr("utils.runs.rundir.open", read_only, raising=False)
+    argv = ["--arch", "resnet8", "--data-root", str(synthetic_root), "--experiments-dir", str(experiments)]
+    assert exit_status(teacher.main, argv) == 2
+    one_error_line(capsys, "cannot write the run folder", "--experiments-dir")
+    assert sorted(path.name for path in tmp_path.iterdir()) == (["file"] if where == "below a file" else [])
 
 
 def test_a_short_run_names_its_folder_and_warns_only_of_milestones_given(synthetic_root, tmp_path, capsys):

@@ -21,6 +21,7 @@ class RunDirectory:
         self.last = self.ckpt / "last.pth"
         self.tensorboard = self.path / "tensorboard"
         self._lock = self.path / LOCK_NAME
+        self._created = []  # the folders acquire() made, deepest first: a failed start removes them
 
     def holds_run(self) -> bool:
         return self.ckpt.is_dir() and any(self.ckpt.glob("*.pth"))
@@ -31,8 +32,14 @@ class RunDirectory:
         The kernel drops the lock when the process dies, SIGKILL included, so a crashed run never
         blocks its own --resume, on this host or (on file systems with working locks) another.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self._lock, "a+")
+        self._created = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self._lock, "a+")
+        except OSError as error:  # read-only, not a folder, no space: the user's to fix
+            self._remove_created()
+            raise UserError(f"cannot write the run folder {self.path} ({error.strerror}: {error.filename}); "
+                            f"pass --experiments-dir a folder you can write to") from None
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -64,7 +71,17 @@ class RunDirectory:
         try:
             self.path.rmdir()
         except OSError:  # something else lives there: leave it
-            pass
+            return
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        """The folders above the run's that acquire() made (a new --experiments-dir): a failed start
+        leaves nothing behind, and a mistyped path no folder of its own."""
+        for folder in self._created:
+            try:
+                folder.rmdir()
+            except OSError:  # gone already, or something else lives there now
+                pass
 
     def clear_outputs(self) -> None:
         for child in self.path.iterdir():
