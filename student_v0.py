@@ -20,7 +20,7 @@ from utils.runs.report import StudentReport
 from utils.runs.rundir import open_run_on_main, release_on_main
 from utils.runs.runnames import student_run_name
 from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
-from utils.teachers.loading import build_teacher, teacher_source
+from utils.teachers.loading import build_teacher, teacher_source, weights_identity
 from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
 from utils.training.computation_meter import ComputationMeter
 from utils.training.graphs import graph_capture
@@ -137,16 +137,17 @@ def main(argv=None):
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         device = distributed.prepare_device(args)
+        inputs = {"teacher_weights": weights_identity(weights_from)}
         run, resume = open_run_on_main(
             Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
-            resume=args.resume, force=args.force, epochs=args.epoch, args=args)
+            resume=args.resume, force=args.force, epochs=args.epoch, args=args, inputs=inputs)
         try:
-            distil(args, teacher_arch, weights_from, device, run, resume)
+            distil(args, teacher_arch, weights_from, device, run, resume, inputs["teacher_weights"])
         finally:
             release_on_main(run)
 
 
-def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
+def distil(args, teacher_arch, weights_from, device, run, resume, teacher_weights) -> None:
     if args.dataset == "cifar100":  # the teacher before the data: a bad file fails fast
         teacher = build_teacher(args, teacher_arch, weights_from, device, 100)
         train_loader, test_loader = make_loaders(args, device)
@@ -162,7 +163,7 @@ def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
                            SelectionCounter(args.epoch, train_loader.num_samples, device), meter)
     cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp,
                     capture=graph_capture(args.cuda_graphs, device))
-    report = StudentReport(run, args, teacher_arch, teacher_acc, step)
+    report = StudentReport(run, args, teacher_arch, teacher_acc, step, teacher_weights)
     Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
 
 

@@ -8,6 +8,7 @@ import argparse
 
 from utils.errors import UserError
 from utils.process import distributed
+from utils.process.cli import ArgumentParser, parse_flags
 
 DATASETS = ("cifar100", "imagenet")
 IMAGENET_DEFAULTS = {"epoch": 100, "batch_size": 256, "weight_decay": 1e-4, "milestones": [30, 60, 90],
@@ -27,8 +28,6 @@ CIFAR_ONLY = ("cuda_graphs", "other_distill")
 
 def dataset_of(argv) -> str:
     """The --dataset value, read before the full parse because it changes the other flags' defaults."""
-    from utils.process.cli import ArgumentParser
-
     pre = ArgumentParser(add_help=False)
     pre.add_argument("--dataset", choices=DATASETS, default="cifar100")
     return pre.parse_known_args(argv)[0].dataset
@@ -79,6 +78,6 @@ def check_dataset_args(args) -> None:
 
 def parse_dataset_args(parser: argparse.ArgumentParser, argv):
     add_dataset_args(parser, argv)
-    args = parser.parse_args(argv)
+    args = parse_flags(parser, argv)
     check_dataset_args(args)
     return args

@@ -20,6 +20,33 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         raise UserError(f"{message} (see --help)")
 
+    def _get_option_tuples(self, option_string):
+        # An abbreviation that matches one flag under two names (--ep: --epoch and its alias --epochs) is
+        # that flag, not an ambiguity; argparse would refuse it.
+        matches = {}
+        for match in super()._get_option_tuples(option_string):
+            matches.setdefault(id(match[0]), match)
+        return list(matches.values())
+
+
+class Flags(argparse.Namespace):
+    """Parsed flags that also know which ones the command line gave (`given`, by dest): a --resume keeps
+    the run's own values of the others. `given` is a slot, outside vars(), so summary.json's args hold
+    the flags alone."""
+
+    __slots__ = ("given",)
+
+
+def parse_flags(parser: argparse.ArgumentParser, argv) -> Flags:
+    args = parser.parse_args(argv, Flags())
+    # Parsed again into a namespace that already holds a marker for every flag: argparse then fills in no
+    # default, so a flag still holding its marker was not on the command line.
+    unset = object()
+    probe = argparse.Namespace(**{action.dest: unset for action in parser._actions if action.dest != argparse.SUPPRESS})
+    parser.parse_known_args(argv, probe)
+    args.given = frozenset(dest for dest, value in vars(probe).items() if value is not unset)
+    return args
+
 
 def add_common_args(parser, lr: float = 0.05) -> None:
     parser.add_argument("--epoch", "--epochs", type=int, default=240, help="training epochs (default 240)")

@@ -48,9 +48,10 @@ class TeacherReport:
 class StudentReport:
     """The trainer's epoch-end hook for student_v0.py."""
 
-    def __init__(self, run, args, teacher_arch: str, teacher_acc: float, step):
+    def __init__(self, run, args, teacher_arch: str, teacher_acc: float, step, teacher_weights: str):
         self.run, self.args, self.step = run, args, step
         self.teacher_arch, self.teacher_acc = teacher_arch, teacher_acc
+        self.teacher_weights = teacher_weights  # their sha256 (or URL): a resume must find the same teacher
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
         computation = self.step.meter.as_dict()
@@ -64,6 +65,7 @@ class StudentReport:
             "teacher_arch": self.teacher_arch,
             "student_arch": self.args.student_arch,
             "teacher_acc": self.teacher_acc,
+            "teacher_weights": self.teacher_weights,
             **training_summary(trainer, self.args, last_acc),
             "computation": computation,
             "flops": {"teacher": self.step.meter.ft, "student": self.step.meter.fs},

@@ -16,7 +16,13 @@ FREE_FLAGS = {
     "experiments_dir": "where its folder is; the folder is found either way",
     "resume": "how it starts", "force": "how it starts",
     "save_interval": "which snapshots are kept, not what is trained",
+    "workers": "how many processes load the data; each image's crop is seeded by (seed, epoch, image)",
 }
+# Flags about where and how this process runs: a resume that does not give them uses their defaults, not
+# the run's (its GPU may be another's now). Every other flag not given keeps the value the run started with.
+PLACE_FLAGS = ("gpu_id", "experiments_dir", "resume", "force")
+# What a run's result depends on besides its flags, recorded in summary.json (key: what a message calls it).
+INPUTS = {"teacher_weights": "the teacher's weights"}
 # Not free although they are about speed: --amp and --compile round differently, and --cuda-graphs draws
 # its random numbers from another stream on a GPU; a run switching mid-way would match neither kind.
 # Paths that may be spelt differently as long as they name the same files.
@@ -61,17 +67,46 @@ def changed_data(summary: dict, data_root) -> list:
     return [] if now == before else [("the data", before, now)]
 
 
-def check_same_flags(summary_file: Path, args) -> None:
-    """Refuse, in one line, a --resume whose flags differ from the run's in anything but FREE_FLAGS,
-    or whose data is of another kind (synthetic, CIFAR-100)."""
+def keep_started_flags(started: dict, args) -> list:
+    """Give each flag the command line did not give (args.given) the value the run started with;
+    [("--flag", the run's value)] for those that differ from what they would be now. Args that do not
+    know which flags were given (args.given missing) are left alone."""
+    given = getattr(args, "given", None)
+    if given is None:
+        return []
+    kept = []
+    for key, value in started.items():
+        if key in given or key in PLACE_FLAGS or key not in vars(args) or same_value(key, value, vars(args)[key]):
+            continue
+        setattr(args, key, value)
+        kept.append((f"--{key.replace('_', '-')}", value))
+    return kept
+
+
+def changed_inputs(summary: dict, inputs: dict) -> list:
+    """[(what, recorded then, now)] for each input (INPUTS) the run recorded otherwise; one it did not
+    record (a run of an older version) is not compared."""
+    return [(INPUTS[key], summary[key], now) for key, now in inputs.items()
+            if summary.get(key) is not None and summary[key] != now]
+
+
+def check_same_flags(summary_file: Path, args, inputs=None) -> None:
+    """Continue with the run's own flags where none is given; refuse, in one line, a --resume whose given
+    flags differ from the run's in anything but FREE_FLAGS, whose data is of another kind (synthetic,
+    CIFAR-100) or whose inputs (a student's teacher) are not those the run started with."""
     try:
         summary = json.loads(summary_file.read_text())
         started = summary["args"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"cannot tell which flags {summary_file.parent} was started with ({summary_file}: "
                         f"{type(error).__name__}); pass --force to start it over") from None
-    changes = changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
+    kept = keep_started_flags(started, args)
+    changes = (changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
+               + changed_inputs(summary, inputs or {}))
     if changes:
         listed = "; ".join(f"{flag} {shown(before)} then, {shown(now)} now" for flag, before, now in changes)
         raise UserError(f"{summary_file.parent} was started with other flags: {listed}. Resume with its own flags, "
                         f"start it over with --force, or give the new run its own folder with --tag NAME")
+    if kept:
+        print("--resume: the run's own " + ", ".join(f"{flag} {shown(value)}" for flag, value in kept)
+              + " (flags not given keep the values the run started with)")

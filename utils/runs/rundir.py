@@ -89,11 +89,12 @@ class RunDirectory:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def open_run(path, *, resume: bool, force: bool, epochs: int, args=None):
+def open_run(path, *, resume: bool, force: bool, epochs: int, args=None, inputs=None):
     """Lock the run directory and return (run, last checkpoint to resume from, or None).
 
-    An existing run is refused unless --resume (continue it, with the flags it started with, which
-    `args` must match: utils.runs.resume) or --force (start over).
+    An existing run is refused unless --resume (continue it, with the flags it started with: those not
+    given are set in `args`, those given must match, and so must `inputs`: utils.runs.resume) or --force
+    (start over). With `args`, the run's length is args.epoch, read after the run's own flags are kept.
     """
     run = RunDirectory(path)
     run.acquire()
@@ -115,7 +116,8 @@ def open_run(path, *, resume: bool, force: bool, epochs: int, args=None):
                             f"(or, for a published teacher put there by hand, `python -m utils.teachers import "
                             f"{run.ckpt}/best.pth --force` marks it finished: docs/teachers.md)")
         if args is not None:
-            check_same_flags(run.path / SUMMARY_FILE, args)
+            check_same_flags(run.path / SUMMARY_FILE, args, inputs)
+            epochs = args.epoch
         state = load_checkpoint(run.last)
         if state["epoch"] >= epochs:
             raise RunFinished(f"{run.path} already finished {state['epoch']} epochs; nothing to resume")
@@ -131,6 +133,8 @@ def open_run_on_main(path, **kwargs):
     if not distributed.active():
         return open_run(path, **kwargs)
     opened = distributed.on_main(lambda: open_run(path, **kwargs))
+    if kwargs.get("args") is not None:  # the run's own flags, kept on rank 0, hold on every rank
+        vars(kwargs["args"]).update(distributed.broadcast_object(vars(kwargs["args"])))
     resumed = distributed.broadcast_object(opened[1] is not None if distributed.is_main() else None)
     if distributed.is_main():
         return opened
