@@ -23,6 +23,7 @@ CROP_PADDING = 4
 FOLDER = "cifar-100-python"
 DOWNLOAD_STALL_SECONDS = 60
 OFFICIAL_TRAIN_IMAGES = 50_000
+OFFICIAL_TEST_IMAGES = 10_000
 OFFICIAL_FIRST_CLASSES = ["apple", "aquarium_fish", "baby"]
 SYNTHETIC_FIRST_CLASSES = ["class_00", "class_01", "class_02"]  # utils.data.synthetic's stand-in
 
