@@ -17,7 +17,7 @@ from utils.errors import UserError
 from utils.process import distributed
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
 from utils.runs.report import StudentReport
-from utils.runs.rundir import open_run_on_main, release_on_main
+from utils.runs.rundir import held_on_main, open_run_on_main
 from utils.runs.runnames import student_run_name
 from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
 from utils.teachers.loading import build_teacher, teacher_source, weights_identity
@@ -141,10 +141,8 @@ def main(argv=None):
         run, resume = open_run_on_main(
             Path(args.experiments_dir) / student_run_name(args, teacher_arch, teacher_label),
             resume=args.resume, force=args.force, epochs=args.epoch, args=args, inputs=inputs)
-        try:
+        with held_on_main(run):
             distil(args, teacher_arch, weights_from, device, run, resume, inputs["teacher_weights"])
-        finally:
-            release_on_main(run)
 
 
 def distil(args, teacher_arch, weights_from, device, run, resume, teacher_weights) -> None:

@@ -7,7 +7,7 @@ from utils.data.dataset_args import parse_dataset_args
 from utils.process import distributed
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
 from utils.runs.report import TeacherReport
-from utils.runs.rundir import open_run_on_main, release_on_main
+from utils.runs.rundir import held_on_main, open_run_on_main
 from utils.runs.runnames import teacher_run_name
 from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes
 from utils.training.graphs import graph_capture
@@ -49,7 +49,7 @@ def main(argv=None):
         run, resume = open_run_on_main(
             Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed, args.tag),
             resume=args.resume, force=args.force, epochs=args.epoch, args=args)
-        try:
+        with held_on_main(run):
             train_loader, test_loader = make_loaders(args, device)
             model = make_model(args.arch, device, args.compile, num_classes(args, train_loader))
             optimizer, scheduler = make_optimizer(model, args)
@@ -57,8 +57,6 @@ def main(argv=None):
                             capture=graph_capture(args.cuda_graphs, device))
             Trainer(model, SupervisedStep(distributed.train_model(model, device, args)), optimizer, scheduler, train_loader,
                     test_loader, run, cfg, TeacherReport(run, args)).fit(resume)
-        finally:
-            release_on_main(run)
 
 
 if __name__ == "__main__":

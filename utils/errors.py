@@ -14,3 +14,7 @@ class RunFinished(Exception):
 
 class NonFiniteLoss(RuntimeError):
     """Training diverged; the last good checkpoint is kept. Exit status 1."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a run, with the hint that fits: --resume where a checkpoint was kept, else start again."""

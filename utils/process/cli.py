@@ -122,6 +122,21 @@ def choose_device(gpu_id: int):
     return device
 
 
+# Set by `python -m utils.torchrun` (utils.process.launch): the file where rank 0 leaves its last line and
+# exit status, which the launcher prints after torchrun's own report rather than before it.
+LAST_WORDS = "UNIXKD_LAST_WORDS"
+
+
+def last_word(line: str, status: int) -> None:
+    """A command's final line on stderr; under utils.torchrun, rank 0's goes to the launcher instead."""
+    words = os.environ.get(LAST_WORDS)
+    if words and os.environ.get("RANK", "0") == "0":
+        with open(words, "w") as file:
+            file.write(f"{status}\n{line}\n")
+        return
+    print(line, file=sys.stderr)
+
+
 def run_main(main) -> None:
     """Run a command's main() and exit with its status; bad input exits 2 with one line, no traceback."""
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
@@ -130,15 +145,15 @@ def run_main(main) -> None:
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
         sys.exit(status)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        last_word(f"error: {exc}", 2)
         sys.exit(2)
     except RunFinished as exc:
         print(exc)
     except NonFiniteLoss as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        last_word(f"error: {exc}", 1)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a run's Interrupted says whether there is anything to resume
+        last_word(str(exc) or "interrupted", 130)
         sys.exit(130)
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, and keep Python's exit flush from raising again.

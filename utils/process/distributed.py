@@ -50,6 +50,8 @@ def main_speaks():
         leave_the_word_to_rank_0(2)
     except NonFiniteLoss:
         leave_the_word_to_rank_0(1)
+    except KeyboardInterrupt:  # Ctrl-C reaches every rank: rank 0 alone gives the hint
+        raise SystemExit(130) from None
 
 
 RANK_0_GRACE_SECONDS = 30

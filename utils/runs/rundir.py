@@ -1,11 +1,12 @@
 """A run directory that is never overwritten by accident and never shared by two live runs."""
+import contextlib
 import fcntl
 import os
 import shutil
 import socket
 from pathlib import Path
 
-from utils.errors import RunFinished, UserError
+from utils.errors import Interrupted, RunFinished, UserError
 from utils.process import distributed
 from utils.runs.checkpoint import load_checkpoint
 from utils.runs.resume import check_same_flags
@@ -145,3 +146,17 @@ def open_run_on_main(path, **kwargs):
 def release_on_main(run) -> None:
     if distributed.is_main():
         run.release()
+
+
+@contextlib.contextmanager
+def held_on_main(run):
+    """The run's folder for the block, released after it; Ctrl-C in it says whether there is a run to
+    resume (a run stopped before its first checkpoint leaves no folder: utils.runs.rundir.release)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; continue with --resume" if run.holds_run() else
+                          "interrupted before the first epoch ended: nothing was kept; run the same command again "
+                          "to start over") from None
+    finally:
+        release_on_main(run)
