@@ -8,27 +8,13 @@ or on ImageNet, one process per GPU (docs/imagenet.md):
         --teacher-path torchvision:resnet34 --student-arch imagenet_resnet18
 """
 import argparse
-from pathlib import Path
 
-from models.cost import model_cost
 from utils.data.dataset_args import dataset_of, parse_dataset_args
-from utils.distillers import DISTILLER_ONLY, DISTILLERS, KD, check_distiller_args, fill_pair_defaults
+from utils.distillers import DISTILLER_ONLY, DISTILLERS, KD, MIX_STRATEGIES, STRATEGIES, check_distiller_args
 from utils.errors import UserError
-from utils.process import distributed
+from utils.process import ranks
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
-from utils.runs.report import StudentReport
-from utils.runs.rundir import held_on_main, open_run_on_main
-from utils.runs.runnames import student_run_name
 from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
-from utils.teachers.loading import build_teacher, teacher_source, weights_identity
-from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
-from utils.training.computation_meter import ComputationMeter
-from utils.training.graphs import graph_capture
-from utils.training.iteration import evaluate
-from utils.training.selection import SelectionCounter
-from utils.training.steps import DistillConfig, UnixDistillStep, check_feature_pair
-from utils.training.trainer import FitConfig, Trainer
-from utils.unix import MIX_STRATEGIES, STRATEGIES
 
 
 def flags_text(flags: dict) -> str:
@@ -57,6 +43,10 @@ def parse_args(argv=None):
     parser.add_argument("--b", type=int, default=32,
                         help="most uncertain images kept un-mixed (default 32; imagenet: 1/2 of each GPU's batch)")
     parser.add_argument("--w", type=float, default=10.0, help="steepness of the mixing curve (default 10)")
+    parser.add_argument("--strategy", type=int, choices=sorted(STRATEGIES), default=3,
+                        help="uncertainty: 0 random, 1 least confidence, 2 margin, 3 entropy (default)")
+    parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
+                        help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
     parser.add_argument("--distill", default=KD, choices=DISTILLERS,
                         help="logit distiller: KD (default), DKD (decoupled KD) or LSKD (KD on standardised logits); "
                              "each brings its authors' CIFAR-100 settings, docs/distillers.md")
@@ -75,18 +65,16 @@ def parse_args(argv=None):
     parser.add_argument("--other-distill", choices=["AT", "SP", "SP-batch"],
                         help="add a feature loss: AT (x1000), SP as the authors' runs computed it (per image, x3000) "
                              "or SP-batch, the published batch-level SP (x3000)")
-    parser.add_argument("--strategy", type=int, choices=sorted(STRATEGIES), default=3,
-                        help="uncertainty: 0 random, 1 least confidence, 2 margin, 3 entropy (default)")
-    parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
-                        help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
     parser.add_argument("--experiments-dir", default="./experiments", help="where run directories go (default ./experiments)")
     parser.set_defaults(**imagenet_unix_defaults(argv))
     args = parse_dataset_args(parser, argv)
-    check_arch(args.student_arch, "--student-arch", args.dataset)
     check_common_args(args)
     local_unix_sizes(args)
     check_distiller_args(args)
     check_distill_args(args)
+    from utils.training.build import check_arch  # the model zoo, and torch with it, once the flags parse
+
+    check_arch(args.student_arch, "--student-arch", args.dataset)
     return args
 
 
@@ -98,7 +86,7 @@ def imagenet_unix_defaults(argv) -> dict:
 def local_unix_sizes(args) -> None:
     """UNIX ranks each GPU's own batch: k and b count images of the local batch (ImageNet defaults: the CIFAR
     proportions, k = 3/4 and b = 1/2 of it, as 48 and 32 of 64)."""
-    args.local_batch = distributed.local_batch_size(args.batch_size)
+    args.local_batch = ranks.local_batch_size(args.batch_size)
     if args.k is None:
         args.k = 3 * args.local_batch // 4
     if args.b is None:
@@ -109,7 +97,7 @@ def check_distill_args(args) -> None:
     for flag in ("k", "b"):
         value = getattr(args, flag)
         if not 1 <= value <= args.local_batch:
-            batch = "the batch size" if distributed.world_size() == 1 else "each process's batch"
+            batch = "the batch size" if ranks.world_size() == 1 else "each process's batch"
             raise UserError(f"--{flag} must be between 1 and {batch} {args.local_batch}, got {value}")
     if args.b > args.k:
         raise UserError(f"--b {args.b} is larger than --k {args.k}: the b most uncertain images are kept among the k "
@@ -121,7 +109,9 @@ def check_distill_args(args) -> None:
         raise UserError("--ce-weight and --kd-weight are both 0 and no --other-distill: nothing to train on")
 
 
-def distill_config(args) -> DistillConfig:
+def distill_config(args):
+    from utils.training.steps import DistillConfig
+
     distiller = {flag: getattr(args, flag) for flag in DISTILLER_ONLY if getattr(args, flag) is not None}
     return DistillConfig(batch_size=args.local_batch, k=args.k, b=args.b, w=args.w, T=args.T,
                          strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
@@ -130,8 +120,19 @@ def distill_config(args) -> DistillConfig:
 
 
 def main(argv=None):
-    with distributed.main_speaks():
+    with ranks.main_speaks():
         args = parse_args(argv)
+        # Imported here: torch takes seconds to import, and a mistyped flag is answered before it.
+        from pathlib import Path
+
+        from utils.distillers import fill_pair_defaults
+        from utils.process import distributed
+        from utils.runs.rundir import held_on_main, open_run_on_main
+        from utils.runs.runnames import student_run_name
+        from utils.teachers.loading import teacher_source, weights_identity
+        from utils.training.build import probe_features
+        from utils.training.steps import check_feature_pair
+
         teacher_arch, weights_from, teacher_label = teacher_source(args)
         fill_pair_defaults(args, teacher_arch)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
@@ -146,6 +147,18 @@ def main(argv=None):
 
 
 def distil(args, teacher_arch, weights_from, device, run, resume, teacher_weights) -> None:
+    from models.cost import model_cost
+    from utils.process import distributed
+    from utils.runs.report import StudentReport
+    from utils.teachers.loading import build_teacher
+    from utils.training.build import make_loaders, make_model, make_optimizer, num_classes
+    from utils.training.computation_meter import ComputationMeter
+    from utils.training.graphs import graph_capture
+    from utils.training.iteration import evaluate
+    from utils.training.selection import SelectionCounter
+    from utils.training.steps import UnixDistillStep
+    from utils.training.trainer import FitConfig, Trainer
+
     if args.dataset == "cifar100":  # the teacher before the data: a bad file fails fast
         teacher = build_teacher(args, teacher_arch, weights_from, device, 100)
         train_loader, test_loader = make_loaders(args, device)

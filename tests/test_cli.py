@@ -191,3 +191,16 @@ def test_help_gives_the_paper_commands(capsys, exit_status):
     out = capsys.readouterr().out
     assert "--strategy 0 --k 64 --b 64 --w 1000" in out and "--strategy 3 --k 48 --b 32 --w 10" in out
     assert "lr 0.01 for MobileNetV2, ShuffleV1 and ShuffleV2" in out
+
+
+@pytest.mark.parametrize("script, argv", [("teacher", ["--arch", "resnet8", "--epoch", "0"]),
+                                          ("student_v0", ["--teacher-path", "t.pth", "--student-arch", "resnet8",
+                                                          "--k", "65"])])
+def test_bad_flags_are_answered_before_torch_is_imported(script, argv):
+    """torch takes seconds to import: a mistyped or bad flag answers without it."""
+    code = (f"import sys, pytest, {script}\n"
+            f"with pytest.raises(Exception, match='--'):\n"
+            f"    {script}.parse_args({argv!r})\n"
+            f"assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,6 +1,6 @@
 """The logit distillers of student_v0.py --distill, with the defaults their authors published for CIFAR-100.
 
-No torch here: the run names, the run list and the results table read these defaults too.
+No torch here: the run names, the run list, the results table and student_v0.py's flag checks read these.
 Where each number comes from (docs/distillers.md has the full list):
   KD    the UNIXKD paper's runs: cross-entropy 0, KD 1, T 4.
   DKD   Zhao et al., CVPR 2022; mdistiller's engine/cfg.py (CE_WEIGHT 1.0, ALPHA 1.0, BETA 8.0, T 4.0,
@@ -12,6 +12,11 @@ from utils.errors import UserError
 
 KD, DKD, LSKD = "KD", "DKD", "LSKD"
 DISTILLERS = (KD, DKD, LSKD)
+
+# UNIX's own settings, which every distiller runs under (the step itself is utils/unix.py): named here,
+# without torch, so that student_v0.py checks its flags before torch is imported.
+STRATEGIES = {0: "random", 1: "least confidence", 2: "margin", 3: "entropy"}
+MIX_STRATEGIES = {0: "none", 1: "mixup", 2: "adaptive"}
 
 # (setting, label in run names and table rows): the settings a distiller may have, in name order.
 SETTING_LABELS = (("ce_weight", "ce"), ("kd_weight", "kd"), ("T", "T"), ("alpha", "alpha"), ("beta", "beta"),

@@ -7,7 +7,7 @@ SGD with lr 0.1 per 256 images, momentum 0.9, weight decay 1e-4, batch 256, 100 
 import argparse
 
 from utils.errors import UserError
-from utils.process import distributed
+from utils.process import ranks
 from utils.process.cli import ArgumentParser, parse_flags
 
 DATASETS = ("cifar100", "imagenet")
@@ -57,8 +57,8 @@ def check_dataset_args(args) -> None:
         given = [flag(name) for name in IMAGENET_ONLY if getattr(args, name) is not None]
         if given:
             raise UserError(f"{given[0]} is for --dataset imagenet only")
-        if distributed.world_size() > 1:
-            raise UserError(f"{distributed.world_size()} processes (torchrun) with --dataset cifar100: DDP runs "
+        if ranks.world_size() > 1:
+            raise UserError(f"{ranks.world_size()} processes (torchrun) with --dataset cifar100: DDP runs "
                             "--dataset imagenet; CIFAR-100 runs take one GPU each (command/command.sh runs several)")
         return
     given = [flag(name) for name in CIFAR_ONLY if getattr(args, name, None)]
@@ -71,7 +71,7 @@ def check_dataset_args(args) -> None:
     if args.image_size < 8 or args.workers < 0:
         raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
                         f"{args.workers}")
-    distributed.local_batch_size(args.batch_size)
+    ranks.local_batch_size(args.batch_size)
     if args.lr is None:
         args.lr = LR_PER_256 * args.batch_size / 256
 
