@@ -204,3 +204,30 @@ def test_bad_flags_are_answered_before_torch_is_imported(script, argv):
             f"assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_short_imagenet_run_neither_warns_of_its_default_milestones_nor_takes_more_workers_than_cores():
+    argv = ["--dataset", "imagenet", "--arch", "imagenet_resnet18", "--epoch", "2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        args = teacher.parse_args(argv)
+    assert args.milestones == [30, 60, 90] and args.workers == min(8, len(os.sched_getaffinity(0)))
+    assert teacher.parse_args([*argv, "--workers", "9"]).workers == 9  # given: as given
+
+
+def test_an_abbreviated_flag_of_one_flag_under_two_names_is_that_flag():
+    assert teacher.parse_args(["--arch", "resnet8", "--ep", "3"]).epoch == 3
+
+
+def test_help_states_every_default_and_the_other_benchmark(capsys, exit_status):
+    from utils.table import computation
+    from utils.tools import bench
+
+    assert exit_status(teacher.main, ["--help"]) == 0
+    assert "CUDA device index (default 0)" in " ".join(capsys.readouterr().out.split())
+    assert exit_status(computation.main, ["--help"]) == 0
+    assert "images per batch, B (default 64)" in " ".join(capsys.readouterr().out.split())
+    assert exit_status(bench.main, ["--help"]) == 0
+    assert "python -m utils.bench --dataset imagenet" in " ".join(capsys.readouterr().out.split())
+    assert exit_status(computation.main, ["--teacher", "resnet9", "--student", "resnet8"]) == 2
+    assert "--dataset" not in capsys.readouterr().err

@@ -202,6 +202,12 @@ def test_main_without_runs_says_so_and_succeeds(tmp_path, capsys):
     assert "no runs found" in capsys.readouterr().out
 
 
+def test_a_missing_folder_is_one_error(tmp_path, capsys, exit_status):
+    assert exit_status(main, [str(tmp_path / "experimnets")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'experimnets'} is not a folder; give the experiments " \
+                                      "folder the runs wrote to (default ./experiments)\n"
+
+
 def test_plot_writes_a_png(experiments, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     png = tmp_path / "accuracy.png"

@@ -5,6 +5,7 @@ SGD with lr 0.1 per 256 images, momentum 0.9, weight decay 1e-4, batch 256, 100 
 60 and 90; RandomResizedCrop 224 and flip; val resized to 256 and centre-cropped to 224.
 """
 import argparse
+import os
 
 from utils.errors import UserError
 from utils.process import ranks
@@ -17,7 +18,7 @@ LR_PER_256 = 0.1
 # name: (default on ImageNet, help); None on CIFAR-100, where giving one is an error.
 IMAGENET_ONLY = {
     "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
-    "workers": (8, "data-loading worker processes per GPU (default 8)"),
+    "workers": (8, "data-loading worker processes per GPU (default 8, or the cores available if fewer)"),
     "gpu_decode": (False, "decode JPEGs and crop on the GPU (torchvision's batched decode_jpeg) instead of in CPU "
                           "workers; falls back to the CPU workers without CUDA"),
     "sync_bn": (False, "SyncBatchNorm across GPUs instead of BatchNorm per GPU (the default, as in the "
@@ -68,12 +69,19 @@ def check_dataset_args(args) -> None:
     for name, (default, _) in IMAGENET_ONLY.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if "workers" not in getattr(args, "given", {"workers"}):  # more workers than cores only queue (and warn)
+        args.workers = min(args.workers, available_cores())
     if args.image_size < 8 or args.workers < 0:
         raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
                         f"{args.workers}")
     ranks.local_batch_size(args.batch_size)
     if args.lr is None:
         args.lr = LR_PER_256 * args.batch_size / 256
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a SLURM allocation's, not the node's), where the system tells."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def parse_dataset_args(parser: argparse.ArgumentParser, argv):

@@ -59,7 +59,7 @@ def add_common_args(parser, lr: float = 0.05) -> None:
                         help="epochs at which lr is multiplied by gamma (default 150 180 210; in a shorter run "
                              "the later ones never apply)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index; CPU is used when CUDA is absent")
+    parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index (default 0); CPU is used when CUDA is absent")
     parser.add_argument("--data-root", default="./data", help="folder holding cifar-100-python/ (default ./data)")
     parser.add_argument("--tag", help="added to the run folder's name, so that runs with other settings (a sweep "
                                       "over --lr, say) each get their own folder; letters, digits and . _ + -")
@@ -87,6 +87,8 @@ def check_common_args(args) -> None:
         raise UserError("--compile and --cuda-graphs are two ways to cut launch overhead; pass one of them")
     if args.milestones is None:  # the defaults past a short run's end are expected: no warning for them
         args.milestones = list(DEFAULT_MILESTONES)
+        return
+    if "milestones" not in getattr(args, "given", {"milestones"}):  # a dataset's defaults (ImageNet: 30 60 90)
         return
     late = [m for m in args.milestones if m >= args.epoch]
     if late:

@@ -415,6 +415,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not Path(args.experiments_dir).is_dir():
+        raise UserError(f"{args.experiments_dir} is not a folder; give the experiments folder the runs wrote to "
+                        f"(default ./experiments)")
     pyplot = load_pyplot() if args.plot else None
     runs, warnings = load_runs(args.experiments_dir)
     for warning in warnings:
