@@ -176,6 +176,9 @@ def parse_args(argv):
                      help=f"write the run's output to EXPERIMENTS_DIR/{OUTPUT_DIR}/<run folder>.log, not here")
     status = commands.add_parser("status", help="done, failed and left runs, and the time left")
     add_settings_args(status)
+    status.add_argument("--failed-only", action="store_true",
+                        help="only the failed runs, without the counts (command/command.sh, after its runs have "
+                             "each printed them)")
     for command in (run, status):
         command.add_argument("--jobs", type=int, default=1, help="runs at once, for the time left (default 1)")
     args = parser.parse_args(argv)
@@ -191,7 +194,9 @@ def main(argv=None):
     args = parse_args(argv)
     settings = settings_from_args(args)
     if args.command == "status":
-        print("\n".join(table_status(settings, args.jobs)))
+        lines = table_status(settings, args.jobs)[1 if args.failed_only else 0:]
+        if lines:
+            print("\n".join(lines))
         return 0
     run = find_run(settings, args.name)
     output_file = settings.root / OUTPUT_DIR / f"{run.folder}.log" if args.to_file else None
