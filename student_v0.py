@@ -10,7 +10,8 @@ or on ImageNet, one process per GPU (docs/imagenet.md):
 import argparse
 
 from utils.data.dataset_args import dataset_of, parse_dataset_args
-from utils.distillers import DISTILLER_ONLY, DISTILLERS, KD, MIX_STRATEGIES, STRATEGIES, check_distiller_args
+from utils.distillers import (DISTILLER_ONLY, DISTILLERS, DKD_MIX_RULES, KD, MIX_STRATEGIES, SETTINGS_REVISION,
+                              STRATEGIES, check_distiller_args)
 from utils.errors import UserError
 from utils.process import ranks
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
@@ -49,16 +50,24 @@ def parse_args(argv=None):
                         help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
     parser.add_argument("--distill", default=KD, choices=DISTILLERS,
                         help="logit distiller: KD (default), DKD (decoupled KD) or LSKD (KD on standardised logits); "
-                             "each brings its authors' CIFAR-100 settings, docs/distillers.md")
-    parser.add_argument("--T", type=float, help="distillation temperature (default KD 4, DKD 4, LSKD 2)")
-    parser.add_argument("--ce-weight", type=float, help="weight of cross-entropy (default KD 0, DKD 1, LSKD 1)")
+                             "each brings its authors' settings for the dataset and pair, docs/distillers.md")
+    parser.add_argument("--T", type=float,
+                        help="distillation temperature (default the distiller's for the pair: CIFAR-100 KD 4, DKD 4, "
+                             "LSKD 2 or 3; ImageNet DKD 1)")
+    parser.add_argument("--ce-weight", type=float,
+                        help="weight of cross-entropy (default KD 0, DKD 1, LSKD 0.1; ImageNet LSKD 1)")
     parser.add_argument("--kd-weight", type=float,
-                        help="weight of the distillation loss (default KD 1, DKD 1, LSKD 9)")
+                        help="weight of the distillation loss (default KD 1, DKD 1, LSKD 9 or the pair's)")
     parser.add_argument("--alpha", type=float, help="DKD: weight of the target-class term (default 1)")
     parser.add_argument("--beta", type=float,
-                        help="DKD: weight of the non-target-class term (default the DKD authors' for the pair: 8, "
-                             "6 or 2)")
-    parser.add_argument("--warmup", type=int, help="DKD: epochs over which its weight rises to 1 (default 20)")
+                        help="DKD: weight of the non-target-class term (default the DKD authors' for the pair: "
+                             "CIFAR-100 8, 6 or 2; ImageNet 0.5 or 2)")
+    parser.add_argument("--warmup", type=int,
+                        help="DKD: epochs over which its weight rises to 1 (default CIFAR-100 20, ImageNet 1)")
+    parser.add_argument("--dkd-mix", choices=DKD_MIX_RULES,
+                        help="DKD on a mixed image's two labels: weighted (default: DKD against each label, weighted "
+                             "as mixup weights them) or split (target terms over both labels and the rest, the DKD "
+                             "authors' suggestion)")
     parser.add_argument("--ls-eps", type=float,
                         help="LSKD: added to the logits' standard deviation, so a constant vector stays finite "
                              "(default 1e-7)")
@@ -72,6 +81,7 @@ def parse_args(argv=None):
     local_unix_sizes(args)
     check_distiller_args(args)
     check_distill_args(args)
+    args.settings_revision = SETTINGS_REVISION  # runs made with other published settings stay apart
     from utils.training.build import check_arch  # the model zoo, and torch with it, once the flags parse
 
     check_arch(args.student_arch, "--student-arch", args.dataset)
@@ -103,9 +113,8 @@ def check_distill_args(args) -> None:
         raise UserError(f"--b {args.b} is larger than --k {args.k}: the b most uncertain images are kept among the k "
                         f"the student trains on, so {args.b - args.k} would be counted but never trained on; "
                         f"pass --b {args.k} or less")
-    if not args.T > 0:
-        raise UserError(f"--T must be positive, got {args.T}")
-    if not (args.ce_weight or args.kd_weight or args.other_distill):
+    # A weight still None is the pair's published one, never 0.
+    if args.ce_weight == 0 and args.kd_weight == 0 and not args.other_distill:
         raise UserError("--ce-weight and --kd-weight are both 0 and no --other-distill: nothing to train on")
 
 

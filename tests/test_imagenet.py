@@ -96,29 +96,3 @@ def test_cifar_names_are_not_imagenet_networks(exit_status, capsys):
     err = bad(exit_status, capsys, teacher.main, ["--dataset", "imagenet", "--arch", "ResNet18"])
     assert "imagenet_resnet18" in err and "wrn_40_2" not in err
 
-
-def test_device_decode_crops_the_boxes_the_cpu_workers_crop(image_root):
-    from utils.data.device_decode import DeviceDecoder
-    from utils.data.imagenet import EncodedImageFolder, ImageFolderLoader, IndexedImageFolder
-    from utils.data.imagenet_recipe import train_transform
-
-    cpu_set = IndexedImageFolder(image_root / "train", train_transform(16), seed=3)
-    encoded = EncodedImageFolder(image_root / "train")
-    cpu = ImageFolderLoader(cpu_set, 6, "cpu", True, 3, 0)
-    device = ImageFolderLoader(encoded, 6, "cpu", True, 3, 0, decoder=DeviceDecoder(16, "cpu", True, 3, len(encoded)))
-    for _ in range(2):  # two epochs: new boxes each, the same on both paths
-        for plan_cpu, plan_device in zip(cpu.plans(), device.plans()):
-            (x_cpu, y_cpu, _), (x_device, y_device, _) = cpu.assemble(plan_cpu), device.assemble(plan_device)
-            assert torch.equal(y_cpu, y_device) and x_cpu.shape == x_device.shape == (6, 3, 16, 16)
-            # Same boxes and flips; only the resampling differs (PIL against tensor resize): a few 1/255 steps.
-            assert (x_cpu - x_device).abs().mean() < 0.05
-
-
-def test_bench_reports_the_loader_next_to_the_step(image_root, capsys):
-    from utils.tools.bench import main
-
-    main(["--dataset", "imagenet", "--data-root", str(image_root), "--batch-size", "2", "--batches", "1",
-          "--steps", "1", "--workers", "0", "--device", "cpu", "--image-size", "32"])
-    out = capsys.readouterr().out
-    assert "loader, JPEG decode in 0 CPU worker(s)" in out and "training step, imagenet_resnet18 at 32" in out
-    assert "the pace is set by:" in out

@@ -136,6 +136,51 @@ def test_mixed_dkd_rule_plain_at_m_zero_and_symmetric_in_the_labels():
     assert one.item() == pytest.approx(by_hand.item(), rel=1e-6)
 
 
+def test_mixed_dkd_weighted_rule_by_hand_on_three_classes():
+    # The image of test_dkd_by_hand_on_three_classes with labels 0 (weight 0.75) and 1 (weight 0.25), T = 1.
+    # Against label 1: teacher (.10651, .89349), student (.24473, .75527): TCKD = 0.061554; over classes
+    # 0 and 2 the teacher is (.88080, .11920), the student (.88080, .11920): NCKD = 0.
+    s, t = torch.tensor([[1.0, 0.0, -1.0]], dtype=torch.float64), torch.tensor([[2.0, 0.0, 0.0]], dtype=torch.float64)
+    loss = mixed_dkd_loss(s, t, torch.tensor([0]), torch.tensor([1]), torch.tensor([0.25], dtype=torch.float64),
+                          1.0, 8.0, 1.0)
+    assert loss.item() == pytest.approx(0.75 * 0.996884 + 0.25 * 0.061554, rel=1e-4)
+
+
+def test_mixed_dkd_split_rule_by_hand_on_four_classes():
+    # Labels 1 and 2 (m = 0.3), T = 2: the three-way split [p1, p2, p0 + p3] and the distribution over 0 and 3.
+    # Teacher softmax((.3, 1.5, 2, 0) / 2) = (.16604, .30255, .38849, .14292), student softmax((1, 2, .5, -1) / 2)
+    # = (.26348, .43440, .20520, .09693): TCKD = KL((.30255, .38849, .30896) || (.43440, .20520, .36041))
+    # = 0.090948; over classes 0 and 3 the teacher is (.53743, .46257), the student (.73106, .26894):
+    # NCKD = 0.085489. Loss = T^2 (TCKD + 8 NCKD) = 3.09945; the gradient is checked in float64.
+    s = torch.tensor([[1.0, 2.0, 0.5, -1.0]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[0.3, 1.5, 2.0, 0.0]], dtype=torch.float64)
+    y_a, y_b, m = torch.tensor([1]), torch.tensor([2]), torch.tensor([0.3], dtype=torch.float64)
+    loss = mixed_dkd_loss(s, t, y_a, y_b, m, 1.0, 8.0, 2.0, rule="split")
+    assert loss.item() == pytest.approx(4 * (0.090948 + 8 * 0.085489), rel=1e-4)
+    assert torch.autograd.gradcheck(lambda x: mixed_dkd_loss(x, t, y_a, y_b, m, 1.0, 8.0, 2.0, rule="split"), (s,))
+
+
+def test_mixed_dkd_split_rule_is_plain_dkd_for_an_image_with_one_label():
+    torch.manual_seed(2)
+    s, t = torch.randn(6, 10), torch.randn(6, 10)
+    y_a, y_b, m = torch.randint(0, 10, (6,)), torch.randint(0, 10, (6,)), torch.rand(6)
+    plain = dkd_loss(s, t, y_a, 1.0, 8.0, 4.0)
+    assert mixed_dkd_loss(s, t, y_a, y_b, torch.zeros(6), 1.0, 8.0, 4.0, "split").item() == pytest.approx(plain.item())
+    assert mixed_dkd_loss(s, t, y_a, y_a, m, 1.0, 8.0, 4.0, "split").item() == pytest.approx(plain.item())
+    # With two labels it is another loss than the weighted rule's.
+    assert mixed_dkd_loss(s, t, y_a, (y_a + 1) % 10, m, 1.0, 8.0, 4.0, "split").item() != pytest.approx(
+        mixed_dkd_loss(s, t, y_a, (y_a + 1) % 10, m, 1.0, 8.0, 4.0).item())
+
+
+def test_mixed_dkd_split_rule_stays_finite_when_the_teacher_is_certain():
+    s = torch.zeros(2, 3, requires_grad=True)
+    t = torch.tensor([[200.0, 0.0, -5.0], [0.0, 300.0, 0.0]])
+    loss = mixed_dkd_loss(s, t, torch.tensor([0, 0]), torch.tensor([1, 0]), torch.tensor([0.5, 0.5]), 1.0, 8.0, 1.0,
+                          "split")
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
+
+
 def test_lskd_by_hand_and_standardisation():
     # z-scores (Bessel's std): student (1, 2, 3) -> (-1, 0, 1); teacher (0, 0, 3): mean 1, std sqrt 3 ->
     # (-1, -1, 2) / sqrt 3. At T = 2: 4 * KL(softmax(z_t / 2) || softmax(z_s / 2)) = 0.067279.

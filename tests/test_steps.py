@@ -127,6 +127,16 @@ def test_unix_steps_leave_batchnorm_momentum_alone():
     assert {m.num_batches_tracked.item() for m in batchnorms(student)} == {2}  # scoring and training pass
 
 
+@pytest.mark.parametrize("distiller", ["DKD", "LSKD"])
+def test_conventional_dkd_and_lskd_update_batchnorm_once_per_batch(distiller):
+    # Their authors' code (mdistiller, logit-standardization-KD) makes no scoring pass: momentum 0.1, one
+    # update per batch. Only the UNIXKD authors' KD baseline gets the doubled update.
+    step, student, _ = make_step(k=8, b=8, w=1000.0, strategy=0, distill=distiller)
+    step(*batch())
+    assert {m.momentum for m in batchnorms(student)} == {0.1}
+    assert {m.num_batches_tracked.item() for m in batchnorms(student)} == {1}
+
+
 def test_ce_at_and_sp_terms_are_weighted():
     step, _, _ = make_step(k=8, b=8, strategy=0, ce_weight=0.5, other_distill="AT")
     assert set(step(*batch()).losses) == {"ce", "kd", "at"}

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.distillers import SETTINGS_REVISION
+from utils.table.paper import DISTILLER_FIGURES, KD_FLAGS, UNIXKD_FLAGS
 from utils.table.summary import UNIXKD, Run, group_finished, load_runs, main, method_name, summarize
 
 KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
@@ -246,31 +247,57 @@ def test_a_trial_run_is_left_out_of_the_protocol_rows_or_shown_apart_with_all(tm
     assert "73.34" not in trial_row  # no published figure to set against a trial
 
 
+NOW = {"settings_revision": SETTINGS_REVISION}  # what student_v0.py records since the settings table
+
+
 def test_method_name_of_the_other_distillers():
-    assert method_name({**KD_ARGS, "distill": "DKD"}) == "DKD"
-    assert method_name({**UNIX_ARGS, "distill": "LSKD"}) == "UNIX + LSKD"
+    assert method_name({**KD_ARGS, **NOW, "distill": "DKD"}) == "DKD"
+    assert method_name({**UNIX_ARGS, **NOW, "distill": "LSKD"}) == "UNIX + LSKD"
     assert method_name({**UNIX_ARGS, "distill": "KD"}) == UNIX  # KD's rows as before --distill
-    assert method_name({**UNIX_ARGS, "k": 56, "distill": "DKD"}) == "UNIX (S3 k56 b32 w10) + DKD"
+    assert method_name({**UNIX_ARGS, **NOW, "k": 56, "distill": "DKD"}) == "UNIX (S3 k56 b32 w10) + DKD"
     # The published settings of the pair stay unnamed (beta 6 for wrn_40_2 -> wrn_16_2), others are named.
-    dkd = {**KD_ARGS, "distill": "DKD", "student_arch": "wrn_16_2", "alpha": 1.0, "beta": 6.0, "warmup": 20}
+    dkd = {**KD_ARGS, **NOW, "distill": "DKD", "student_arch": "wrn_16_2", "alpha": 1.0, "beta": 6.0, "warmup": 20}
     assert method_name(dkd, "wrn_40_2") == "DKD"
     assert method_name({**dkd, "beta": 8.0}, "wrn_40_2") == "DKD beta8"
+    assert method_name({**dkd, "dkd_mix": "split"}, "wrn_40_2") == "DKD dkdmixsplit"
+
+
+def test_runs_made_before_the_settings_table_get_rows_of_their_own():
+    # Conventional DKD before it: the same flags, but BatchNorm updated twice per batch; LSKD: cross-entropy 1.
+    assert method_name({**KD_ARGS, "distill": "DKD"}) == "DKD r1"
+    assert method_name({**UNIX_ARGS, "distill": "LSKD", "ce_weight": 1.0}) == "UNIX + LSKD ce1 r1"
+    # A run made now with the old cross-entropy weight is named by it, and apart from the old runs too.
+    assert method_name({**UNIX_ARGS, **NOW, "distill": "LSKD", "ce_weight": 1.0}) == "UNIX + LSKD ce1"
+
+
+def test_distiller_figures_are_the_primary_sources():
+    # mdistiller's README (a08d46f), not the LS README's copy (76.24); the ShuffleV1 figures are there too.
+    assert DISTILLER_FIGURES["wrn_40_2", "wrn_16_2"]["DKD"] == 76.23
+    assert DISTILLER_FIGURES["resnet32x4", "ShuffleV1"]["DKD"] == 76.45
+    assert DISTILLER_FIGURES["wrn_40_2", "ShuffleV1"]["DKD"] == 76.70
+    # The LS README's "KD+Ours" of the pairs whose logs name another base temperature or weight.
+    assert DISTILLER_FIGURES["vgg13", "vgg8"]["LSKD"] == 74.36
+    assert DISTILLER_FIGURES["ResNet50", "MobileNetV2"]["LSKD"] == 69.02
+    assert DISTILLER_FIGURES["resnet110", "resnet20"] == {"LSKD": 71.48}
 
 
 def test_dkd_and_lskd_rows_sit_beside_their_papers_figures(tmp_path, capsys):
     for i, (distiller, args, acc, computation) in enumerate([
             ("DKD", KD_ARGS, 76.0, 100.0), ("DKD", UNIX_ARGS, 76.5, 87.3),
-            ("LSKD", KD_ARGS, 76.62, 100.0), ("LSKD", UNIX_ARGS, 76.1, 87.3)]):
+            ("LSKD", KD_ARGS, 76.62, 100.0), ("LSKD", UNIX_ARGS, 76.1, 87.3), ("DKD", KD_ARGS, 70.0, 100.0)]):
         (tmp_path / f"v0_student_{i}").mkdir()
-        content = summary_json({**args, "distill": distiller}, 0, acc, computation)
+        made_now = NOW if i < 4 else {}  # the last one was made before the settings table
+        content = summary_json({**args, **made_now, "distill": distiller}, 0, acc, computation)
         (tmp_path / f"v0_student_{i}" / "summary.json").write_text(json.dumps(content))
     assert main([str(tmp_path)]) == 0
     rows = {}
     for line in capsys.readouterr().out.splitlines():
-        for row in ("DKD", "UNIX + DKD", "LSKD", "UNIX + LSKD"):
+        for row in ("DKD", "UNIX + DKD", "LSKD", "UNIX + LSKD", "DKD r1"):
             if row in re.split(r"\s{2,}", line):
                 rows[row] = line
-    assert "76.32  -0.32" in rows["DKD"] and "100.00 % (100.00, +0.00)" in rows["DKD"]
+    assert "76.00 +- 0.00 (n=1)" in rows["DKD"] and "76.32  -0.32" in rows["DKD"]
+    assert "100.00 % (100.00, +0.00)" in rows["DKD"]
+    assert "70.00 +- 0.00 (n=1)" in rows["DKD r1"] and "76.32" not in rows["DKD r1"]  # apart, no published figure
     assert "87.30 %" in rows["UNIX + DKD"] and "76.32" not in rows["UNIX + DKD"]  # no published UNIX + DKD
     assert "76.62  +0.00" in rows["LSKD"]
     assert "76.10 +- 0.00" in rows["UNIX + LSKD"]

@@ -10,6 +10,7 @@ import student_v0
 import teacher
 from models import model_dict
 from models.cost import model_cost
+from utils.distillers import fill_pair_defaults
 from utils.runs.runnames import student_run_name
 
 COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs...
@@ -113,23 +114,26 @@ def test_kd_baseline_skips_scoring_and_shows_the_teacher_every_image(teacher_dir
 def test_distillers_get_their_own_directories_and_their_published_settings_stay_unnamed():
     def name(*flags):
         args = student_v0.parse_args(["--teacher-path", "t.pth", "--student-arch", "wrn_16_2", *flags])
-        if args.distill == "DKD" and args.beta is None:  # as main() does once it knows the teacher
-            args.beta = 6.0
+        fill_pair_defaults(args, "wrn_40_2")  # as main() does once it knows the teacher
         return student_run_name(args, "wrn_40_2", "best").split("_seed0")[1]
 
     assert name() == "" and name("--ce-weight", "1") == "_ce1"  # KD's names as before --distill
-    assert name("--distill", "DKD") == "_DKD" and name("--distill", "LSKD") == "_LSKD"
-    assert name("--distill", "DKD", "--beta", "8") == "_DKD_beta8"  # 6 is the DKD authors' beta for this pair
-    assert name("--distill", "LSKD", "--ce-weight", "0", "--T", "4") == "_LSKD_ce0_T4"
+    # The settings' revision follows the distiller: runs made with the earlier settings keep their own folders.
+    assert name("--distill", "DKD") == "_DKD_r2" and name("--distill", "LSKD") == "_LSKD_r2"
+    assert name("--distill", "DKD", "--beta", "8") == "_DKD_r2_beta8"  # 6 is the DKD authors' beta for this pair
+    assert name("--distill", "LSKD", "--ce-weight", "0", "--T", "4") == "_LSKD_r2_ce0_T4"
+    assert name("--distill", "DKD", "--dkd-mix", "split") == "_DKD_r2_dkdmixsplit"
 
 
 @pytest.mark.parametrize("distiller", ["DKD", "LSKD"])
 def test_distillers_train_end_to_end_with_and_without_unix(distiller, teacher_dir, synthetic_root, experiments):
     for unix, flags in ((False, ["--strategy", "0", "--k", "64", "--b", "64", "--w", "1000"]), (True, [])):
         run = distil(teacher_dir, synthetic_root, experiments, "--epoch", "1", "--distill", distiller, *flags)
-        assert run.name.endswith(f"_seed0_{distiller}")
+        assert run.name.endswith(f"_seed0_{distiller}_r2")
         summary = json.loads((run / "summary.json").read_text())
         assert summary["finished"] and summary["args"]["distill"] == distiller
-        assert summary["args"]["ce_weight"] == 1.0  # both bring cross-entropy, unlike the paper's UNIXKD
+        # Both bring cross-entropy, unlike the paper's UNIXKD: DKD's 1, the LS authors' 0.1 (Hinton's, kept for KD).
+        assert summary["args"]["ce_weight"] == {"DKD": 1.0, "LSKD": 0.1}[distiller]
+        assert summary["args"]["settings_revision"] == 2
         assert (summary["computation"]["scoring_images"] > 0) == unix  # UNIX scores the batch; KD does not
         assert {"train/loss_ce", f"train/loss_{distiller.lower()}"} <= logged_tags(run)

@@ -62,17 +62,53 @@ def dkd_loss(student_logits, teacher_logits, targets, alpha: float, beta: float,
 
 
 def mixed_dkd_loss(student_logits, teacher_logits, targets_a, targets_b, mix, alpha: float, beta: float,
-                   T: float) -> torch.Tensor:
-    """DKD on mixed images: mean((1 - m) * DKD(y_a) + m * DKD(y_b)).
+                   T: float, rule: str = "weighted") -> torch.Tensor:
+    """DKD on mixed images, each with labels y_a (weight 1 - m) and y_b (weight m), by one of two rules.
 
-    A mixed image has two labels, weighted 1 - m and m; DKD needs one to split target from non-target
-    classes. The rule: the loss against each label, weighted as mixed cross-entropy weights them. So
-    m = 0 (an image UNIX keeps un-mixed, and every image of conventional KD) is plain DKD, and swapping
-    the labels together with m and 1 - m leaves the loss unchanged.
+    DKD needs one label to split target from non-target classes; a mixed image has two.
+    "weighted" (the default): mean((1 - m) * DKD(y_a) + m * DKD(y_b)), the loss against each label weighted
+    as mixed cross-entropy weights them; swapping the labels together with m and 1 - m leaves it unchanged.
+    "split": dkd_split_per_image, the rule the DKD authors suggested (mdistiller issue #13).
+    Under both, m = 0 (an image UNIX keeps un-mixed, and every image of conventional KD) is plain DKD.
     """
+    if rule == "split":
+        return dkd_split_per_image(student_logits, teacher_logits, targets_a, targets_b, mix, alpha, beta, T).mean()
     dkd_a = dkd_per_image(student_logits, teacher_logits, targets_a, alpha, beta, T)
     dkd_b = dkd_per_image(student_logits, teacher_logits, targets_b, alpha, beta, T)
     return ((1 - mix) * dkd_a + mix * dkd_b).mean()
+
+
+def _log_group_probs(logits, groups):
+    """log P(group) under softmax(logits), (n, len(groups)), for boolean class masks (n, C). An empty
+    group's entry is finite and meaningless (its logsumexp runs over all classes instead of none, so that
+    no -inf reaches the gradient): the caller drops it."""
+    log_norm = logits.logsumexp(dim=1, keepdim=True)
+    picked = [torch.where(group.any(dim=1, keepdim=True), logits.masked_fill(~group, float("-inf")), logits)
+              for group in groups]
+    return torch.cat([p.logsumexp(dim=1, keepdim=True) for p in picked], dim=1) - log_norm
+
+
+def dkd_split_per_image(student_logits, teacher_logits, targets_a, targets_b, mix, alpha: float, beta: float,
+                        T: float) -> torch.Tensor:
+    """DKD of each mixed image with both labels as targets, shape (n,): T^2 (alpha TCKD + beta NCKD).
+
+    TCKD is the KL divergence of the three-way split [y_a, y_b, every other class], NCKD that of the
+    distribution over the classes other than both labels (the DKD author's rule for mixup, mdistiller
+    issue #13). An image with m = 0, or with y_b = y_a, has one label: its split is DKD's own [y, others].
+    """
+    classes = torch.arange(student_logits.shape[1], device=targets_a.device)
+    label_a = targets_a[:, None] == classes
+    label_b = (targets_b[:, None] == classes) & ~label_a & (mix[:, None] > 0)
+    rest = ~(label_a | label_b)
+    groups = (label_a, label_b, rest)
+    present = torch.cat([group.any(dim=1, keepdim=True) for group in groups], dim=1)
+    split_s = _log_group_probs(student_logits / T, groups)
+    split_t = _log_group_probs(teacher_logits / T, groups)
+    tckd = torch.where(present, _kl_terms(split_t, split_s), 0.0).sum(dim=1)
+    rest_s = (student_logits / T).masked_fill(~rest, float("-inf")).log_softmax(dim=1).masked_fill(~rest, 0.0)
+    rest_t = (teacher_logits / T).masked_fill(~rest, float("-inf")).log_softmax(dim=1).masked_fill(~rest, 0.0)
+    nckd = _kl_terms(rest_t, rest_s).masked_fill(~rest, 0.0).sum(dim=1)
+    return (alpha * tckd + beta * nckd) * T * T
 
 
 def standardise(logits: torch.Tensor, eps: float) -> torch.Tensor:

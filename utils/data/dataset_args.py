@@ -12,15 +12,18 @@ from utils.process import ranks
 from utils.process.cli import ArgumentParser, parse_flags
 
 DATASETS = ("cifar100", "imagenet")
+LOADERS = ("torchvision", "dali")
 IMAGENET_DEFAULTS = {"epoch": 100, "batch_size": 256, "weight_decay": 1e-4, "milestones": [30, 60, 90],
                      "data_root": "./data/imagenet"}
 LR_PER_256 = 0.1
 # name: (default on ImageNet, help); None on CIFAR-100, where giving one is an error.
 IMAGENET_ONLY = {
     "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
-    "workers": (8, "data-loading worker processes per GPU (default 8, or the cores available if fewer)"),
-    "gpu_decode": (False, "decode JPEGs and crop on the GPU (torchvision's batched decode_jpeg) instead of in CPU "
-                          "workers; falls back to the CPU workers without CUDA"),
+    "workers": (8, "data-loading worker processes per GPU, or DALI threads per GPU with --loader dali (default 8, "
+                   "or the cores available if fewer)"),
+    "loader": ("torchvision", "torchvision (default: PIL in worker processes, uint8 batches normalised on the "
+                              "device) or dali (NVIDIA DALI: decoding and augmentation on the GPU; pip install "
+                              "nvidia-dali-cuda130); see docs/imagenet.md"),
     "sync_bn": (False, "SyncBatchNorm across GPUs instead of BatchNorm per GPU (the default, as in the "
                        "literature's ImageNet runs; needs CUDA)"),
 }
@@ -42,6 +45,8 @@ def add_dataset_args(parser, argv) -> None:
     for name, (default, text) in IMAGENET_ONLY.items():  # None when not given: CIFAR-100 refuses them
         if isinstance(default, bool):
             parser.add_argument(flag(name), action="store_const", const=True, default=None, help=f"imagenet: {text}")
+        elif name == "loader":
+            parser.add_argument(flag(name), choices=LOADERS, default=None, help=f"imagenet: {text}")
         else:
             parser.add_argument(flag(name), type=int, default=None, help=f"imagenet: {text}")
     if dataset_of(argv) == "imagenet":

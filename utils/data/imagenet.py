@@ -1,22 +1,28 @@
-"""ImageNet in the ImageFolder layout: checks, the datasets, and a loader for the trainer.
+"""ImageNet in the ImageFolder layout: checks, and the default loader (torchvision, PIL in worker processes).
 
-The loader offers the trainer's interface (plans() then assemble(plan), as utils.data.loader.DeviceLoader):
+The loaders offer the trainer's interface (plans() then assemble(plan), as utils.data.loader.DeviceLoader):
 a plan is the batch's dataset indices on the device, and assemble returns the batch read with it.
-Each image's random crop and flip are a function of (seed, epoch, index) alone, so a run gives the same
-batches whatever the number of worker processes, and a resumed run replays the following epochs exactly.
+The workers decode and crop to uint8 (utils.data.imagenet_recipe) and ship those, pinned, a quarter of the
+bytes of float32; the device converts and normalises them. Workers persist across epochs, so each index
+travels with its epoch (EpochSampler) and the workers draw that epoch's crops. `--loader dali`
+(utils.data.dali) is the other loader.
 """
-import warnings
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler
 from torchvision import datasets
-from torchvision.io import read_file
 
-from utils.data.device_decode import DeviceDecoder
-from utils.data.imagenet_recipe import seeded_draws, train_transform, val_transform
+from utils.data.imagenet_recipe import IMAGENET_MEAN, IMAGENET_STD, image_generator, train_crop, val_crop
+from utils.data.loader import normalize_uint8
+from utils.data.shares import rank_indices
+from utils.data.unreadable import UnreadableImages
 from utils.errors import UserError
 from utils.process import distributed
+
+PREFETCH_BATCHES = 4  # per worker: hides a slow file without much memory (uint8: 4.8 MB a batch of 32 at 224)
+
 
 def check_image_folder(root) -> None:
     """<root>/train/<class>/ and <root>/val/<class>/ with the same classes, or one clear error."""
@@ -37,80 +43,100 @@ def check_image_folder(root) -> None:
 
 
 class IndexedImageFolder(datasets.ImageFolder):
-    """(image, label, index); in training each image's augmentation is seeded by (seed, epoch, index)."""
+    """Item (epoch, index) -> (uint8 crop, label, index, None), or (None, label, index, (path, reason)) for a
+    file no decoder reads. Training crops are drawn from the image's own generator (seed, epoch, index)."""
 
-    def __init__(self, root, transform, seed=None):
+    def __init__(self, root, image_size: int, train: bool, seed: int = 0):
         try:
-            super().__init__(str(root), transform=transform)
+            super().__init__(str(root))
         except (FileNotFoundError, RuntimeError) as exc:  # torchvision's words for an empty class folder
             raise UserError(f"cannot read ImageFolder {root}: {exc}") from None
-        self.seed, self.epoch = seed, 0
+        self.image_size, self.train, self.seed = image_size, train, seed
 
-    def __getitem__(self, index: int):
-        if self.seed is None:
-            image, label = super().__getitem__(index)
-        else:
-            # The transforms draw from torch's global generator; forking it keeps the training run's own
-            # random stream (UNIX's mixing) apart from how many images the loader has read.
-            with seeded_draws(self.seed, self.epoch, len(self), index):
-                image, label = super().__getitem__(index)
-        return image, label, index
-
-
-class EncodedImageFolder(IndexedImageFolder):
-    """(the JPEG file's bytes, label, index): decoding and augmentation happen on the device (utils.data.device_decode)."""
-
-    def __init__(self, root):
-        super().__init__(root, transform=None)
-
-    def __getitem__(self, index: int):
+    def __getitem__(self, key):
+        epoch, index = key
         path, label = self.samples[index]
-        return read_file(path), label, index
+        try:
+            with Image.open(path) as file:  # by content: a PNG or a CMYK JPEG named .JPEG reads too
+                image = file.convert("RGB")
+        except (OSError, ValueError, SyntaxError) as exc:  # empty, truncated, not an image
+            return None, label, index, (path, f"{type(exc).__name__}: {exc}")
+        if self.train:
+            crop = train_crop(image, image_generator(self.seed, epoch, len(self), index), self.image_size)
+        else:
+            crop = val_crop(image, self.image_size)
+        return crop, label, index, None
+
+
+class EpochSampler:
+    """(epoch, index) pairs: the epoch travels with each index to the persistent workers."""
+
+    def __init__(self, indices):
+        self.indices, self.epoch = indices, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if isinstance(self.indices, DistributedSampler):
+            self.indices.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch
+        return ((epoch, index) for index in self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def collate_uint8(items):
+    """The readable crops as one uint8 batch, their labels and indices; the unreadable files' (path, reason)."""
+    kept = [item for item in items if item[0] is not None]
+    skipped = [item[3] for item in items if item[0] is None]
+    if not kept:
+        nothing = torch.empty(0, dtype=torch.int64)
+        return nothing.to(torch.uint8), nothing, nothing, skipped
+    images, labels, indices, _ = zip(*kept)
+    return torch.stack(images), torch.tensor(labels), torch.tensor(indices), skipped
 
 
 class ImageFolderLoader:
-    """One rank's share of a split, batch by batch, in the trainer's plans()/assemble() interface.
+    """One rank's share of a split, batch by batch, in the trainer's plans()/assemble() interface."""
 
-    Training: DistributedSampler (padding the split to equal shares) reshuffled each epoch; evaluation:
-    every world_size-th image from the rank's own, no padding, so the summed metrics count each image once.
-    """
-
-    def __init__(self, dataset: IndexedImageFolder, local_batch: int, device, train: bool, seed: int, workers: int,
-                 channels_last: bool = True, decoder=None):
-        self.dataset, self.device, self.train = dataset, torch.device(device), train
+    def __init__(self, dataset: IndexedImageFolder, local_batch: int, device, seed: int, workers: int,
+                 channels_last: bool = True):
+        self.dataset, self.device, self.train = dataset, torch.device(device), dataset.train
         self.num_samples = len(dataset)  # the whole split: images per second and the counter's columns
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        world, me = distributed.world_size(), distributed.rank()
-        if train:
-            self.sampler = DistributedSampler(dataset, num_replicas=world, rank=me, shuffle=True, seed=seed)
-        else:
-            self.sampler = range(me, len(dataset), world)
-        self.decoder = decoder  # DeviceDecoder: the batches hold JPEG bytes
+        self.sampler = EpochSampler(rank_indices(len(dataset), self.train, seed))
         self.loader = DataLoader(dataset, batch_size=local_batch, sampler=self.sampler, num_workers=workers,
-                                 pin_memory=self.device.type == "cuda" and decoder is None, persistent_workers=False,
-                                 collate_fn=keep_encoded if decoder else None)
+                                 collate_fn=collate_uint8, pin_memory=self.device.type == "cuda",
+                                 persistent_workers=workers > 0, prefetch_factor=PREFETCH_BATCHES if workers else None,
+                                 generator=torch.Generator().manual_seed(seed))  # its draw would move torch's
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device)
+        self.unreadable = UnreadableImages("train" if self.train else "val")
         self.epoch, self._batch = 0, None
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def plans(self):
-        drawn_epoch = self.epoch
+        self.sampler.set_epoch(self.epoch)
         if self.train:
-            self.sampler.set_epoch(self.epoch)
-            self.dataset.epoch = self.epoch  # before the workers start: each takes a copy of the dataset
             self.epoch += 1
-        for images, labels, indices in self.loader:
-            self._batch = (images, labels, indices, drawn_epoch)
+        for images, labels, indices, skipped in self.loader:
+            for path, reason in skipped:
+                self.unreadable.skip(path, reason)
+            if not len(indices):
+                raise UserError(f"every image of a batch is unreadable ({', '.join(path for path, _ in skipped)})")
+            self._batch = (images, labels)
             yield indices.to(self.device, non_blocking=True)
+        self.unreadable.end_pass()
 
     def assemble(self, plan: torch.Tensor):
-        """The batch plans() last yielded, on the device: the images come from the workers, not from the plan."""
-        images, labels, indices, epoch = self._batch
-        if self.decoder is not None:
-            images = self.decoder(images, indices, epoch)
-        x = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        return x, labels.to(self.device, non_blocking=True), plan
+        """The batch plans() last yielded, on the device: uint8 from the workers, normalised here."""
+        images, labels = self._batch
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        return normalize_uint8(images, self.mean, self.std), labels.to(self.device, non_blocking=True), plan
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch}
@@ -119,30 +145,20 @@ class ImageFolderLoader:
         self.epoch = state["epoch"]
 
 
-def keep_encoded(batch):
-    """Collate JPEG byte strings of different lengths as a list; labels and indices as tensors."""
-    encoded, labels, indices = zip(*batch)
-    return list(encoded), torch.tensor(labels), torch.tensor(indices)
-
-
 def make_imagenet_loaders(args, device):
     check_image_folder(args.data_root)
     root = Path(args.data_root)
     local = distributed.local_batch_size(args.batch_size)
-    if args.gpu_decode and device.type == "cuda":
-        train_set, val_set = EncodedImageFolder(root / "train"), EncodedImageFolder(root / "val")
-        decoders = [DeviceDecoder(args.image_size, device, split is train_set, args.seed, len(split))
-                    for split in (train_set, val_set)]
-    else:
-        if args.gpu_decode:
-            warnings.warn(f"--gpu-decode needs CUDA; decoding in CPU workers on the {device.type}", stacklevel=2)
-        train_set = IndexedImageFolder(root / "train", train_transform(args.image_size), seed=args.seed)
-        val_set = IndexedImageFolder(root / "val", val_transform(args.image_size))
-        decoders = [None, None]
+    train_set = IndexedImageFolder(root / "train", args.image_size, train=True, seed=args.seed)
+    val_set = IndexedImageFolder(root / "val", args.image_size, train=False)
     if len(val_set) < distributed.world_size():  # a rank without val images would wait for the others forever
         raise UserError(f"{root}/val holds {len(val_set)} images, fewer than the {distributed.world_size()} processes")
-    train = ImageFolderLoader(train_set, local, device, True, args.seed, args.workers, decoder=decoders[0])
-    val = ImageFolderLoader(val_set, local, device, False, args.seed, args.workers, decoder=decoders[1])
+    if args.loader == "dali":
+        from utils.data.dali import DaliLoader
+
+        loaders = [DaliLoader(split, local, device, args.seed, args.workers) for split in (train_set, val_set)]
+    else:
+        loaders = [ImageFolderLoader(split, local, device, args.seed, args.workers) for split in (train_set, val_set)]
     print(f"data: {root} ({len(train_set)} train / {len(val_set)} val images, {len(train_set.classes)} classes; "
-          f"{distributed.world_size()} process(es) x batch {local})")
-    return train, val
+          f"{distributed.world_size()} process(es) x batch {local}; {args.loader} loader)")
+    return loaders

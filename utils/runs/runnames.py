@@ -1,5 +1,5 @@
 """Run directory names, known without building anything: the scripts write there, the run list looks there."""
-from utils.distillers import KD, changed_settings
+from utils.distillers import CIFAR100, KD, SETTINGS_REVISION, changed_settings, setting_text
 
 SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.runs.report)
 # The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished
@@ -18,7 +18,8 @@ def named_settings(settings: dict, teacher_arch: str) -> list:
     if settings.get(MIX_SETTING, MIX_DEFAULT) != MIX_DEFAULT:
         named.append((MIX_LABEL, settings[MIX_SETTING]))
     distiller = settings.get("distill") or KD
-    return named + changed_settings(settings, distiller, teacher_arch, settings.get("student_arch"))
+    dataset = settings.get("dataset") or CIFAR100
+    return named + changed_settings(settings, distiller, teacher_arch, settings.get("student_arch"), dataset)
 
 
 def teacher_run_name(arch: str, seed: int, tag=None) -> str:
@@ -38,9 +39,10 @@ def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
             f"_k{args.k}_b{args.b}_w{args.w:g}_seed{args.seed}")
     distiller = getattr(args, "distill", None) or KD
     if distiller != KD:  # KD's runs keep the names they had before --distill existed
-        name += f"_{distiller}"
+        # The settings' revision: a run made with an earlier table keeps its folder (utils.distillers).
+        name += f"_{distiller}_r{SETTINGS_REVISION}"
     for label, value in named_settings(vars(args), teacher_arch):
-        name += f"_{label}{value:g}"
+        name += f"_{label}{setting_text(value)}"
     other_distill = getattr(args, "other_distill", None)
     return name + (f"_{other_distill}" if other_distill else "") + tagged(getattr(args, "tag", None))
 

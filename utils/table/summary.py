@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from utils.distillers import KD as KD_DISTILLER
+from utils.distillers import SETTINGS_REVISION, setting_text
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.runs.runnames import SUMMARY_FILE, is_imported, named_settings
@@ -98,7 +99,11 @@ def method_name(args, teacher=None):
         name = f"UNIX {setting} + {distiller}"
     # The paper's runs all use these settings; an ablation must not be averaged into them.
     for label, value in named_settings(args, teacher):
-        name += f" {label}{value:g}"
+        name += f" {label}{setting_text(value)}"
+    revision = args.get("settings_revision", 1)  # recorded since revision 2
+    if distiller != KD_DISTILLER and revision != SETTINGS_REVISION:
+        # Made with another revision of the published settings (utils.distillers): never averaged with today's.
+        name += f" r{revision}"
     if args.get("other_distill"):
         name += f" + {args['other_distill']}"
     return name

@@ -1,13 +1,15 @@
-"""Which one sets the pace of an ImageNet run: the data loader or the training step?
+"""Which one sets the pace of an ImageNet run: a data loader or the training step?
 
     python -m utils.bench --dataset imagenet [--data-root DIR] [--arch imagenet_resnet18] [--batch-size 64]
                           [--workers N] [--batches 4] [--steps 3] [--device cpu|cuda]
 
-Reports images per second of (1) the loader decoding and augmenting JPEGs in CPU worker processes,
-(2) on CUDA, the loader with --gpu-decode (bytes from the workers, decode and crops on the GPU), and
-(3) one process's training step (forward, backward, SGD) at 224 (--image-size) on batches already on the device.
-Without --data-root it writes a temporary ImageFolder of ImageNet-sized JPEGs (sides 300 to 600 pixels).
+Reports images per second, in total and per worker (process or DALI thread), of each loader available:
+torchvision (PIL in worker processes, uint8 batches) and, where NVIDIA DALI is installed, DALI (its
+`mixed` JPEG decoder and GPU operators on CUDA, its CPU backend otherwise); then one process's training
+step (forward, backward, SGD) at 224 (--image-size) on batches already on the device. Without
+--data-root it writes a temporary ImageFolder of ImageNet-sized JPEGs (sides 300 to 600 pixels).
 """
+import importlib.util
 import os
 import tempfile
 import time
@@ -15,6 +17,8 @@ from types import SimpleNamespace
 
 import torch
 
+from utils.data.dali import INSTALL
+from utils.data.dataset_args import LOADERS
 from utils.data.imagenet import make_imagenet_loaders
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
@@ -33,7 +37,8 @@ def parse_args(argv):
                              "(default imagenet_resnet18)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     parser.add_argument("--image-size", type=int, default=224, help="training crop side (default 224, the protocol's)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="loader worker processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="loader worker processes, or DALI threads (default: all cores)")
     parser.add_argument("--batches", type=int, default=4, help="loader batches timed (default 4)")
     parser.add_argument("--steps", type=int, default=3, help="training steps timed after one untimed (default 3)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
@@ -44,10 +49,10 @@ def parse_args(argv):
     return args
 
 
-def loader_rate(args, root, device, gpu_decode: bool) -> float:
-    """Images per second of the training loader, the first batch (worker start-up) untimed."""
+def loader_rate(args, root, device, name: str) -> float:
+    """Images per second of a training loader, the first batch (worker or pipeline start-up) untimed."""
     settings = SimpleNamespace(data_root=root, batch_size=args.batch_size, seed=0, image_size=args.image_size,
-                               workers=args.workers, gpu_decode=gpu_decode)
+                               workers=args.workers, loader=name)
     loader = make_imagenet_loaders(settings, device)[0]
     plans = loader.plans()
     loader.assemble(next(plans))
@@ -57,6 +62,22 @@ def loader_rate(args, root, device, gpu_decode: bool) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return images / (time.perf_counter() - start)
+
+
+def loader_label(name: str, workers: int, device) -> str:
+    if name == "dali":
+        backend = "mixed decoder, GPU ops" if device.type == "cuda" else "CPU backend"
+        return f"loader dali ({backend}, {max(1, workers)} thread(s))"
+    return f"loader torchvision (PIL, {workers} worker process(es))"
+
+
+def available(name: str) -> bool:
+    if name != "dali":
+        return True
+    if importlib.util.find_spec("nvidia.dali") is None:
+        print(f"loader dali: not installed ({INSTALL})")
+        return False
+    return True
 
 
 def step_rate(args, device) -> float:
@@ -79,18 +100,22 @@ def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
     configure_device(device)
+    loaders = {}
     with tempfile.TemporaryDirectory(prefix="unixkd-bench-imagenet-") as tmp:
         root = args.data_root
         if root is None:
             images = (args.batches + 1) * args.batch_size
             root = write_image_folder(tmp, classes=10, train_per_class=-(-images // 10), val_per_class=1, size=300)
-        rates = {f"loader, JPEG decode in {args.workers} CPU worker(s)": loader_rate(args, root, device, False)}
-        if device.type == "cuda":
-            rates["loader, --gpu-decode"] = loader_rate(args, root, device, True)
-    rates[f"training step, {args.arch} at {args.image_size}, batch {args.batch_size}"] = step_rate(args, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
-    print(f"ImageNet pipeline on {name} (torch {torch.__version__}), images per second:")
-    for label, rate in rates.items():
-        print(f"  {label:<55} {rate:9.1f}")
-    slowest = min(rates, key=rates.get)
-    print(f"the pace is set by: {slowest}")
+        for name in filter(available, LOADERS):
+            loaders[name] = loader_rate(args, root, device, name)
+    step = step_rate(args, device)
+    step_label = f"training step, {args.arch} at {args.image_size}, batch {args.batch_size}"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
+    print(f"ImageNet pipeline on {where} (torch {torch.__version__}), images per second:")
+    print(f"  {'':<58} {'total':>9} {'per worker':>11}")
+    workers = max(1, args.workers)  # 0 workers: the main process loads
+    for name, rate in loaders.items():
+        print(f"  {loader_label(name, args.workers, device):<58} {rate:9.1f} {rate / workers:11.1f}")
+    print(f"  {step_label:<58} {step:9.1f}")
+    for name, rate in loaders.items():
+        print(f"with --loader {name} the pace is set by: {'the loader' if rate < step else 'the training step'}")

@@ -76,6 +76,7 @@ class DistillConfig:
     beta: float = 8.0    # DKD: weight of the non-target-class term
     warmup: int = 20     # DKD: epochs over which its weight rises linearly to 1
     ls_eps: float = 1e-7  # LSKD: added to the standard deviation
+    dkd_mix: str = "weighted"  # DKD on a mixed image's two labels (utils.losses.mixed_dkd_loss)
 
     @cached_property
     def conventional_kd(self) -> bool:
@@ -96,8 +97,9 @@ class UnixDistillStep:
                  meter: ComputationMeter):
         self.student, self.teacher, self.cfg = student, teacher, cfg
         self.counter, self.meter = counter, meter
-        # Set here, in every process (BN momentum is not in a checkpoint), so resumed runs keep it.
-        self._bn_counters = batchnorm_as_if_scored(student) if cfg.conventional_kd else []
+        # Set here, in every process (BN momentum is not in a checkpoint), so resumed runs keep it. The
+        # UNIXKD authors' KD baseline alone made the scoring pass; DKD's and LSKD's authors made none.
+        self._bn_counters = batchnorm_as_if_scored(student) if cfg.conventional_kd and cfg.distill == KD else []
         # DKD's warm-up weight changes with the epoch, so it lives on the device: a recorded step reads it.
         self._warmup_weight = None
         if cfg.distill == DKD:
@@ -174,7 +176,7 @@ class UnixDistillStep:
         cfg = self.cfg
         if cfg.distill == DKD:
             dkd = mixed_dkd_loss(logits_s, logits_t, batch.targets_a, batch.targets_b, batch.mix,
-                                 cfg.alpha, cfg.beta, cfg.T)
+                                 cfg.alpha, cfg.beta, cfg.T, cfg.dkd_mix)
             return {"dkd": self._warmup_weight * (cfg.kd_weight * dkd)}
         if cfg.distill == LSKD:
             return {"lskd": cfg.kd_weight * lskd_loss(logits_s, logits_t, cfg.T, cfg.ls_eps)}

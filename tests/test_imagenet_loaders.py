@@ -1,0 +1,216 @@
+"""The ImageNet loaders (torchvision's PIL workers, and NVIDIA DALI where installed) on generated ImageFolders.
+
+What they must share: the protocol's augmentation (RandomResizedCrop's areas and aspect ratios, a flip
+half the time; validation resized and centre-cropped as torchvision does), random draws that leave
+torch's and CUDA's generators alone and replay on resume, and bad files skipped and counted, not fatal.
+"""
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+
+import teacher
+from utils.data.imagenet import ImageFolderLoader, IndexedImageFolder
+from utils.data.imagenet_recipe import IMAGENET_MEAN, IMAGENET_STD, RESIZE_RATIO, draw_crop_box, image_generator
+from utils.data.synthetic_imagenet import write_image_folder
+
+WIDTH, HEIGHT, SIZE = 240, 180, 32
+MEAN, STD = (torch.tensor(values).view(1, 3, 1, 1) for values in (IMAGENET_MEAN, IMAGENET_STD))
+
+
+def dali_loader(*args, **kwargs):
+    pytest.importorskip("nvidia.dali")
+    from utils.data.dali import DaliLoader
+
+    return DaliLoader(*args, **kwargs)
+
+
+LOADERS = {"torchvision": ImageFolderLoader, "dali": dali_loader}
+
+
+def loader(name, root, train, batch=8, seed=5, workers=0, size=SIZE):
+    return LOADERS[name](IndexedImageFolder(root, size, train, seed), batch, "cpu", seed, workers)
+
+
+def epoch(loader):
+    """One pass: [(x, y, idx)] on the CPU."""
+    return [tuple(t.cpu() for t in loader.assemble(plan)) for plan in loader.plans()]
+
+
+def same_batches(first, second) -> bool:
+    pairs = [(a, b) for one, two in zip(first, second) for a, b in zip(one, two)]
+    return len(first) == len(second) and all(torch.equal(a, b) for a, b in pairs)
+
+
+@pytest.fixture(scope="module")
+def ramps(tmp_path_factory):
+    """An ImageFolder of lossless 240 x 180 ramps: red = column, green = row, so a crop shows its own box."""
+    root = tmp_path_factory.mktemp("ramps")
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    ramp = Image.fromarray(np.stack([cols, rows, np.full_like(cols, 128)], -1).astype(np.uint8))
+    for split in ("train", "val"):
+        for c in range(2):
+            (root / split / f"c{c}").mkdir(parents=True)
+            for i in range(20):
+                ramp.save(root / split / f"c{c}" / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("photos"), classes=3, train_per_class=4, val_per_class=2, size=40)
+
+
+def odd_files(root) -> dict:
+    """Add ILSVRC-2012's odd files (a PNG named .JPEG, a CMYK JPEG) and two broken ones to class 0 of train."""
+    folder, flat = Path(root) / "train" / "n00000000", np.full((50, 60, 3), 90, np.uint8)
+    Image.fromarray(flat).save(folder / "png.JPEG", format="PNG")
+    Image.fromarray(flat).convert("CMYK").save(folder / "cmyk.JPEG", format="JPEG")
+    whole = (folder / "train_0_0.JPEG").read_bytes()
+    (folder / "truncated.JPEG").write_bytes(whole[: len(whole) // 2])
+    (folder / "empty.JPEG").write_bytes(b"")
+    return {name: str(folder / f"{name}.JPEG") for name in ("png", "cmyk", "truncated", "empty")}
+
+
+def test_uint8_batches_normalised_on_the_device_equal_torchvision_transforms(photos):
+    """The old float pipeline, bit for bit: the same crops from the same seeds, the same arithmetic."""
+    reference = {True: transforms.Compose([transforms.RandomResizedCrop(SIZE), transforms.RandomHorizontalFlip(),
+                                           transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]),
+                 False: transforms.Compose([transforms.Resize(round(SIZE * RESIZE_RATIO)), transforms.CenterCrop(SIZE),
+                                            transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])}
+    for split, train in (("train", True), ("val", False)):
+        data = loader("torchvision", photos / split, train, batch=5)
+        for number in range(2):
+            for x, y, idx in epoch(data):
+                expected = []
+                for index in idx.tolist():
+                    torch.manual_seed(image_generator(5, number, data.num_samples, index).initial_seed())
+                    expected.append(reference[train](Image.open(data.dataset.samples[index][0]).convert("RGB")))
+                assert torch.equal(x, torch.stack(expected)) and x.is_contiguous(memory_format=torch.channels_last)
+                assert y.tolist() == [data.dataset.targets[i] for i in idx.tolist()]
+
+
+@pytest.mark.parametrize("name", LOADERS)
+def test_the_loaders_leave_torch_and_cuda_generators_alone(name, photos, monkeypatch):
+    """UNIX draws lambda and the partner permutation from torch's generators: reading images must not move them."""
+    data, reseeded = loader(name, photos / "train", True), []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)  # torch.manual_seed calls it
+    before = torch.get_rng_state()
+    assert epoch(data)
+    assert torch.equal(torch.get_rng_state(), before) and reseeded == []
+
+
+def test_persistent_workers_draw_each_epochs_own_crops(photos):
+    in_process = loader("torchvision", photos / "train", True)
+    workers = loader("torchvision", photos / "train", True, workers=2)
+    first, second = epoch(in_process), epoch(in_process)
+    assert same_batches(epoch(workers), first) and same_batches(epoch(workers), second)
+    crops = [{index: image for x, _, idx in batches for index, image in zip(idx.tolist(), x)} for batches in (first, second)]
+    assert sum(not torch.equal(crops[0][index], crops[1][index]) for index in crops[0]) > len(crops[0]) / 2
+
+
+@pytest.mark.parametrize("name", LOADERS)
+def test_a_resumed_loader_replays_the_following_epoch(name, photos):
+    whole, resumed = loader(name, photos / "train", True), loader(name, photos / "train", True)
+    epoch(whole)
+    resumed.load_state_dict(whole.state_dict())
+    assert same_batches(epoch(resumed), epoch(whole))
+
+
+@pytest.mark.parametrize("name", LOADERS)
+def test_odd_files_decode_and_unreadable_ones_are_named_skipped_and_counted(name, tmp_path, capsys):
+    root = write_image_folder(tmp_path, classes=2, train_per_class=3, val_per_class=1, size=40)
+    odd = odd_files(root)
+    data = loader(name, root / "train", True, batch=4)
+    path_of = {index: path for index, (path, _) in enumerate(data.dataset.samples)}
+    for number in range(2):  # each file is named once, counted in every pass
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            read = [path_of[i] for _, _, idx in epoch(data) for i in idx.tolist()]
+        assert sorted(read) == sorted(set(path_of.values()) - {odd["truncated"], odd["empty"]})
+        named = sorted(str(w.message).split(":")[0] for w in caught)
+        assert named == ([] if number else [f"skipped {odd['empty']}", f"skipped {odd['truncated']}"])
+        assert f"train: 2 unreadable image file(s) skipped in this pass: {odd['empty']}, {odd['truncated']}" in \
+            capsys.readouterr().out
+
+
+def ks_statistic(sample, reference) -> float:
+    """Two-sample Kolmogorov-Smirnov: the largest gap between the two empirical distribution functions."""
+    grid = np.concatenate([sample, reference])
+    cdf = [np.searchsorted(np.sort(s), grid, side="right") / len(s) for s in (sample, reference)]
+    return float(np.abs(cdf[0] - cdf[1]).max())
+
+
+def boxes_seen(batches) -> np.ndarray:
+    """(width, height, flipped) of each crop, read off the ramps' red (column) and green (row) values."""
+    seen = []
+    for x, _, _ in batches:
+        pixels = (x * STD + MEAN) * 255
+        red, green = pixels[:, 0].mean(1), pixels[:, 1].mean(2)  # by column, by row
+        width = (red[:, -1] - red[:, 0]) / (1 - 1 / SIZE)  # the end pixels sample half a step in
+        height = (green[:, -1] - green[:, 0]) / (1 - 1 / SIZE)
+        seen.append(torch.stack([width.abs(), height, (width < 0).float()], 1))
+    return torch.cat(seen).numpy()
+
+
+@pytest.mark.parametrize("name", LOADERS)
+def test_crops_follow_random_resized_crops_distribution_and_half_are_flipped(name, ramps):
+    data = loader(name, ramps / "train", True, workers=0 if name == "torchvision" else 2)
+    width, height, flipped = boxes_seen([batch for _ in range(10) for batch in epoch(data)]).T  # 400 crops
+    drawn = np.array([draw_crop_box(torch.Generator().manual_seed(i), HEIGHT, WIDTH)[2:] for i in range(4000)])
+    area, ratio = width * height / (WIDTH * HEIGHT), width / height
+    expected_area, expected_ratio = drawn[:, 0] * drawn[:, 1] / (WIDTH * HEIGHT), drawn[:, 1] / drawn[:, 0]
+    critical = 1.95 * np.sqrt((len(area) + len(drawn)) / (len(area) * len(drawn)))  # KS at the 0.1 % level
+    assert ks_statistic(area, expected_area) < critical
+    assert ks_statistic(np.log(ratio), np.log(expected_ratio)) < critical
+    assert abs(flipped.mean() - 0.5) < 4 * 0.5 / np.sqrt(len(flipped))  # four standard deviations
+
+
+@pytest.mark.parametrize("name, most, mean", [("torchvision", 0, 0), ("dali", 1, 0.02)])
+def test_validation_is_torchvisions_resize_and_centre_crop(name, most, mean, ramps):
+    """At most `most` / 255 apart, `mean` / 255 on average, on lossless images: the same scale and centre."""
+    data = loader(name, ramps / "val", False)
+    expected = transforms.Compose([transforms.Resize(round(SIZE * RESIZE_RATIO)), transforms.CenterCrop(SIZE),
+                                   transforms.PILToTensor()])
+    for x, _, idx in epoch(data):
+        reference = torch.stack([expected(Image.open(data.dataset.samples[i][0]).convert("RGB")) for i in idx.tolist()])
+        difference = ((x * STD + MEAN) * 255 - reference).abs()
+        assert difference.max() <= most + 1e-3 and difference.mean() <= mean + 1e-3
+
+
+def test_dali_missing_is_one_line_saying_how_to_install(photos, monkeypatch, exit_status, capsys, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "nvidia.dali", None)
+    argv = ["--dataset", "imagenet", "--data-root", str(photos), "--arch", "imagenet_resnet18", "--loader", "dali",
+            "--experiments-dir", str(tmp_path)]
+    assert exit_status(teacher.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "pip install nvidia-dali-cuda130" in err and "Traceback" not in err
+
+
+def test_teacher_trains_an_epoch_on_dali_batches(photos, tmp_path, capsys):
+    pytest.importorskip("nvidia.dali")
+    teacher.main(["--dataset", "imagenet", "--data-root", str(photos), "--arch", "imagenet_resnet18",
+                  "--loader", "dali", "--image-size", "32", "--batch-size", "6", "--workers", "1", "--epoch", "2", "--milestones", "1",
+                  "--experiments-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "dali loader" in out and "finished" in out
+
+
+def test_the_loader_flag_is_for_imagenet_only(exit_status, capsys):
+    assert exit_status(teacher.main, ["--arch", "resnet8", "--loader", "dali"]) == 2
+    assert "--loader is for --dataset imagenet only" in capsys.readouterr().err
+
+
+def test_bench_reports_each_loaders_rate_beside_the_step(photos, capsys):
+    from utils.tools.bench import main
+
+    main(["--dataset", "imagenet", "--data-root", str(photos), "--batch-size", "2", "--batches", "1",
+          "--steps", "1", "--workers", "1", "--device", "cpu", "--image-size", "32"])
+    out = capsys.readouterr().out
+    assert "loader torchvision (PIL, 1 worker process(es))" in out and "training step, imagenet_resnet18 at 32" in out
+    assert ("loader dali (CPU backend, 1 thread(s))" in out) != ("loader dali: not installed" in out)
+    assert "the pace is set by:" in out
