@@ -8,28 +8,14 @@ or on ImageNet, one process per GPU (docs/imagenet.md):
         --teacher-path torchvision:resnet34 --student-arch imagenet_resnet18
 """
 import argparse
-from pathlib import Path
 
-from models.cost import model_cost
 from utils.data.dataset_args import dataset_of, parse_dataset_args
-from utils.distillers import (DISTILLER_ONLY, DISTILLERS, DKD_MIX_RULES, KD, SETTINGS_REVISION, check_distiller_args,
-                              fill_pair_defaults)
+from utils.distillers import (DISTILLER_ONLY, DISTILLERS, DKD_MIX_RULES, KD, MIX_STRATEGIES, SETTINGS_REVISION,
+                              STRATEGIES, check_distiller_args)
 from utils.errors import UserError
-from utils.process import distributed
+from utils.process import ranks
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
-from utils.runs.report import StudentReport
-from utils.runs.resume import check_same_world_size
-from utils.runs.rundir import open_run_on_main, release_on_main
-from utils.runs.runnames import SUMMARY_FILE, student_run_name
 from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
-from utils.teachers.loading import build_teacher, evaluate_teacher, teacher_source
-from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes, probe_features
-from utils.training.computation_meter import ComputationMeter
-from utils.training.graphs import graph_capture
-from utils.training.selection import SelectionCounter
-from utils.training.steps import DistillConfig, UnixDistillStep, check_feature_pair
-from utils.training.trainer import FitConfig, Trainer
-from utils.unix import MIX_STRATEGIES, STRATEGIES
 
 
 def flags_text(flags: dict) -> str:
@@ -58,6 +44,10 @@ def parse_args(argv=None):
     parser.add_argument("--b", type=int, default=32,
                         help="most uncertain images kept un-mixed (default 32; imagenet: 1/2 of each GPU's batch)")
     parser.add_argument("--w", type=float, default=10.0, help="steepness of the mixing curve (default 10)")
+    parser.add_argument("--strategy", type=int, choices=sorted(STRATEGIES), default=3,
+                        help="uncertainty: 0 random, 1 least confidence, 2 margin, 3 entropy (default)")
+    parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
+                        help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
     parser.add_argument("--distill", default=KD, choices=DISTILLERS,
                         help="logit distiller: KD (default), DKD (decoupled KD) or LSKD (KD on standardised logits); "
                              "each brings its authors' settings for the dataset and pair, docs/distillers.md")
@@ -84,19 +74,17 @@ def parse_args(argv=None):
     parser.add_argument("--other-distill", choices=["AT", "SP", "SP-batch"],
                         help="add a feature loss: AT (x1000), SP as the authors' runs computed it (per image, x3000) "
                              "or SP-batch, the published batch-level SP (x3000)")
-    parser.add_argument("--strategy", type=int, choices=sorted(STRATEGIES), default=3,
-                        help="uncertainty: 0 random, 1 least confidence, 2 margin, 3 entropy (default)")
-    parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
-                        help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
     parser.add_argument("--experiments-dir", default="./experiments", help="where run directories go (default ./experiments)")
     parser.set_defaults(**imagenet_unix_defaults(argv))
     args = parse_dataset_args(parser, argv)
-    check_arch(args.student_arch, "--student-arch", args.dataset)
     check_common_args(args)
     local_unix_sizes(args)
     check_distiller_args(args)
     check_distill_args(args)
     args.settings_revision = SETTINGS_REVISION  # runs made with other published settings stay apart
+    from utils.training.build import check_arch  # the model zoo, and torch with it, once the flags parse
+
+    check_arch(args.student_arch, "--student-arch", args.dataset)
     return args
 
 
@@ -108,7 +96,7 @@ def imagenet_unix_defaults(argv) -> dict:
 def local_unix_sizes(args) -> None:
     """UNIX ranks each GPU's own batch: k and b count images of the local batch (ImageNet defaults: the CIFAR
     proportions, k = 3/4 and b = 1/2 of it, as 48 and 32 of 64)."""
-    args.local_batch = distributed.local_batch_size(args.batch_size)
+    args.local_batch = ranks.local_batch_size(args.batch_size)
     args.default_k_b = args.k is None and args.b is None
     default_k, default_b = default_unix_sizes(args.local_batch)
     args.k = default_k if args.k is None else args.k
@@ -122,11 +110,16 @@ def default_unix_sizes(local_batch: int) -> tuple:
 def check_no_run_on_another_world_size(args, teacher_arch: str, teacher_label: str) -> None:
     """With the default k and b, which follow each process's batch, a run's folder name changes with the number
     of processes: a --resume on another number would start a new run beside the old one. Refuse it instead."""
+    from pathlib import Path
+
+    from utils.runs.resume import check_same_world_size
+    from utils.runs.runnames import SUMMARY_FILE, student_run_name
+
     if not (args.resume and getattr(args, "default_k_b", False)):
         return
     for world in range(1, args.batch_size + 1):
         local = args.batch_size // world
-        if args.batch_size % world or world == distributed.world_size():
+        if args.batch_size % world or world == ranks.world_size():
             continue
         k, b = default_unix_sizes(local)
         folder = Path(args.experiments_dir) / student_run_name(argparse.Namespace(**{**vars(args), "k": k, "b": b}),
@@ -139,7 +132,7 @@ def check_distill_args(args) -> None:
     for flag in ("k", "b"):
         value = getattr(args, flag)
         if not 1 <= value <= args.local_batch:
-            batch = "the batch size" if distributed.world_size() == 1 else "each process's batch"
+            batch = "the batch size" if ranks.world_size() == 1 else "each process's batch"
             raise UserError(f"--{flag} must be between 1 and {batch} {args.local_batch}, got {value}")
     if args.b > args.k:
         raise UserError(f"--b {args.b} is larger than --k {args.k}: the b most uncertain images are kept among the k "
@@ -150,7 +143,9 @@ def check_distill_args(args) -> None:
         raise UserError("--ce-weight and --kd-weight are both 0 and no --other-distill: nothing to train on")
 
 
-def distill_config(args) -> DistillConfig:
+def distill_config(args):
+    from utils.training.steps import DistillConfig
+
     distiller = {flag: getattr(args, flag) for flag in DISTILLER_ONLY if getattr(args, flag) is not None}
     return DistillConfig(batch_size=args.local_batch, k=args.k, b=args.b, w=args.w, T=args.T,
                          strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
@@ -159,38 +154,61 @@ def distill_config(args) -> DistillConfig:
 
 
 def main(argv=None):
-    with distributed.main_speaks():
+    with ranks.main_speaks():
         args = parse_args(argv)
+        # Imported here: torch takes seconds to import, and a mistyped flag is answered before it.
+        from pathlib import Path
+
+        from utils.process import distributed
+        from utils.runs.rundir import held_on_main, open_run_on_main
+        from utils.teachers.loading import weights_identity
+        from utils.training.build import probe_features
+        from utils.training.steps import check_feature_pair
+
         teacher_arch, weights_from, run_name, teacher_label = teacher_and_run_name(args)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         check_no_run_on_another_world_size(args, teacher_arch, teacher_label)
         device = distributed.prepare_device(args)
-        run, resume = open_run_on_main(
-            Path(args.experiments_dir) / run_name, resume=args.resume, force=args.force, epochs=args.epoch, args=args)
-        try:
-            distil(args, teacher_arch, weights_from, device, run, resume)
-        finally:
-            release_on_main(run)
+        inputs = {"teacher_identity": weights_identity(weights_from)}
+        run, resume = open_run_on_main(Path(args.experiments_dir) / run_name, resume=args.resume, force=args.force,
+                                       epochs=args.epoch, args=args, inputs=inputs)
+        with held_on_main(run):
+            distil(args, teacher_arch, weights_from, device, run, resume, inputs)
 
 
 def teacher_and_run_name(args):
     """(teacher architecture, where its weights come from, the run's folder name, the teacher's label in it);
     fills in the settings that depend on the pair (DKD's beta), which the folder name leaves unnamed when
     they are the defaults."""
+    from utils.distillers import fill_pair_defaults
+    from utils.runs.runnames import student_run_name
+    from utils.teachers.loading import teacher_source
+
     teacher_arch, weights_from, teacher_label = teacher_source(args)
     fill_pair_defaults(args, teacher_arch)
     return teacher_arch, weights_from, student_run_name(args, teacher_arch, teacher_label), teacher_label
 
 
-def distil(args, teacher_arch, weights_from, device, run, resume) -> None:
+def distil(args, teacher_arch, weights_from, device, run, resume, inputs: dict) -> None:
+    from models.cost import model_cost
+    from utils.process import distributed
+    from utils.runs.report import StudentReport
+    from utils.teachers.loading import build_teacher, evaluate_teacher
+    from utils.training.build import make_loaders, make_model, make_optimizer, num_classes
+    from utils.training.computation_meter import ComputationMeter
+    from utils.training.graphs import graph_capture
+    from utils.training.selection import SelectionCounter
+    from utils.training.steps import UnixDistillStep
+    from utils.training.trainer import FitConfig, Trainer
+
     if args.dataset == "cifar100":  # the teacher before the data: a bad file fails fast
         teacher = build_teacher(args, teacher_arch, weights_from, device, 100)
         train_loader, test_loader = make_loaders(args, device)
     else:  # the class count comes from the data
         train_loader, test_loader = make_loaders(args, device)
         teacher = build_teacher(args, teacher_arch, weights_from, device, num_classes(args, train_loader))
-    teacher_fields = evaluate_teacher(args, teacher, teacher_arch, weights_from, test_loader)
+    teacher_fields = {**evaluate_teacher(args, teacher, teacher_arch, weights_from, test_loader), **inputs}
     student = make_model(args.student_arch, device, args.compile, num_classes(args, train_loader))
     optimizer, scheduler = make_optimizer(student, args)
     meter = ComputationMeter(model_cost(teacher_arch)[1], model_cost(args.student_arch)[1])

@@ -1,18 +1,10 @@
 """Train a teacher: python teacher.py --arch wrn_40_2 --lr 0.05 --gpu-id 0 (CIFAR-100), or on ImageNet,
 one process per GPU: torchrun --nproc_per_node=8 teacher.py --dataset imagenet --arch imagenet_resnet34"""
 import argparse
-from pathlib import Path
 
 from utils.data.dataset_args import parse_dataset_args
-from utils.process import distributed
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
-from utils.runs.report import TeacherReport
-from utils.runs.rundir import open_run_on_main, release_on_main
-from utils.runs.runnames import teacher_run_name
-from utils.training.build import check_arch, make_loaders, make_model, make_optimizer, num_classes
-from utils.training.graphs import graph_capture
-from utils.training.steps import SupervisedStep
-from utils.training.trainer import FitConfig, Trainer
+from utils.process.ranks import main_speaks
 
 
 PAPER_COMMANDS = """the paper's runs (lr 0.01 for MobileNetV2, ShuffleV1 and ShuffleV2, 0.05 otherwise):
@@ -31,8 +23,10 @@ def parse_args(argv=None):
     parser.add_argument("--save-interval", type=int, default=40, help="also keep ckpt/NNN.pth every N epochs (default 40)")
     parser.add_argument("--experiments-dir", default="./experiments", help="where run directories go (default ./experiments)")
     args = parse_dataset_args(parser, argv)
-    check_arch(args.arch, "--arch", args.dataset)
     check_common_args(args)
+    from utils.training.build import check_arch  # the model zoo, and torch with it, once the flags parse
+
+    check_arch(args.arch, "--arch", args.dataset)
     return args
 
 
@@ -43,23 +37,35 @@ def snapshot_epochs(args) -> frozenset:
 
 
 def main(argv=None):
-    with distributed.main_speaks():
-        args = parse_args(argv)
-        device = distributed.prepare_device(args)
-        run, resume = open_run_on_main(
-            Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed, args.tag),
-            resume=args.resume, force=args.force, epochs=args.epoch, args=args)
-        try:
-            train_loader, test_loader = make_loaders(args, device)
-            model = make_model(args.arch, device, args.compile, num_classes(args, train_loader))
-            optimizer, scheduler = make_optimizer(model, args)
-            cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
-                            capture=graph_capture(args.cuda_graphs, device), top5=args.dataset == "imagenet",
-                            print_freq=args.print_freq)
-            Trainer(model, SupervisedStep(distributed.train_model(model, device, args)), optimizer, scheduler, train_loader,
-                    test_loader, run, cfg, TeacherReport(run, args)).fit(resume)
-        finally:
-            release_on_main(run)
+    with main_speaks():
+        train(parse_args(argv))
+
+
+def train(args) -> None:
+    # Imported here: torch takes seconds to import, and a mistyped flag is answered before it.
+    from pathlib import Path
+
+    from utils.process import distributed
+    from utils.runs.report import TeacherReport
+    from utils.runs.rundir import held_on_main, open_run_on_main
+    from utils.runs.runnames import teacher_run_name
+    from utils.training.build import make_loaders, make_model, make_optimizer, num_classes
+    from utils.training.graphs import graph_capture
+    from utils.training.steps import SupervisedStep
+    from utils.training.trainer import FitConfig, Trainer
+
+    device = distributed.prepare_device(args)
+    run, resume = open_run_on_main(Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed, args.tag),
+                                   resume=args.resume, force=args.force, epochs=args.epoch, args=args)
+    with held_on_main(run):
+        train_loader, test_loader = make_loaders(args, device)
+        model = make_model(args.arch, device, args.compile, num_classes(args, train_loader))
+        optimizer, scheduler = make_optimizer(model, args)
+        cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
+                        capture=graph_capture(args.cuda_graphs, device), top5=args.dataset == "imagenet",
+                        print_freq=args.print_freq)
+        Trainer(model, SupervisedStep(distributed.train_model(model, device, args)), optimizer, scheduler, train_loader,
+                test_loader, run, cfg, TeacherReport(run, args)).fit(resume)
 
 
 if __name__ == "__main__":

@@ -47,11 +47,13 @@ fi
 
 # Ctrl-C reaches the runs as well: once they have stopped, stop here too (rather than start the next run).
 trap 'echo "interrupted: the same command continues every unfinished run" >&2; exit 130' INT
-failed=0
+failed=0 ran=0
+declare -A title=([teachers]="phase 1, teacher.py: teachers and students trained alone" [students]="phase 2, student_v0.py: distilled students")
 for phase in teachers students; do
   names="$("$PYTHON" -m utils.runlist --phase "$phase" --pending --names)"
   [[ -n "$names" ]] || continue
-  echo "== $phase: $(wc -l <<< "$names") runs to go"
+  ran=1
+  echo "== ${title[$phase]}: $(wc -l <<< "$names") to run"
   if (( jobs == 1 )); then
     while IFS= read -r -u 3 name; do
       "$PYTHON" -m utils.jobs run --gpus "$GPU" "$name" || failed=1
@@ -65,6 +67,7 @@ for phase in teachers students; do
 done
 
 echo
-"$PYTHON" -m utils.jobs status --jobs "$jobs"
+# Each run ended with the counts line: after runs, only the failed ones' names are left to say.
+"$PYTHON" -m utils.jobs status --jobs "$jobs" $( (( ran )) && echo --failed-only)
 echo "$summary_hint"
 exit "$failed"

@@ -94,7 +94,43 @@ def test_missing_dataset_without_network(capsys, exit_status, tmp_path, monkeypa
     argv = ["--arch", "resnet8", "--data-root", str(tmp_path / "data"), "--experiments-dir", str(tmp_path / "e")]
     assert exit_status(teacher.main, argv) == 2
     one_error_line(capsys, str(tmp_path / "data" / "cifar-100-python"), "utils.synthetic")
-    assert list((tmp_path / "e").iterdir()) == []  # the failed start left no run folder behind
+    assert list(tmp_path.iterdir()) == []  # the failed start left no run folder, nor the experiments folder
+
+
+def test_a_mistyped_data_root_creates_nothing_and_names_the_folder_it_meant(capsys, exit_status, tmp_path,
+                                                                             monkeypatch, synthetic_root):
+    def offline(self):  # as torchvision does: the folder first, then the download that fails
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        (Path(self.root) / "cifar-100-python.tar.gz").write_bytes(b"partial")
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("torchvision.datasets.CIFAR100.download", offline)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "synthetic").symlink_to(synthetic_root)
+    argv = ["--arch", "resnet8", "--data-root", str(data / "synthtic"), "--experiments-dir", str(tmp_path / "e")]
+    assert exit_status(teacher.main, argv) == 2
+    one_error_line(capsys, f"{data / 'synthtic'} does not exist; did you mean {data / 'synthetic'}?",
+                   f"--out {data / 'synthetic'}`")
+    assert sorted(tmp_path.iterdir()) == [data] and sorted(data.iterdir()) == [data / "synthetic"]
+
+
+@pytest.mark.parametrize("where", ["below a file", "read-only"])
+def test_an_experiments_folder_that_cannot_be_written_is_one_error(where, capsys, exit_status, tmp_path,
+                                                                   monkeypatch, synthetic_root):
+    experiments = tmp_path / "e"
+    if where == "below a file":
+        (tmp_path / "file").write_text("")
+        experiments = tmp_path / "file" / "e"
+    else:  # chmod binds no root user: the lock file's open fails as a read-only folder makes it fail
+        def read_only(path, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr("utils.runs.rundir.open", read_only, raising=False)
+    argv = ["--arch", "resnet8", "--data-root", str(synthetic_root), "--experiments-dir", str(experiments)]
+    assert exit_status(teacher.main, argv) == 2
+    one_error_line(capsys, "cannot write the run folder", "--experiments-dir")
+    assert sorted(path.name for path in tmp_path.iterdir()) == (["file"] if where == "below a file" else [])
 
 
 def test_a_short_run_names_its_folder_and_warns_only_of_milestones_given(synthetic_root, tmp_path, capsys):
@@ -155,3 +191,43 @@ def test_help_gives_the_paper_commands(capsys, exit_status):
     out = capsys.readouterr().out
     assert "--strategy 0 --k 64 --b 64 --w 1000" in out and "--strategy 3 --k 48 --b 32 --w 10" in out
     assert "lr 0.01 for MobileNetV2, ShuffleV1 and ShuffleV2" in out
+
+
+@pytest.mark.parametrize("script, argv", [("teacher", ["--arch", "resnet8", "--epoch", "0"]),
+                                          ("student_v0", ["--teacher-path", "t.pth", "--student-arch", "resnet8",
+                                                          "--k", "65"])])
+def test_bad_flags_are_answered_before_torch_is_imported(script, argv):
+    """torch takes seconds to import: a mistyped or bad flag answers without it."""
+    code = (f"import sys, pytest, {script}\n"
+            f"with pytest.raises(Exception, match='--'):\n"
+            f"    {script}.parse_args({argv!r})\n"
+            f"assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_short_imagenet_run_neither_warns_of_its_default_milestones_nor_takes_more_workers_than_cores():
+    argv = ["--dataset", "imagenet", "--arch", "imagenet_resnet18", "--epoch", "2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        args = teacher.parse_args(argv)
+    assert args.milestones == [30, 60, 90] and args.workers == min(8, len(os.sched_getaffinity(0)))
+    assert teacher.parse_args([*argv, "--workers", "9"]).workers == 9  # given: as given
+
+
+def test_an_abbreviated_flag_of_one_flag_under_two_names_is_that_flag():
+    assert teacher.parse_args(["--arch", "resnet8", "--ep", "3"]).epoch == 3
+
+
+def test_help_states_every_default_and_the_other_benchmark(capsys, exit_status):
+    from utils.table import computation
+    from utils.tools import bench
+
+    assert exit_status(teacher.main, ["--help"]) == 0
+    assert "CUDA device index (default 0)" in " ".join(capsys.readouterr().out.split())
+    assert exit_status(computation.main, ["--help"]) == 0
+    assert "images per batch, B (default 64)" in " ".join(capsys.readouterr().out.split())
+    assert exit_status(bench.main, ["--help"]) == 0
+    assert "python -m utils.bench --dataset imagenet" in " ".join(capsys.readouterr().out.split())
+    assert exit_status(computation.main, ["--teacher", "resnet9", "--student", "resnet8"]) == 2
+    assert "--dataset" not in capsys.readouterr().err

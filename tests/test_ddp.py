@@ -23,6 +23,7 @@ from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import NonFiniteLoss, UserError
 from utils.process import distributed
 from utils.process.seeding import seed_everything
+from utils.process import ranks as places
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -175,10 +176,10 @@ def test_another_rank_leaves_the_error_line_to_rank_0(monkeypatch, error, status
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # main_speaks silences this rank's stdout
     waits = []
-    monkeypatch.setattr(distributed.time, "sleep", waits.append)
+    monkeypatch.setattr(places.time, "sleep", waits.append)
     with pytest.raises(SystemExit) as ended, distributed.main_speaks():
         raise error
-    assert ended.value.code == status and waits == [distributed.RANK_0_GRACE_SECONDS]
+    assert ended.value.code == status and waits == [places.RANK_0_GRACE_SECONDS]
 
 
 def test_each_rank_seeds_its_own_random_draws_and_rank_0_those_of_one_process(monkeypatch):

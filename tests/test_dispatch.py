@@ -84,7 +84,8 @@ def test_one_gpu_runs_one_at_a_time_on_the_terminal_without_parallel(tiny_table,
     assert "epoch   1/1" in done.stdout  # the run's own output, here, not in a file
     [job] = read_jobs(tmp_path / JOB_LOG)
     assert (job.run, job.gpu, job.exit) == ("alone resnet20 seed1", "3", 0)
-    assert "runs: 1 done, 0 failed, 0 left of 1" in done.stdout
+    assert done.stdout.count("runs: 1 done, 0 failed, 0 left of 1") == 1  # once, after the run, not again at the end
+    assert "== phase 1, teacher.py: teachers and students trained alone: 1 to run" in done.stdout
 
 
 def test_several_jobs_without_gnu_parallel_is_one_error_line(tiny_table, tmp_path):

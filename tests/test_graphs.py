@@ -19,6 +19,7 @@ from utils.data.loader import DeviceLoader
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.training.build import make_optimizer
 from utils.training.computation_meter import ComputationMeter
+from utils.training import graphs as graphs_module
 from utils.training.graphs import CapturedCall, capture_cuda_graph, graph_capture
 from utils.training.iteration import Evaluation, TrainIteration
 from utils.training.selection import SelectionCounter
@@ -252,7 +253,7 @@ def test_student_v0_with_graphs_ends_where_the_eager_run_does(tmp_path, monkeypa
     data = write_synthetic_cifar100(tmp_path / "data", train_per_class=3, test_per_class=1)  # 5 batches an epoch
     runs = {}
     for name, capture in (("eager", None), ("graphs", emulated_capture)):
-        monkeypatch.setattr(student_v0, "graph_capture", lambda requested, device: capture)
+        monkeypatch.setattr(graphs_module, "graph_capture", lambda requested, device: capture)  # student_v0 imports it late
         student_v0.main(["--teacher-path", str(teacher_file), "--student-arch", "resnet8", "--epoch", "3",
                          "--milestones", "2", "--data-root", str(data), "--experiments-dir", str(tmp_path / name)])
         (runs[name],) = (tmp_path / name).glob("v0_student_*")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from utils.errors import UserError
-from utils.table.jobs import JOB_LOG, Job, append_job, format_duration, read_jobs, seconds_left, table_status
+from utils.table.jobs import (JOB_LOG, Job, append_job, format_duration, main, read_jobs, seconds_left,
+                              table_status)
 from utils.table.runlist import epochs_done, selected_runs, settings_from_env
 
 
@@ -60,6 +61,27 @@ def test_status_counts_done_failed_and_left_from_folders_and_the_latest_attempt(
     write_summary(tmp_path, "teacher_resnet20_seed2", 2, 20.0)
     assert table_status(settings, jobs_at_once=1)[0] == (
         "runs: 2 done, 1 failed, 0 left of 3; about 20s of training if the failed runs run again")
+
+
+def test_status_takes_the_knobs_as_flags_and_counts_a_finished_trial_run_as_done(tmp_path, capsys, monkeypatch,
+                                                                                exit_status):
+    """A 1-epoch run, finished, looked at without EPOCHS: done at its own length, not one of 240 epochs left."""
+    for name in ("EPOCHS", "EXPERIMENTS_DIR", "ONLY", "SEEDS"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "teacher_resnet20").mkdir()
+    (tmp_path / "teacher_resnet20" / "summary.json").write_text(json.dumps(
+        {"epochs_done": 1, "wall_seconds": 5.0, "finished": True}))
+    knobs = ["--experiments-dir", str(tmp_path), "--seeds", "0", "--only", "^alone (resnet20|wrn_16_2) seed0$"]
+    assert main(["status", *knobs]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "runs: 1 done (1 of them at fewer epochs than 240: --epochs or EPOCHS sets the length), 0 failed, 1 left "
+        "of 2; about 20m00s of training left")
+    assert main(["status", *knobs, "--epochs", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "runs: 1 done, 0 failed, 1 left of 2; about 5s of training left"
+    assert exit_status(main, ["status", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "ONLY", "ABLATIONS", "EXTENSIONS"):
+        assert f"environment: {name}" in text, name
 
 
 def test_a_damaged_job_log_line_is_one_error_naming_it(tmp_path):

@@ -1,4 +1,5 @@
 """A run killed at any moment and restarted with --resume ends exactly where the uninterrupted run does."""
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import utils.runs.resume
 from models import model_dict
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import Preempted, UserError
+from utils.runs.checkpoint import atomic_save
+from utils.runs.rundir import open_run
 from utils.runs.runnames import student_run_name, teacher_run_name
 from utils.training.iteration import TrainIteration
 
@@ -186,3 +189,44 @@ def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninter
     assert all(torch.equal(tensor, final[1][key]) for key, tensor in final[0].items())
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     assert summaries[0]["last_acc"] == summaries[1]["last_acc"] and summaries[1]["finished"]
+
+
+def test_a_resume_keeps_the_runs_own_value_of_each_flag_not_given(tmp_path, capsys):
+    """The run started with --epoch 3 --lr 0.1 on GPU 2: a bare --resume goes on to epoch 3 at lr 0.1 (not the
+    defaults, 240 and 0.05), on the GPU given now; a flag given must still match."""
+    run = tmp_path / "teacher_resnet8"
+    atomic_save({"epoch": 1}, run / "ckpt" / "last.pth")
+    started = vars(teacher.parse_args(["--arch", "resnet8", "--epoch", "3", "--lr", "0.1", "--gpu-id", "2"]))
+    (run / "summary.json").write_text(json.dumps({"args": started}))
+    args = teacher.parse_args(["--arch", "resnet8", "--resume"])
+    open_run(run, resume=True, force=False, epochs=args.epoch, args=args)[0].release()
+    assert (args.epoch, args.lr, args.gpu_id) == (3, 0.1, 0)
+    assert "--resume: the run's own --epoch 3, --lr 0.1 (flags not given" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--lr 0.1 then, 0.2 now"):
+        open_run(run, resume=True, force=False, epochs=240, args=teacher.parse_args(["--arch", "resnet8", "--resume",
+                                                                                     "--lr", "0.2"]))
+
+
+def test_the_worker_count_may_change_on_resume():
+    """Each ImageNet crop is seeded by (seed, epoch, image), whichever worker draws it."""
+    assert utils.runs.resume.changed_flags({"workers": 8, "lr": 0.1}, {"workers": 2, "lr": 0.1}) == []
+
+
+def test_a_resume_with_a_replaced_teacher_is_refused_naming_both(teacher_file, tiny_root, tmp_path, capsys,
+                                                                  exit_status):
+    """The teacher retrained (here: other weights in the same file) after the student started: one run must
+    not distil from two teachers."""
+    experiments, teacher_path = tmp_path / "e", tmp_path / "resnet8.pth"
+    shutil.copy(teacher_file, teacher_path)
+    argv = ["--teacher-path", str(teacher_path), "--student-arch", "resnet8", "--data-root", str(tiny_root),
+            "--experiments-dir", str(experiments)]
+    student_v0.main([*argv, "--epoch", "1"])
+    before = json.loads((run_dir(experiments) / "summary.json").read_text())["teacher_identity"]
+    torch.manual_seed(2)
+    torch.save({"state_dict": model_dict["resnet8"](num_classes=100).state_dict()}, teacher_path)
+    capsys.readouterr()
+    assert exit_status(student_v0.main, [*argv, "--epoch", "2", "--resume"]) == 2
+    after = f"sha256:{hashlib.sha256(teacher_path.read_bytes()).hexdigest()}"
+    error = capsys.readouterr().err
+    assert f"the teacher's weights {before} then, {after} now" in error and before != after, error
+    assert json.loads((run_dir(experiments) / "summary.json").read_text())["epochs_done"] == 1

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from utils.errors import RunFinished, UserError
+from utils.errors import Interrupted, RunFinished, UserError
 from utils.runs.checkpoint import atomic_save
-from utils.runs.rundir import open_run
+from utils.runs.rundir import held_on_main, open_run
 
 
 def finished_run(path, epoch=2):
@@ -77,8 +77,19 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
 
 LOCK_AND_WAIT = """
 import sys, time
-from utils.runs.rundir import open_run
+from utils.runs.rundir import held_on_main, open_run
 run, _ = open_run(sys.argv[1], resume=False, force=False, epochs=2)
 print("locked", flush=True)
 time.sleep(60)
 """
+
+
+def test_ctrl_c_hints_at_resume_only_where_a_checkpoint_was_kept(tmp_path):
+    run, _ = open_run(tmp_path / "first-epoch", resume=False, force=False, epochs=2)
+    with pytest.raises(Interrupted, match="nothing was kept; run the same command again"), held_on_main(run):
+        raise KeyboardInterrupt
+    assert not (tmp_path / "first-epoch").exists()
+    run, _ = open_run(tmp_path / "later", resume=False, force=False, epochs=2)
+    with pytest.raises(Interrupted, match="^interrupted; continue with --resume$"), held_on_main(run):
+        atomic_save({"epoch": 1}, run.last)
+        raise KeyboardInterrupt

@@ -184,9 +184,29 @@ def test_phase_one_runs_of_no_distilled_pair_are_listed_below_not_under_a_paper_
                                 "(n=1)", "last", "-"]
 
 
+def test_a_published_teacher_measured_on_other_data_stays_off_the_teacher_row(tmp_path, capsys):
+    """`utils.teachers import --data-root data/synthetic`: its accuracy there is no teacher's accuracy."""
+    synthetic = imported_json("resnet32x4", 1.1)
+    synthetic["imported"]["measured"] = {"test_acc": 1.1, "data_root": "data/synthetic", "kind": "synthetic",
+                                         "test_images": 200}
+    write_runs(tmp_path, {"teacher_resnet32x4": synthetic,
+                          "v0_student_unix_0": summary_json(UNIX_ARGS, 0, 74.5, 87.3)})
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    table = out.split("left out:")[0]
+    assert "teacher (published checkpoint)" not in table and "1.10" not in table and "74.50" in table
+    assert "left out: 1 finished run outside the paper's protocol (synthetic data (200 test images): 1)" in out
+
+
 def test_main_without_runs_says_so_and_succeeds(tmp_path, capsys):
     assert main([str(tmp_path)]) == 0
     assert "no runs found" in capsys.readouterr().out
+
+
+def test_a_missing_folder_is_one_error(tmp_path, capsys, exit_status):
+    assert exit_status(main, [str(tmp_path / "experimnets")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'experimnets'} is not a folder; give the experiments " \
+                                      "folder the runs wrote to (default ./experiments)\n"
 
 
 def test_plot_writes_a_png(experiments, tmp_path, capsys):

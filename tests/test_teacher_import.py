@@ -155,7 +155,7 @@ def test_the_test_accuracy_is_measured_where_the_data_is(tiny_table, tmp_path, i
     loader = DeviceLoader(data.test_images, data.test_labels, 100, torch.device("cpu"), train=False)
     expected = evaluate(model, loader)[1]
     assert summary["imported"]["measured"] == {"test_acc": pytest.approx(expected), "test_images": 100,
-                                               "data_root": str(data_root)}
+                                               "data_root": str(data_root), "kind": "synthetic"}
     assert summary["best_acc"] == summary["imported"]["measured"]["test_acc"] and summary["imported"]["stored_acc"] == 70.0
 
 

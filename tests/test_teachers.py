@@ -66,3 +66,26 @@ def test_wrong_architecture_names_it_and_the_keys(tmp_path):
     save_teacher(tmp_path / "resnet8.pth", "state_dict")
     with pytest.raises(UserError, match="does not fit architecture vgg8: missing keys"):
         load_teacher("vgg8", tmp_path / "resnet8.pth", torch.device("cpu"))
+
+
+STUDENT_RUN = "v0_student_resnet20_teacher_resnet56-best_strategy3_k48_b32_w10_seed0"
+
+
+@pytest.mark.parametrize("with_summary", [True, False], ids=["summary.json", "folder name"])
+def test_a_student_run_is_no_teacher_and_is_called_a_student_run(tmp_path, with_summary):
+    run = tmp_path / STUDENT_RUN
+    save_teacher(run / "ckpt" / "student_best.pth", "state_dict", arch="resnet20")
+    if with_summary:
+        (run / "summary.json").write_text('{"student_arch": "resnet20", "teacher_arch": "resnet56"}')
+    with pytest.raises(UserError, match=f"{run} is a student run .* a resnet20 .*student_best.pth --teacher-arch resnet20"):
+        resolve_teacher(str(run), None, "best")
+
+
+@pytest.mark.parametrize("name", ["student_best.pth", "last.pth"])
+def test_a_students_checkpoint_is_refused_unless_its_architecture_is_given(tmp_path, name):
+    """Its folder names the teacher too: resnet20 and resnet56 are equally long, so a guess could take either."""
+    file = tmp_path / STUDENT_RUN / "ckpt" / name
+    save_teacher(file, "state_dict", arch="resnet20")
+    with pytest.raises(UserError, match=f"{file} is a student's checkpoint .*--teacher-arch resnet20"):
+        resolve_teacher(str(file), None, "best")
+    assert resolve_teacher(str(file), "resnet20", "best")[0] == "resnet20"  # distilling from a student, on purpose

@@ -1,6 +1,7 @@
 """The logit distillers of student_v0.py --distill, with the settings their authors trained them with.
 
-No torch here: the run names, the run list and the results table read these settings too.
+No torch here: the run names, the run list, the results table and student_v0.py's flag checks read
+these settings too.
 One table keyed by dataset, distiller and pair: DEFAULTS per (dataset, distiller), PAIR_SETTINGS per
 (dataset, distiller, teacher, student) where the authors' runs of that pair changed a default.
 docs/distillers.md gives each value's source (repository, file, commit); tests/test_distillers.py pins them.
@@ -23,6 +24,11 @@ SETTINGS_REVISION = 2
 # DKD on an image with two labels (utils.losses.mixed_dkd_loss): the weighted sum of DKD against each, or
 # the split the DKD authors suggested (mdistiller issue #13).
 DKD_MIX_RULES = ("weighted", "split")
+
+# UNIX's own settings, which every distiller runs under (the step itself is utils/unix.py): named here,
+# without torch, so that student_v0.py checks its flags before torch is imported.
+STRATEGIES = {0: "random", 1: "least confidence", 2: "margin", 3: "entropy"}
+MIX_STRATEGIES = {0: "none", 1: "mixup", 2: "adaptive"}
 
 # (setting, label in run names and table rows): the settings a distiller may have, in name order.
 SETTING_LABELS = (("ce_weight", "ce"), ("kd_weight", "kd"), ("T", "T"), ("alpha", "alpha"), ("beta", "beta"),

@@ -19,3 +19,7 @@ class NonFiniteLoss(RuntimeError):
 class Preempted(Exception):
     """The run saved where it was and stopped on the preemption signal (SIGUSR1); --resume continues it.
     Exit status 75 (EX_TEMPFAIL: try again later)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a run, with the hint that fits: --resume where a checkpoint was kept, else start again."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-STRATEGIES = {0: "random", 1: "least confidence", 2: "margin", 3: "entropy"}
-MIX_STRATEGIES = {0: "none", 1: "mixup", 2: "adaptive"}
+from utils.distillers import MIX_STRATEGIES, STRATEGIES
+
 
 
 def uncertainty_scores(logits: torch.Tensor, strategy: int) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """CIFAR-100: reading the official python-format files, and the classic PIL/torchvision pipeline."""
 
+import difflib
 import pickle
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ CROP_PADDING = 4
 FOLDER = "cifar-100-python"
 DOWNLOAD_STALL_SECONDS = 60
 OFFICIAL_TRAIN_IMAGES = 50_000
+OFFICIAL_TEST_IMAGES = 10_000
 OFFICIAL_FIRST_CLASSES = ["apple", "aquarium_fish", "baby"]
 SYNTHETIC_FIRST_CLASSES = ["class_00", "class_01", "class_02"]  # utils.data.synthetic's stand-in
 
@@ -60,23 +63,39 @@ def data_folder(root) -> Path:
 
 
 def _fetch(root: Path, folder: Path, download: bool) -> None:
+    # A --data-root that does not exist is likely mistyped: the synthetic set goes beside it, not into it.
+    synthetic = (root if root.is_dir() else root.parent) / "synthetic"
     how_to = (
         f"copy the python-format files (train, test, meta) into {folder}, "
         f"or, for a trial run only, generate a synthetic stand-in with "
-        f"`python -m utils.synthetic --out {root / 'synthetic'}` and pass --data-root {root / 'synthetic'}"
+        f"`python -m utils.synthetic --out {synthetic}` and pass --data-root {synthetic}"
     )
+    missing = "" if root.is_dir() else f" ({root} does not exist{close_match(root)})"
     if not download:
-        raise UserError(f"CIFAR-100 not found in {folder}: {how_to}")
+        raise UserError(f"CIFAR-100 not found in {folder}{missing}: {how_to}")
+    created = [path for path in (root, *root.parents) if not path.exists()]
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_STALL_SECONDS)  # a network that drops packets fails instead of hanging
     try:
         # One archive holds both splits, so one call fetches everything (checksum-verified).
         datasets.CIFAR100(str(root), train=True, download=True)
     except Exception as exc:  # no network, a proxy, a bad archive: the user's remedy is the same
+        if created:  # a failed start creates nothing: the folders the download made go, with its partial file
+            shutil.rmtree(created[-1], ignore_errors=True)
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise UserError(f"CIFAR-100 not found in {folder} and the download failed ({reason}): {how_to}") from exc
+        raise UserError(f"CIFAR-100 not found in {folder}{missing} and the download failed ({reason}): "
+                        f"{how_to}") from exc
     finally:
         socket.setdefaulttimeout(previous_timeout)
+
+
+def close_match(path: Path) -> str:
+    """'; did you mean X?' for a folder beside `path` with a close name, or ''."""
+    if not path.parent.is_dir():
+        return ""
+    names = [entry.name for entry in path.parent.iterdir() if entry.is_dir()]
+    found = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f"; did you mean {path.parent / found[0]}?" if found else ""
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):

@@ -5,9 +5,11 @@ SGD with lr 0.1 per 256 images, momentum 0.9, weight decay 1e-4, batch 256, 100 
 60 and 90; RandomResizedCrop 224 and flip; val resized to 256 and centre-cropped to 224.
 """
 import argparse
+import os
 
 from utils.errors import UserError
-from utils.process import distributed
+from utils.process import ranks
+from utils.process.cli import ArgumentParser, parse_flags
 
 DATASETS = ("cifar100", "imagenet")
 LOADERS = ("torchvision", "dali")
@@ -20,7 +22,8 @@ BATCH_FLOOR = 16
 # name: (default on ImageNet, help); None on CIFAR-100, where giving one is an error.
 IMAGENET_ONLY = {
     "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
-    "workers": (8, "data-loading worker processes per GPU, or DALI threads per GPU with --loader dali (default 8)"),
+    "workers": (8, "data-loading worker processes per GPU, or DALI threads per GPU with --loader dali (default 8, "
+                   "or the cores available if fewer)"),
     "loader": ("torchvision", "torchvision (default: PIL in worker processes, uint8 batches normalised on the "
                               "device) or dali (NVIDIA DALI: decoding and augmentation on the GPU; pip install "
                               "nvidia-dali-cuda130); see docs/imagenet.md"),
@@ -32,8 +35,6 @@ CIFAR_ONLY = ("cuda_graphs", "other_distill")
 
 def dataset_of(argv) -> str:
     """The --dataset value, read before the full parse because it changes the other flags' defaults."""
-    from utils.process.cli import ArgumentParser
-
     pre = ArgumentParser(add_help=False)
     pre.add_argument("--dataset", choices=DATASETS, default="cifar100")
     return pre.parse_known_args(argv)[0].dataset
@@ -65,8 +66,8 @@ def check_dataset_args(args) -> None:
         given = [flag(name) for name in IMAGENET_ONLY if getattr(args, name) is not None]
         if given:
             raise UserError(f"{given[0]} is for --dataset imagenet only")
-        if distributed.world_size() > 1:
-            raise UserError(f"{distributed.world_size()} processes (torchrun) with --dataset cifar100: DDP runs "
+        if ranks.world_size() > 1:
+            raise UserError(f"{ranks.world_size()} processes (torchrun) with --dataset cifar100: DDP runs "
                             "--dataset imagenet; CIFAR-100 runs take one GPU each (command/command.sh runs several)")
         return
     given = [flag(name) for name in CIFAR_ONLY if getattr(args, name, None)]
@@ -76,6 +77,8 @@ def check_dataset_args(args) -> None:
     for name, (default, _) in IMAGENET_ONLY.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if "workers" not in getattr(args, "given", {"workers"}):  # more workers than cores only queue (and warn)
+        args.workers = min(args.workers, available_cores())
     if args.image_size < 8 or args.workers < 0:
         raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
                         f"{args.workers}")
@@ -87,7 +90,7 @@ def check_dataset_args(args) -> None:
 
 def check_batch_per_process(args, given_lr) -> None:
     """Refuse fewer than BATCH_FLOOR images per process with BatchNorm per GPU, naming the global batch and lr to use."""
-    world, local = distributed.world_size(), distributed.local_batch_size(args.batch_size)
+    world, local = ranks.world_size(), ranks.local_batch_size(args.batch_size)
     if world == 1 or local >= BATCH_FLOOR or args.sync_bn:
         return
     batch = BATCH_FLOOR * world
@@ -99,8 +102,13 @@ def check_batch_per_process(args, given_lr) -> None:
                     f"{lr:g} ({rule}), fewer processes, or --sync-bn")
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a SLURM allocation's, not the node's), where the system tells."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def parse_dataset_args(parser: argparse.ArgumentParser, argv):
     add_dataset_args(parser, argv)
-    args = parser.parse_args(argv)
+    args = parse_flags(parser, argv)
     check_dataset_args(args)
     return args

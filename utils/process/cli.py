@@ -21,6 +21,33 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         raise UserError(f"{message} (see --help)")
 
+    def _get_option_tuples(self, option_string):
+        # An abbreviation that matches one flag under two names (--ep: --epoch and its alias --epochs) is
+        # that flag, not an ambiguity; argparse would refuse it.
+        matches = {}
+        for match in super()._get_option_tuples(option_string):
+            matches.setdefault(id(match[0]), match)
+        return list(matches.values())
+
+
+class Flags(argparse.Namespace):
+    """Parsed flags that also know which ones the command line gave (`given`, by dest): a --resume keeps
+    the run's own values of the others. `given` is a slot, outside vars(), so summary.json's args hold
+    the flags alone."""
+
+    __slots__ = ("given",)
+
+
+def parse_flags(parser: argparse.ArgumentParser, argv) -> Flags:
+    args = parser.parse_args(argv, Flags())
+    # Parsed again into a namespace that already holds a marker for every flag: argparse then fills in no
+    # default, so a flag still holding its marker was not on the command line.
+    unset = object()
+    probe = argparse.Namespace(**{action.dest: unset for action in parser._actions if action.dest != argparse.SUPPRESS})
+    parser.parse_known_args(argv, probe)
+    args.given = frozenset(dest for dest, value in vars(probe).items() if value is not unset)
+    return args
+
 
 def add_common_args(parser, lr: float = 0.05) -> None:
     parser.add_argument("--epoch", "--epochs", type=int, default=240, help="training epochs (default 240)")
@@ -33,7 +60,7 @@ def add_common_args(parser, lr: float = 0.05) -> None:
                         help="epochs at which lr is multiplied by gamma (default 150 180 210; in a shorter run "
                              "the later ones never apply)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index; CPU is used when CUDA is absent")
+    parser.add_argument("--gpu-id", type=int, default=0, help="CUDA device index (default 0); CPU is used when CUDA is absent")
     parser.add_argument("--data-root", default="./data", help="folder holding cifar-100-python/ (default ./data)")
     parser.add_argument("--tag", help="added to the run folder's name, so that runs with other settings (a sweep "
                                       "over --lr, say) each get their own folder; letters, digits and . _ + -")
@@ -67,6 +94,8 @@ def check_common_args(args) -> None:
         raise UserError("--compile and --cuda-graphs are two ways to cut launch overhead; pass one of them")
     if args.milestones is None:  # the defaults past a short run's end are expected: no warning for them
         args.milestones = list(DEFAULT_MILESTONES)
+        return
+    if "milestones" not in getattr(args, "given", {"milestones"}):  # a dataset's defaults (ImageNet: 30 60 90)
         return
     late = [m for m in args.milestones if m >= args.epoch]
     if late:
@@ -102,6 +131,21 @@ def choose_device(gpu_id: int):
     return device
 
 
+# Set by `python -m utils.torchrun` (utils.process.launch): the file where rank 0 leaves its last line and
+# exit status, which the launcher prints after torchrun's own report rather than before it.
+LAST_WORDS = "UNIXKD_LAST_WORDS"
+
+
+def last_word(line: str, status: int) -> None:
+    """A command's final line on stderr; under utils.torchrun, rank 0's goes to the launcher instead."""
+    words = os.environ.get(LAST_WORDS)
+    if words and os.environ.get("RANK", "0") == "0":
+        with open(words, "w") as file:
+            file.write(f"{status}\n{line}\n")
+        return
+    print(line, file=sys.stderr)
+
+
 def run_main(main) -> None:
     """Run a command's main() and exit with its status; bad input exits 2 with one line, no traceback."""
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
@@ -110,7 +154,7 @@ def run_main(main) -> None:
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
         sys.exit(status)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        last_word(f"error: {exc}", 2)
         sys.exit(2)
     except RunFinished as exc:
         print(exc)
@@ -118,10 +162,10 @@ def run_main(main) -> None:
         print(exc, flush=True)
         sys.exit(PREEMPTED_STATUS)
     except NonFiniteLoss as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        last_word(f"error: {exc}", 1)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a run's Interrupted says whether there is anything to resume
+        last_word(str(exc) or "interrupted", 130)
         sys.exit(130)
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, and keep Python's exit flush from raising again.

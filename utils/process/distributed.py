@@ -4,75 +4,13 @@ Every function here is also right for a single process (world size 1, no process
 nothing, so a run without torchrun takes exactly the code path it always took. torchrun tells each
 process its place through RANK, LOCAL_RANK and WORLD_SIZE.
 """
-import contextlib
-import os
-import sys
-import time
-import warnings
-
 import torch
 import torch.distributed as dist
 
-from utils.errors import NonFiniteLoss, RunFinished, UserError
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def is_main() -> bool:
-    return rank() == 0
-
-
-@contextlib.contextmanager
-def main_speaks():
-    """Rank 0 alone prints and warns; on the others a bad-input error ends the process with the same status, silently.
-
-    Every rank meets the same bad input (the same flags, the same files), so each ends by itself and
-    rank 0's one `error:` line is the only one shown.
-    """
-    if is_main():
-        yield
-        return
-    sys.stdout = open(os.devnull, "w")
-    warnings.simplefilter("ignore")  # rank 0 shows each warning once
-    try:
-        yield
-    except UserError:
-        leave_the_word_to_rank_0(2)
-    except NonFiniteLoss:
-        leave_the_word_to_rank_0(1)
-
-
-RANK_0_GRACE_SECONDS = 30
-
-
-def leave_the_word_to_rank_0(status: int) -> None:
-    """End a rank other than 0 that met the error every rank meets, after rank 0 has said it.
-
-    torchrun stops every worker as soon as one exits with an error: a rank that ended first could get
-    rank 0 killed before it printed its `error:` line. So this rank waits; rank 0's exit makes torchrun
-    end it, and the bounded wait keeps it from outliving a rank 0 that hangs.
-    """
-    time.sleep(RANK_0_GRACE_SECONDS)
-    raise SystemExit(status) from None
-
-
-def local_batch_size(batch_size: int) -> int:
-    """Each process's share of --batch-size, the global batch (the lr rule is stated per global batch)."""
-    size = world_size()
-    if batch_size % size:
-        raise UserError(f"--batch-size {batch_size} is not divisible by the world size {size} "
-                        f"(processes started by torchrun); use a multiple of {size}")
-    return batch_size // size
+from utils.errors import RunFinished, UserError
+# The process's place among torchrun's, without torch (the flags are checked before torch is imported);
+# here too, so that the DDP plumbing reads as one module.
+from utils.process.ranks import is_main, local_batch_size, local_rank, main_speaks, rank, world_size  # noqa: F401
 
 
 _control = {}  # the gloo group for host-side agreement under NCCL (None: the default group is gloo already)

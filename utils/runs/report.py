@@ -54,7 +54,7 @@ class StudentReport:
     """The trainer's epoch-end hook for student_v0.py."""
 
     def __init__(self, run, args, teacher: dict, step):
-        """teacher: summary.json's teacher fields (teacher_arch, teacher_acc, ...; utils.teachers.teacher_record)."""
+        """teacher: summary.json's teacher fields (teacher_arch, teacher_acc, teacher_identity, ...: utils.teachers.loading)."""
         self.run, self.args, self.step, self.teacher = run, args, step, teacher
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from utils.data.cifar100 import data_folder, dataset_kind
 from utils.errors import UserError
-from utils.process import distributed
+from utils.process import ranks
 
 # Flags that leave what a run computes unchanged, so a resume may change them.
 FREE_FLAGS = {
@@ -18,7 +18,14 @@ FREE_FLAGS = {
     "resume": "how it starts", "force": "how it starts",
     "save_interval": "which snapshots are kept, not what is trained",
     "print_freq": "how often progress is printed",
+    "workers": "how many processes load the data; each image's crop is seeded by (seed, epoch, image)",
 }
+# Flags about where and how this process runs: a resume that does not give them uses their defaults, not
+# the run's (its GPU may be another's now, its cores fewer). Every other flag not given keeps the value the
+# run started with.
+PLACE_FLAGS = ("gpu_id", "experiments_dir", "resume", "force", "workers")
+# What a run's result depends on besides its flags, recorded in summary.json (key: what a message calls it).
+INPUTS = {"teacher_identity": "the teacher's weights"}
 # Not free although they are about speed: --amp and --compile round differently, and --cuda-graphs draws
 # its random numbers from another stream on a GPU; a run switching mid-way would match neither kind.
 # Paths that may be spelt differently as long as they name the same files.
@@ -63,9 +70,33 @@ def changed_data(summary: dict, data_root) -> list:
     return [] if now == before else [("the data", before, now)]
 
 
-def check_same_flags(summary_file: Path, args) -> None:
-    """Refuse, in one line, a --resume whose flags differ from the run's in anything but FREE_FLAGS,
-    or whose data is of another kind (synthetic, CIFAR-100)."""
+def keep_started_flags(started: dict, args) -> list:
+    """Give each flag the command line did not give (args.given) the value the run started with;
+    [("--flag", the run's value)] for those that differ from what they would be now. Args that do not
+    know which flags were given (args.given missing) are left alone."""
+    given = getattr(args, "given", None)
+    if given is None:
+        return []
+    kept = []
+    for key, value in started.items():
+        if key in given or key in PLACE_FLAGS or key not in vars(args) or same_value(key, value, vars(args)[key]):
+            continue
+        setattr(args, key, value)
+        kept.append((f"--{key.replace('_', '-')}", value))
+    return kept
+
+
+def changed_inputs(summary: dict, inputs: dict) -> list:
+    """[(what, recorded then, now)] for each input (INPUTS) the run recorded otherwise; one it did not
+    record (a run of an older version) is not compared."""
+    return [(INPUTS[key], summary[key], now) for key, now in inputs.items()
+            if summary.get(key) is not None and summary[key] != now]
+
+
+def check_same_flags(summary_file: Path, args, inputs=None) -> None:
+    """Continue with the run's own flags where none is given; refuse, in one line, a --resume whose given
+    flags differ from the run's in anything but FREE_FLAGS, whose data is of another kind (synthetic,
+    CIFAR-100) or whose inputs (a student's teacher) are not those the run started with."""
     try:
         summary = json.loads(summary_file.read_text())
         started = summary["args"]
@@ -75,16 +106,21 @@ def check_same_flags(summary_file: Path, args) -> None:
     if "local_batch" in started:
         world = summary.get("world_size") or started["batch_size"] // started["local_batch"]
         check_same_world_size(summary_file.parent, world, started["local_batch"], args.local_batch)
-    changes = changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
+    kept = keep_started_flags(started, args)
+    changes = (changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
+               + changed_inputs(summary, inputs or {}))
     if changes:
         listed = "; ".join(f"{flag} {shown(before)} then, {shown(now)} now" for flag, before, now in changes)
         raise UserError(f"{summary_file.parent} was started with other flags: {listed}. Resume with its own flags, "
                         f"start it over with --force, or give the new run its own folder with --tag NAME")
+    if kept:
+        print("--resume: the run's own " + ", ".join(f"{flag} {shown(value)}" for flag, value in kept)
+              + " (flags not given keep the values the run started with)")
 
 
 def check_same_world_size(run, started: int, local_then: int, local_now: int) -> None:
     """Refuse to resume a student on another number of processes: UNIX picks k and b within each process's batch."""
-    now = distributed.world_size()
+    now = ranks.world_size()
     if now != started:
         raise UserError(f"{run} was started on {started} process(es) with batches of {local_then} per process and would "
                         f"resume on {now} with {local_now}: UNIX picks its k and b images within each process's batch, "

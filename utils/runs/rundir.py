@@ -1,11 +1,12 @@
 """A run directory that is never overwritten by accident and never shared by two live runs."""
+import contextlib
 import fcntl
 import os
 import shutil
 import socket
 from pathlib import Path
 
-from utils.errors import RunFinished, UserError
+from utils.errors import Interrupted, RunFinished, UserError
 from utils.process import distributed
 from utils.runs.checkpoint import load_checkpoint
 from utils.runs.resume import check_same_flags
@@ -21,6 +22,7 @@ class RunDirectory:
         self.last = self.ckpt / "last.pth"
         self.tensorboard = self.path / "tensorboard"
         self._lock = self.path / LOCK_NAME
+        self._created = []  # the folders acquire() made, deepest first: a failed start removes them
 
     def holds_run(self) -> bool:
         return self.ckpt.is_dir() and any(self.ckpt.glob("*.pth"))
@@ -31,8 +33,14 @@ class RunDirectory:
         The kernel drops the lock when the process dies, SIGKILL included, so a crashed run never
         blocks its own --resume, on this host or (on file systems with working locks) another.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self._lock, "a+")
+        self._created = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self._lock, "a+")
+        except OSError as error:  # read-only, not a folder, no space: the user's to fix
+            self._remove_created()
+            raise UserError(f"cannot write the run folder {self.path} ({error.strerror}: {error.filename}); "
+                            f"pass --experiments-dir a folder you can write to") from None
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -64,7 +72,17 @@ class RunDirectory:
         try:
             self.path.rmdir()
         except OSError:  # something else lives there: leave it
-            pass
+            return
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        """The folders above the run's that acquire() made (a new --experiments-dir): a failed start
+        leaves nothing behind, and a mistyped path no folder of its own."""
+        for folder in self._created:
+            try:
+                folder.rmdir()
+            except OSError:  # gone already, or something else lives there now
+                pass
 
     def clear_outputs(self) -> None:
         for child in self.path.iterdir():
@@ -72,11 +90,12 @@ class RunDirectory:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def open_run(path, *, resume: bool, force: bool, epochs: int, args=None):
+def open_run(path, *, resume: bool, force: bool, epochs: int, args=None, inputs=None):
     """Lock the run directory and return (run, last checkpoint to resume from, or None).
 
-    An existing run is refused unless --resume (continue it, with the flags it started with, which
-    `args` must match: utils.runs.resume) or --force (start over).
+    An existing run is refused unless --resume (continue it, with the flags it started with: those not
+    given are set in `args`, those given must match, and so must `inputs`: utils.runs.resume) or --force
+    (start over). With `args`, the run's length is args.epoch, read after the run's own flags are kept.
     """
     run = RunDirectory(path)
     run.acquire()
@@ -98,7 +117,8 @@ def open_run(path, *, resume: bool, force: bool, epochs: int, args=None):
                             f"(or, for a published teacher put there by hand, `python -m utils.teachers import "
                             f"{run.ckpt}/best.pth --force` marks it finished: docs/teachers.md)")
         if args is not None:
-            check_same_flags(run.path / SUMMARY_FILE, args)
+            check_same_flags(run.path / SUMMARY_FILE, args, inputs)
+            epochs = args.epoch
         state = load_checkpoint(run.last)
         if state["epoch"] >= epochs:
             raise RunFinished(f"{run.path} already finished {state['epoch']} epochs; nothing to resume")
@@ -114,6 +134,8 @@ def open_run_on_main(path, **kwargs):
     if not distributed.active():
         return open_run(path, **kwargs)
     opened = distributed.on_main(lambda: open_run(path, **kwargs))
+    if kwargs.get("args") is not None:  # the run's own flags, kept on rank 0, hold on every rank
+        vars(kwargs["args"]).update(distributed.broadcast_object(vars(kwargs["args"])))
     resumed = distributed.broadcast_object(opened[1] is not None if distributed.is_main() else None)
     if distributed.is_main():
         return opened
@@ -124,3 +146,17 @@ def open_run_on_main(path, **kwargs):
 def release_on_main(run) -> None:
     if distributed.is_main():
         run.release()
+
+
+@contextlib.contextmanager
+def held_on_main(run):
+    """The run's folder for the block, released after it; Ctrl-C in it says whether there is a run to
+    resume (a run stopped before its first checkpoint leaves no folder: utils.runs.rundir.release)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; continue with --resume" if run.holds_run() else
+                          "interrupted before the first epoch ended: nothing was kept; run the same command again "
+                          "to start over") from None
+    finally:
+        release_on_main(run)

@@ -28,9 +28,9 @@ def parse_args(argv):
     parser.add_argument("--teacher", help="teacher architecture: a models.model_dict name or imagenet_resnet18/34/50, "
                                           "imagenet_mobilenet_v2 (priced at 224x224)")
     parser.add_argument("--student", help="student architecture, named as --teacher")
-    parser.add_argument("--k", type=int, default=48, help="images per batch the teacher sees and the student trains on")
-    parser.add_argument("--b", type=int, default=32, help="images kept un-mixed (checked; it does not change the cost)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--k", type=int, default=48, help="images per batch the teacher sees and the student trains on (default 48)")
+    parser.add_argument("--b", type=int, default=32, help="images kept un-mixed (default 32; checked, it does not change the cost)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch, B (default 64)")
     parser.add_argument("--paper-table", action="store_true", help="the 12 published pairs next to the paper's numbers")
     parser.add_argument("--imagenet-table", action="store_true",
                         help="the ImageNet pairs of the KD literature (ResNet-34 -> ResNet-18, ResNet-50 -> MobileNetV2) "

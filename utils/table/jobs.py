@@ -1,7 +1,7 @@
 """Running the run list's runs: one at a time, a job log, and how far the whole table is.
 
     python -m utils.jobs run NAME [--gpus "0 1" [--slot N] [--pin]] [--to-file] [--jobs J]
-    python -m utils.jobs status [--jobs J]
+    python -m utils.jobs status [--jobs J] [--epochs N] [--experiments-dir DIR] [...]
 
 command/command.sh and command/slurm.sh start every run through `run`: it looks the run up in the run
 list (utils.table.runlist, same environment knobs), runs its command, appends one line to
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.table.runlist import epochs_done, find_run, selected_runs, settings_from_env
+from utils.table.runlist import (add_settings_args, epochs_done, find_run, finished_its_own_length, selected_runs,
+                                 settings_from_args)
 
 JOB_LOG = "jobs.log"
 LOG_COLUMNS = ("host", "gpu", "start", "seconds", "exit", "run")
@@ -100,10 +101,14 @@ def table_status(settings, jobs_at_once: int) -> list:
     runs = selected_runs(settings)
     progress = {run.name: epochs_done(settings, run) for run in runs}
     last_exit = {job.run: job.exit for job in read_jobs(settings.root / JOB_LOG)}  # the latest attempt wins
-    left = [run for run in runs if progress[run.name][0] < settings.epochs]
+    short = [run for run in runs if progress[run.name][0] < settings.epochs and finished_its_own_length(settings, run)]
+    left = [run for run in runs if progress[run.name][0] < settings.epochs and run not in short]
     failed = [run for run in left if last_exit.get(run.name, 0) != 0]
-    line = f"runs: {len(runs) - len(left)} done, {len(failed)} failed, {len(left) - len(failed)} left of {len(runs)}"
-    remaining = seconds_left(settings, runs, progress)
+    line = f"runs: {len(runs) - len(left)} done"
+    if short:  # trial runs (EPOCHS=1, say) looked at without EPOCHS: done at their length, not left
+        line += f" ({len(short)} of them at fewer epochs than {settings.epochs}: --epochs or EPOCHS sets the length)"
+    line += f", {len(failed)} failed, {len(left) - len(failed)} left of {len(runs)}"
+    remaining = seconds_left(settings, [run for run in runs if run not in short], progress)
     if left and remaining is None:
         line += "; time left: unknown until a run has finished an epoch"
     elif left:
@@ -169,7 +174,12 @@ def parse_args(argv):
     run.add_argument("--pin", action="store_true", help="show the run only its GPU (CUDA_VISIBLE_DEVICES)")
     run.add_argument("--to-file", action="store_true",
                      help=f"write the run's output to EXPERIMENTS_DIR/{OUTPUT_DIR}/<run folder>.log, not here")
-    for command in (run, commands.add_parser("status", help="done, failed and left runs, and the time left")):
+    status = commands.add_parser("status", help="done, failed and left runs, and the time left")
+    add_settings_args(status)
+    status.add_argument("--failed-only", action="store_true",
+                        help="only the failed runs, without the counts (command/command.sh, after its runs have "
+                             "each printed them)")
+    for command in (run, status):
         command.add_argument("--jobs", type=int, default=1, help="runs at once, for the time left (default 1)")
     args = parser.parse_args(argv)
     for flag in ("jobs", "slot"):
@@ -182,9 +192,11 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    settings = settings_from_env()
+    settings = settings_from_args(args)
     if args.command == "status":
-        print("\n".join(table_status(settings, args.jobs)))
+        lines = table_status(settings, args.jobs)[1 if args.failed_only else 0:]
+        if lines:
+            print("\n".join(lines))
         return 0
     run = find_run(settings, args.name)
     output_file = settings.root / OUTPUT_DIR / f"{run.folder}.log" if args.to_file else None

@@ -1,6 +1,6 @@
 """The run list: every run behind the published table, in the order the dispatchers start them.
 
-    python -m utils.runlist [--phase teachers|students] [--pending] [--names]
+    python -m utils.runlist [--phase teachers|students] [--pending] [--names] [--epochs N ...]
 
 command/command.sh (one GPU or several) and command/slurm.sh (a SLURM cluster) take their runs from
 here, so they can never disagree; `DRY_RUN=1` prints this list. Phase "teachers" holds the teacher.py
@@ -11,7 +11,8 @@ ablations on resnet32x4 -> resnet8x4; with EXTENSIONS=1, DKD and LSKD with and w
 
 Environment, all optional: SEEDS ("0 1 2 3"), EPOCHS (240), DATA_ROOT, EXPERIMENTS_DIR (./experiments),
 PYTHON (python), GPU (0: the --gpu-id of every command), ONLY (a regular expression: keeps the runs
-whose name it matches, and their teachers), ABLATIONS (1 adds the ablations), EXTENSIONS (1 adds DKD and LSKD).
+whose name it matches, and their teachers), ABLATIONS (1 adds the ablations), EXTENSIONS (1 adds DKD and LSKD);
+each may be given as a flag instead (--seeds, --epochs, ...: --help), which wins over the variable.
 """
 import json
 import os
@@ -114,6 +115,36 @@ def settings_from_env(env=None) -> Settings:
             raise UserError(f"{name}={env[name]!r}: must be 1 (add {what}) or 0")
         values[name.lower()] = env.get(name) == "1"
     return Settings(**values)
+
+
+# The knobs as flags of `python -m utils.runlist` and `python -m utils.jobs status`: (flag, variable, help).
+SETTING_FLAGS = (
+    ("--seeds", "SEEDS", "seeds, e.g. '0 1' (default 0 1 2 3)"),
+    ("--epochs", "EPOCHS", f"epochs of every run (default {PROTOCOL_EPOCHS})"),
+    ("--data-root", "DATA_ROOT", "the runs' --data-root"),
+    ("--experiments-dir", "EXPERIMENTS_DIR", f"where the runs' folders are (default {DEFAULT_EXPERIMENTS_DIR})"),
+    ("--gpu", "GPU", "the --gpu-id of every command (default 0)"),
+    ("--only", "ONLY", "a regular expression: the runs whose name it matches, and their teachers"),
+    ("--python", "PYTHON", "the interpreter of every command (default python)"),
+)
+SWITCHES = (("--ablations", "ABLATIONS", "add the paper's ablations"), ("--extensions", "EXTENSIONS", "add DKD and LSKD"))
+
+
+def add_settings_args(parser) -> None:
+    """The environment knobs as flags; a flag given wins over its variable."""
+    group = parser.add_argument_group("which runs (each flag may be given instead as the environment variable "
+                                      "named with it, as the dispatchers do)")
+    for flag, variable, text in SETTING_FLAGS:
+        group.add_argument(flag, dest=variable, metavar=variable, help=f"{text}; environment: {variable}")
+    for flag, variable, text in SWITCHES:
+        group.add_argument(flag, dest=variable, action="store_const", const="1", help=f"{text}; environment: {variable}=1")
+
+
+def settings_from_args(args, env=None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    env.update({variable: value for variable, value in vars(args).items()
+                if variable.isupper() and value is not None})
+    return settings_from_env(env)
 
 
 def common_flags(settings: Settings) -> list:
@@ -223,6 +254,12 @@ def epochs_done(settings: Settings, run: Run) -> tuple:
         return 0, 0.0
 
 
+def finished_its_own_length(settings: Settings, run: Run) -> bool:
+    """Whether the run reached the end of its own --epoch (a trial run of fewer epochs than the list's)."""
+    summary = read_summary(settings, run)
+    return isinstance(summary, dict) and summary.get("finished") is True
+
+
 def is_finished(settings: Settings, run: Run) -> bool:
     return epochs_done(settings, run)[0] >= settings.epochs
 
@@ -262,12 +299,13 @@ def parse_args(argv):
     parser.add_argument("--phase", choices=PHASES, help="only this phase")
     parser.add_argument("--pending", action="store_true", help="only the runs not finished yet")
     parser.add_argument("--names", action="store_true", help="print run names, one a line, for the dispatchers")
+    add_settings_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    settings = settings_from_env()
+    settings = settings_from_args(args)
     runs = [run for run in selected_runs(settings) if args.phase in (None, run.phase)]
     if args.pending:
         runs = [run for run in runs if not is_finished(settings, run)]

@@ -27,7 +27,7 @@ from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.runs.runnames import SUMMARY_FILE, is_imported, named_settings
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
-from utils.table.protocol import departures
+from utils.table.protocol import departures, imported_departures
 from utils.training.steps import DistillConfig
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
@@ -127,7 +127,8 @@ def optional_float(value):
 def parse_imported(name, summary):
     """A published teacher: finished, trained elsewhere, one set of weights (no last epoch here)."""
     return Run(name=name, teacher=None, student=str(summary["arch"]), method=PUBLISHED, finished=True,
-               epochs_done=0, epochs=0, best_acc=optional_float(summary["best_acc"]))
+               epochs_done=0, epochs=0, best_acc=optional_float(summary["best_acc"]),
+               departures=tuple(imported_departures(summary)))
 
 
 def parse_run(name, summary):
@@ -439,6 +440,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not Path(args.experiments_dir).is_dir():
+        raise UserError(f"{args.experiments_dir} is not a folder; give the experiments folder the runs wrote to "
+                        f"(default ./experiments)")
     pyplot = load_pyplot() if args.plot else None
     runs, warnings = load_runs(args.experiments_dir)
     for warning in warnings:

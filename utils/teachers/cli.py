@@ -11,7 +11,7 @@ finished teacher: command/command.sh, command/slurm.sh and the run list then ski
 """
 from pathlib import Path
 
-from utils.data.cifar100 import data_folder, load_cifar100
+from utils.data.cifar100 import data_folder, dataset_kind, load_cifar100
 from utils.data.loader import DeviceLoader
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, choose_device
@@ -32,6 +32,7 @@ def accuracy_meter(data_root: str, gpu_id: int):
         print(f"no CIFAR-100 in {folder}: test accuracy not measured (--data-root names it)")
         return None
     data = load_cifar100(data_root, download=False)
+    kind = dataset_kind(data_root)  # a measurement on a synthetic set is kept off the table's teacher row
     device = choose_device(gpu_id)
     loader = DeviceLoader(data.test_images, data.test_labels, EVAL_BATCH, device, train=False, channels_last=True)
 
@@ -39,7 +40,7 @@ def accuracy_meter(data_root: str, gpu_id: int):
         model = make_model(arch, device)
         load_weights(model, state_dict, arch)
         _, accuracy = evaluate(model, loader)
-        return {"test_acc": float(accuracy), "data_root": str(data_root), "test_images": loader.num_samples}
+        return {"test_acc": float(accuracy), "data_root": str(data_root), "kind": kind, "test_images": loader.num_samples}
 
     return measure
 
@@ -48,8 +49,10 @@ def report(imported) -> None:
     for folder, summary in imported:
         record = summary["imported"]
         measured = record["measured"]
-        accuracy = (f"test accuracy {measured['test_acc']:.2f} measured on {measured['test_images']} images"
-                    if measured else "test accuracy not measured")
+        accuracy = (f"test accuracy {measured['test_acc']:.2f} measured on {measured['test_images']} "
+                    f"{measured['kind']} images" if measured else "test accuracy not measured")
+        if measured and measured["kind"] != "CIFAR-100":
+            accuracy += ", not CIFAR-100's test set: the results table keeps it off the teacher rows"
         stored = f", {record['stored_acc']:.2f} stored in the file" if record["stored_acc"] is not None else ""
         print(f"imported {record['source']} -> {folder}/ckpt/best.pth ({accuracy}{stored}; sha256 {record['sha256']})")
 

@@ -1,10 +1,14 @@
 """A student's teacher: found from --teacher-path (a run folder, a checkpoint file or torchvision:<name>),
 built and loaded strictly, in eval mode."""
+import json
+import re
 from pathlib import Path
 
 from models import imagenet, model_dict
 from utils.errors import UserError
 from utils.runs.checkpoint import extract_state_dict, load_checkpoint, load_weights
+from utils.runs.runnames import SUMMARY_FILE
+from utils.teachers.download import sha256_of
 from utils.teachers.importing import arch_from_name
 from utils.teachers.torchvision_zoo import (is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher,
                                            spelled, stated_accuracy, transform_difference)
@@ -16,11 +20,14 @@ def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str, dataset:
     """(architecture, checkpoint file, label for the run name) from --teacher-path and friends."""
     path = Path(teacher_path)
     if path.is_dir():
+        refuse_student_run(path)
         file = path / "ckpt" / f"{teacher_ckpt}.pth"
         if not file.is_file():
             raise UserError(f"no checkpoint {file} in teacher directory {path} (see --teacher-ckpt)")
         label = teacher_ckpt
     elif path.is_file():
+        if teacher_arch is None:
+            refuse_student_checkpoint(path)
         file, label = path, path.stem
     else:
         raise UserError(f"--teacher-path {path} does not exist; give a teacher run directory or a checkpoint file")
@@ -29,6 +36,43 @@ def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str, dataset:
         raise UserError(f"cannot tell the teacher's architecture from {file}; pass --teacher-arch")
     check_arch(arch, "--teacher-arch", dataset)
     return arch, file, label
+
+
+def student_run_arch(folder: Path):
+    """The student's architecture when `folder` is a student_v0.py run (its summary.json, else its name),
+    else None."""
+    try:
+        summary = json.loads((folder / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict) and "student_arch" in summary:
+        return str(summary["student_arch"])
+    named = re.match(r"v0_student_(.+?)_teacher_", folder.name)
+    return named.group(1) if named else None
+
+
+def refuse_student_run(folder: Path) -> None:
+    student = student_run_arch(folder)
+    if student is not None:
+        raise UserError(f"--teacher-path {folder} is a student run (student_v0.py distilled a {student} there), not "
+                        f"a teacher: give a teacher run (experiments/teacher_<arch>/) or a teacher's checkpoint; to "
+                        f"distil from this student, give {folder / 'ckpt' / 'student_best.pth'} --teacher-arch {student}")
+
+
+def refuse_student_checkpoint(file: Path) -> None:
+    """A student's file would otherwise get an architecture guessed from the teacher named in its folder."""
+    student = student_run_arch(file.parent.parent) or (file.stem if file.name == "student_best.pth" else None)
+    if student is None:
+        return
+    arch = student if student != "student_best" else "ARCH"
+    raise UserError(f"--teacher-path {file} is a student's checkpoint (written by student_v0.py), not a teacher's; "
+                    f"to distil from this student anyway, pass --teacher-arch {arch}")
+
+
+def weights_identity(source) -> str:
+    """What names a teacher's weights in a student's summary.json, so that a resume with other weights is
+    refused: the file's sha256, or torchvision's weights URL (whose file name holds their hash)."""
+    return f"sha256:{sha256_of(source)}" if isinstance(source, Path) else source.url
 
 
 def load_teacher(arch: str, file: Path, device, compile: bool = False, num_classes: int = 100):

@@ -62,7 +62,9 @@ class Pipeline:
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(prog="python -m utils.bench", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m utils.bench", description=__doc__.splitlines()[0],
+                            epilog="python -m utils.bench --dataset imagenet [--help]: the ImageNet loader against "
+                                   "the training step at 224 (utils/tools/bench_imagenet.py)")
     parser.add_argument("--teacher", required=True, help="teacher architecture (python -m models lists them)")
     parser.add_argument("--student", required=True, help="student architecture")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")

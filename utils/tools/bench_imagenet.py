@@ -30,16 +30,19 @@ from utils.training.steps import SupervisedStep
 
 def parse_args(argv):
     parser = ArgumentParser(prog="python -m utils.bench --dataset imagenet", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["imagenet"], required=True)
+    parser.add_argument("--dataset", choices=["imagenet"], required=True, help="imagenet: this benchmark")
     parser.add_argument("--data-root", help="an ImageFolder (train/ and val/); default: a temporary synthetic one")
-    parser.add_argument("--arch", default="imagenet_resnet18")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--arch", default="imagenet_resnet18",
+                        help="the network trained: imagenet_resnet18/34/50 or imagenet_mobilenet_v2 "
+                             "(default imagenet_resnet18)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     parser.add_argument("--image-size", type=int, default=224, help="training crop side (default 224, the protocol's)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="loader worker processes, or DALI threads (default: all cores)")
     parser.add_argument("--batches", type=int, default=4, help="loader batches timed (default 4)")
     parser.add_argument("--steps", type=int, default=3, help="training steps timed after one untimed (default 3)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="default: cuda when available, else cpu")
     args = parser.parse_args(argv)
     if min(args.batch_size, args.batches, args.steps) < 1 or args.workers < 0:
         raise UserError("--batch-size, --batches and --steps must be positive, --workers at least 0")

@@ -7,10 +7,12 @@ from utils.data.loader import DeviceLoader
 from utils.errors import UserError
 
 
-def check_arch(name: str, flag: str, dataset: str = "cifar100") -> None:
+def check_arch(name: str, flag: str, dataset=None) -> None:
+    """dataset: the --dataset of a command that has one (named in the message), else None (CIFAR-100's)."""
     archs = imagenet.MODELS if dataset == "imagenet" else model_dict
     if name not in archs:
-        raise UserError(f"unknown {flag} {name!r} for --dataset {dataset}; choose one of: {', '.join(archs)}")
+        where = f" for --dataset {dataset}" if dataset else ""
+        raise UserError(f"unknown {flag} {name!r}{where}; choose one of: {', '.join(archs)}")
 
 
 def probe_features(name: str):
