@@ -134,6 +134,12 @@ def test_cli_unknown_architecture_lists_the_valid_ones(run_cli):
     assert "'resnet33x4'" in err and "resnet32x4" in err and "wrn_40_2" in err
 
 
+def test_cli_a_pair_across_the_two_zoos_is_refused_naming_the_teachers(run_cli):
+    code, _, err = run_cli("--teacher", "imagenet_resnet34", "--student", "resnet8")
+    assert code == 2 and err.count("\n") == 1
+    assert "'resnet8' is not one of the ImageNet architectures" in err and "imagenet_resnet18" in err
+
+
 def test_cli_bad_input_as_a_process_exits_2_without_traceback():
     completed = subprocess.run(
         [sys.executable, "-m", "utils.computation", "--teacher", "x", "--student", "y", "--k", "100"],

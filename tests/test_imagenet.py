@@ -15,6 +15,7 @@ from models.imagenet import MODELS
 from utils.data.dataset_args import BATCH_FLOOR
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
+from utils.runs.resume import INPUTS
 from utils.teachers.loading import evaluate_teacher, teacher_source
 from utils.teachers.torchvision_zoo import (PINNED_WEIGHTS, load_torchvision_weights, resolve_torchvision_teacher,
                                            stated_accuracy, transform_difference)
@@ -147,6 +148,7 @@ def test_the_teacher_line_and_summary_give_the_weights_stated_accuracy_and_top5(
     assert record["teacher_acc5"] == 100.0  # 3 classes: every label is among the top 5
     assert record["teacher_weights"] == {"name": "torchvision:resnet18:IMAGENET1K_V1", "stated_acc": 69.758,
                                          "stated_acc5": 89.078, "same_eval_transform": False}
+    assert not set(record) & set(INPUTS)  # summary.json keeps the record beside what a resume compares
 
 
 def test_top5_counts_labels_among_the_five_highest_logits():

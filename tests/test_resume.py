@@ -19,6 +19,7 @@ import utils.runs.resume
 from models import model_dict
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import Preempted, UserError
+from utils.process.cli import Flags
 from utils.runs.checkpoint import atomic_save
 from utils.runs.rundir import open_run
 from utils.runs.runnames import student_run_name, teacher_run_name
@@ -210,6 +211,14 @@ def test_a_resume_keeps_the_runs_own_value_of_each_flag_not_given(tmp_path, caps
 def test_the_worker_count_may_change_on_resume():
     """Each ImageNet crop is seeded by (seed, epoch, image), whichever worker draws it."""
     assert utils.runs.resume.changed_flags({"workers": 8, "lr": 0.1}, {"workers": 2, "lr": 0.1}) == []
+
+
+def test_a_resume_not_given_workers_takes_this_machines_default_not_the_runs():
+    """The run's 8 workers may be more than this machine's cores; its lr is kept all the same."""
+    args = Flags(workers=2, lr=0.2)
+    args.given = frozenset()
+    assert utils.runs.resume.keep_started_flags({"workers": 8, "lr": 0.1}, args) == [("--lr", 0.1)]
+    assert (args.workers, args.lr) == (2, 0.1)
 
 
 def test_a_resume_with_a_replaced_teacher_is_refused_naming_both(teacher_file, tiny_root, tmp_path, capsys,

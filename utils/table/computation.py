@@ -11,12 +11,11 @@ The count itself (utils.training.computation_meter) is the one every training ru
 """
 import json
 
-from models import imagenet
+from models import imagenet, model_dict
 from models.cost import model_cost
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.table.paper import IMAGENET_PAIRS, PAPER_PAIRS
-from utils.training.build import check_arch
 from utils.training.computation_meter import check_sizes, relative_computation
 
 
@@ -110,6 +109,18 @@ def json_row(row):
     }
 
 
+def check_pair(teacher: str, student: str) -> None:
+    """Both architectures of one zoo: CIFAR-100's (models.model_dict) or ImageNet's (priced at 224x224)."""
+    zoos = {"CIFAR-100": list(model_dict), "ImageNet": list(imagenet.MODELS)}
+    zoo = next((name for name, archs in zoos.items() if teacher in archs), None)
+    if zoo is None:
+        raise UserError(f"unknown --teacher {teacher!r}; choose a CIFAR-100 architecture ({', '.join(zoos['CIFAR-100'])}) "
+                        f"or an ImageNet one ({', '.join(zoos['ImageNet'])})")
+    if student not in zoos[zoo]:
+        raise UserError(f"--student {student!r} is not one of the {zoo} architectures of --teacher {teacher}; "
+                        f"choose one of: {', '.join(zoos[zoo])}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.paper_table:
@@ -117,9 +128,7 @@ def main(argv=None):
     else:
         pairs = IMAGENET_PAIRS if args.imagenet_table else [(args.teacher, args.student)]
     for teacher, student in pairs:
-        dataset = "imagenet" if teacher in imagenet.MODELS else "cifar100"  # both of one zoo or the other
-        check_arch(teacher, "--teacher", dataset)
-        check_arch(student, "--student", dataset)
+        check_pair(teacher, student)
     rows = [pair_costs(teacher, student, args.batch_size, args.k) for teacher, student in pairs]
     if args.json:
         print(json.dumps([json_row(row) for row in rows], indent=2))
