@@ -9,6 +9,7 @@ import pytest
 import torch.distributed.run
 from torch.distributed.elastic.multiprocessing.api import SignalException
 
+from utils.errors import Preempted
 from utils.process import distributed, launch
 from utils.process.cli import LAST_WORDS, run_main
 
@@ -48,3 +49,15 @@ def test_a_rank_other_than_0_leaves_ctrl_c_to_rank_0(monkeypatch, capsys):
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C went on past rank 1's main_speaks: it would print the hint a second time")
     assert exited.value.code == 130 and capsys.readouterr().err == ""
+
+
+def test_the_preemption_stop_under_the_launcher_ends_with_rank_0s_line_and_status_75(tmp_path, monkeypatch, capsys):
+    """Rank 0's "stopped on the preemption signal ... --resume continues" is the launcher's last line, not
+    torchrun's failure report."""
+    words = tmp_path / "rank0"
+    monkeypatch.setenv(LAST_WORDS, str(words))
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(SystemExit) as exited:
+        run_main(lambda: (_ for _ in ()).throw(Preempted("stopped; --resume continues")))
+    assert exited.value.code == 75 and launch.rank_0_word(words) == (75, "stopped; --resume continues")
+    assert capsys.readouterr().out == ""

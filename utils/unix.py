@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from utils.distillers import MIX_STRATEGIES, STRATEGIES
 
 
-
 def uncertainty_scores(logits: torch.Tensor, strategy: int) -> torch.Tensor:
     """Step 1: one score per image; higher means more uncertain."""
     if strategy == 0:

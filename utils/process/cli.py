@@ -136,14 +136,14 @@ def choose_device(gpu_id: int):
 LAST_WORDS = "UNIXKD_LAST_WORDS"
 
 
-def last_word(line: str, status: int) -> None:
-    """A command's final line on stderr; under utils.torchrun, rank 0's goes to the launcher instead."""
+def last_word(line: str, status: int, to_stdout: bool = False) -> None:
+    """A command's final line (on stderr, or stdout); under utils.torchrun, rank 0's goes to the launcher instead."""
     words = os.environ.get(LAST_WORDS)
     if words and os.environ.get("RANK", "0") == "0":
         with open(words, "w") as file:
             file.write(f"{status}\n{line}\n")
         return
-    print(line, file=sys.stderr)
+    print(line, file=sys.stdout if to_stdout else sys.stderr, flush=True)
 
 
 def run_main(main) -> None:
@@ -158,8 +158,8 @@ def run_main(main) -> None:
         sys.exit(2)
     except RunFinished as exc:
         print(exc)
-    except Preempted as exc:
-        print(exc, flush=True)
+    except Preempted as exc:  # not an error: the run goes on once resubmitted
+        last_word(str(exc), PREEMPTED_STATUS, to_stdout=True)
         sys.exit(PREEMPTED_STATUS)
     except NonFiniteLoss as exc:
         last_word(f"error: {exc}", 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from utils.process.cli import LAST_WORDS
 
+
 def rank_0_word(words: Path):
     """(exit status, line) that rank 0 left, or None when it left none (it crashed, or was killed first)."""
     try:

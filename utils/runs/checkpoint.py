@@ -58,7 +58,8 @@ def load_checkpoint(path, map_location="cpu", name=None):
     except Exception as exc:  # torch raises several types for truncated, foreign or unsafe files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if file_head(path, len(ZIP_MAGIC)) == ZIP_MAGIC and not zipfile.is_zipfile(path):
-            reason = f"a zip archive cut short ({path.stat().st_size} bytes), an interrupted download or copy, or a damaged disk"
+            reason = (f"a zip archive cut short ({path.stat().st_size} bytes), an interrupted download or copy, "
+                      f"or a damaged disk")
         raise UserError(f"cannot read checkpoint {name or path}: {reason}") from None
 
 
