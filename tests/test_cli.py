@@ -13,6 +13,7 @@ import torch
 import student_v0
 import teacher
 from models import model_dict
+from utils.errors import UserError
 from utils.training.steps import SupervisedStep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,6 +218,12 @@ def test_a_short_imagenet_run_neither_warns_of_its_default_milestones_nor_takes_
 
 def test_an_abbreviated_flag_of_one_flag_under_two_names_is_that_flag():
     assert teacher.parse_args(["--arch", "resnet8", "--ep", "3"]).epoch == 3
+
+
+def test_a_removed_flag_names_what_replaced_it():
+    with pytest.raises(UserError, match=r"unrecognized arguments: --gpu-decode; --gpu-decode was removed: --loader "
+                                        r"dali decodes on the GPU instead"):
+        teacher.parse_args(["--dataset", "imagenet", "--arch", "imagenet_resnet18", "--gpu-decode"])
 
 
 def test_help_states_every_default_and_the_other_benchmark(capsys, exit_status):

@@ -13,13 +13,17 @@ from utils.errors import NonFiniteLoss, Preempted, RunFinished, UserError
 
 DEFAULT_MILESTONES = (150, 180, 210)
 PREEMPTED_STATUS = 75  # EX_TEMPFAIL: the run stopped on the preemption signal and continues with --resume
+# Flags an earlier version had: a command line written for it is told what replaced them.
+REMOVED_FLAGS = {"--gpu-decode": "--loader dali decodes on the GPU instead (docs/imagenet.md)"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is a UserError: one 'error:' line and exit 2, like every other bad input."""
 
     def error(self, message):
-        raise UserError(f"{message} (see --help)")
+        removed = [f"{flag} was removed: {instead}" for flag, instead in REMOVED_FLAGS.items()
+                   if message.startswith("unrecognized arguments") and flag in message.split()]
+        raise UserError("; ".join([message, *removed]) + " (see --help)")
 
     def _get_option_tuples(self, option_string):
         # An abbreviation that matches one flag under two names (--ep: --epoch and its alias --epochs) is
