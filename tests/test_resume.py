@@ -237,5 +237,6 @@ def test_a_resume_with_a_replaced_teacher_is_refused_naming_both(teacher_file, t
     assert exit_status(student_v0.main, [*argv, "--epoch", "2", "--resume"]) == 2
     after = f"sha256:{hashlib.sha256(teacher_path.read_bytes()).hexdigest()}"
     error = capsys.readouterr().err
-    assert f"the teacher's weights {before} then, {after} now" in error and before != after, error
+    assert f"was started with other settings: the teacher's weights {before} then, {after} now" in error, error
+    assert before != after
     assert json.loads((run_dir(experiments) / "summary.json").read_text())["epochs_done"] == 1

@@ -111,7 +111,8 @@ def check_same_flags(summary_file: Path, args, inputs=None) -> None:
                + changed_inputs(summary, inputs or {}))
     if changes:
         listed = "; ".join(f"{flag} {shown(before)} then, {shown(now)} now" for flag, before, now in changes)
-        raise UserError(f"{summary_file.parent} was started with other flags: {listed}. Resume with its own flags, "
+        other = "flags" if all(flag.startswith("--") for flag, _, _ in changes) else "settings"  # its data, its teacher
+        raise UserError(f"{summary_file.parent} was started with other {other}: {listed}. Resume with its own flags, "
                         f"start it over with --force, or give the new run its own folder with --tag NAME")
     if kept:
         print("--resume: the run's own " + ", ".join(f"{flag} {shown(value)}" for flag, value in kept)
