@@ -203,6 +203,13 @@ def test_main_without_runs_says_so_and_succeeds(tmp_path, capsys):
     assert "no runs found" in capsys.readouterr().out
 
 
+def test_the_folder_may_be_given_as_the_training_scripts_flag(tmp_path, capsys, exit_status):
+    assert main(["--experiments-dir", str(tmp_path)]) == 0
+    assert "no runs found" in capsys.readouterr().out
+    assert exit_status(main, [str(tmp_path), "--experiments-dir", str(tmp_path / "other")]) == 2
+    assert "two experiments folders" in capsys.readouterr().err
+
+
 def test_a_missing_folder_is_one_error(tmp_path, capsys, exit_status):
     assert exit_status(main, [str(tmp_path / "experimnets")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'experimnets'} is not a folder; give the experiments " \

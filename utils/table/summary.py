@@ -430,12 +430,19 @@ def plot_results(results, path, pyplot):
 
 def parse_args(argv):
     parser = ArgumentParser(prog="python -m utils.summary", description=__doc__.splitlines()[0])
-    parser.add_argument("experiments_dir", nargs="?", default="experiments", help="default: ./experiments")
+    parser.add_argument("experiments_dir", nargs="?", help="default: ./experiments")
+    # Also as the flag the training scripts and utils.jobs take.
+    parser.add_argument("--experiments-dir", dest="experiments_dir_flag", metavar="DIR", help="the same folder")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw accuracy against computation (needs matplotlib)")
     parser.add_argument("--all", action="store_true",
                         help="also show the runs that depart from the paper's protocol (fewer epochs, other data, "
                              "other hyper-parameters), in tables of their own headed by what differs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.experiments_dir and args.experiments_dir_flag and args.experiments_dir != args.experiments_dir_flag:
+        raise UserError(f"two experiments folders, {args.experiments_dir} and --experiments-dir "
+                        f"{args.experiments_dir_flag}: give one")
+    args.experiments_dir = args.experiments_dir or args.experiments_dir_flag or "experiments"
+    return args
 
 
 def main(argv=None):
