@@ -121,6 +121,19 @@ def test_a_resumed_loader_replays_the_following_epoch(name, photos):
     assert same_batches(epoch(resumed), epoch(whole))
 
 
+@pytest.mark.parametrize("name", ["torchvision", "dali"])
+def test_an_epoch_resumed_mid_way_gives_the_rest_of_its_batches_as_the_whole_epoch_does(name, photos, monkeypatch):
+    """A run stopped mid-epoch goes on from the next batch: the same images and crops as the uninterrupted
+    epoch's. torchvision's loader does not read the batches before it again (DALI's stream replays them)."""
+    whole, resumed = loader(name, photos / "train", True, batch=4), loader(name, photos / "train", True, batch=4)
+    read, original = [], IndexedImageFolder.__getitem__
+    monkeypatch.setattr(IndexedImageFolder, "__getitem__", lambda self, item: read.append(item[1]) or original(self, item))
+    rest = [tuple(t.cpu() for t in resumed.assemble(plan)) for plan in resumed.plans(first_batch=2)]
+    if name == "torchvision":
+        assert sorted(read) == sorted(torch.cat([idx for _, _, idx in rest]).tolist())
+    assert len(rest) == len(whole) - 2 and same_batches(rest, epoch(whole)[2:])
+
+
 @pytest.mark.parametrize("name", LOADERS)
 def test_odd_files_decode_and_unreadable_ones_are_named_skipped_and_counted(name, tmp_path, capsys):
     root = write_image_folder(tmp_path, classes=2, train_per_class=3, val_per_class=1, size=40)

@@ -59,7 +59,10 @@ class DaliLoader:
     def __len__(self) -> int:
         return -(-len(self.indices) // self.local_batch)
 
-    def plans(self):
+    def plans(self, first_batch: int = 0):
+        """The epoch's batches from batch `first_batch` on. DALI draws each crop from its pipeline's one
+        random stream, in order: the batches before `first_batch` are decoded again (not trained on), so the
+        rest come out as they would have."""
         epoch = self.epoch
         if self.train:
             self.indices.set_epoch(epoch)
@@ -68,8 +71,9 @@ class DaliLoader:
         while done < len(batches):
             pipe = self._pipeline(batches[done:], self._seed(epoch, done))
             for images in self._outputs(pipe, batches, done):
-                self._images = images
-                yield torch.tensor(batches[done], device=self.device)
+                if done >= first_batch:
+                    self._images = images
+                    yield torch.tensor(batches[done], device=self.device)
                 done += 1
         self.unreadable.end_pass()
 

@@ -7,6 +7,7 @@ bytes of float32; the device converts and normalises them. Workers persist acros
 travels with its epoch (EpochSampler) and the workers draw that epoch's crops. `--loader dali`
 (utils.data.dali) is the other loader.
 """
+import itertools
 from pathlib import Path
 
 import torch
@@ -72,16 +73,17 @@ class EpochSampler:
     """(epoch, index) pairs: the epoch travels with each index to the persistent workers."""
 
     def __init__(self, indices):
-        self.indices, self.epoch = indices, 0
+        self.indices, self.epoch, self.skip = indices, 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The epoch's order, less its first `skip` indices (a run resumed mid-epoch: they are not read again)."""
+        self.epoch, self.skip = epoch, skip
         if isinstance(self.indices, DistributedSampler):
             self.indices.set_epoch(epoch)
 
     def __iter__(self):
         epoch = self.epoch
-        return ((epoch, index) for index in self.indices)
+        return ((epoch, index) for index in itertools.islice(self.indices, self.skip, None))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -119,8 +121,10 @@ class ImageFolderLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def plans(self):
-        self.sampler.set_epoch(self.epoch)
+    def plans(self, first_batch: int = 0):
+        """The epoch's batches from batch `first_batch` on; the ones before it are neither read nor decoded
+        (each crop is drawn from its own image's generator, so the rest come out as they would have)."""
+        self.sampler.set_epoch(self.epoch, skip=first_batch * self.loader.batch_size)
         if self.train:
             self.epoch += 1
         for images, labels, indices, skipped in self.loader:

@@ -67,14 +67,15 @@ class DeviceLoader:
     def __iter__(self):
         return (self.assemble(plan) for plan in self.plans())
 
-    def plans(self):
-        """The epoch's batches as plans: small index tensors that `assemble` turns into (x, y, idx).
+    def plans(self, first_batch: int = 0):
+        """The epoch's batches as plans, from batch `first_batch` on (a run resumed mid-epoch): small index
+        tensors that `assemble` turns into (x, y, idx). The whole epoch is drawn either way.
 
         Training plans are (4, n) columns of (index, crop top, crop left, flip); test plans are (n,) indices.
         Slicing them costs no kernel, so the whole batch assembly can run inside a recorded CUDA graph.
         """
         draws = self._draw_epoch() if self.train else torch.arange(self.num_samples, device=self.device)
-        for start in range(0, self.num_samples, self.batch_size):
+        for start in range(first_batch * self.batch_size, self.num_samples, self.batch_size):
             yield draws[..., start : start + self.batch_size]
 
     def assemble(self, plan: torch.Tensor):

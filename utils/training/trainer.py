@@ -3,7 +3,6 @@
 Under DDP (torchrun) every rank runs it; the metrics are sums over all ranks, and rank 0 alone writes.
 """
 import contextlib
-import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -101,7 +100,7 @@ class Trainer:
         progress = EpochProgress(f"epoch {epoch + 1}/{self.cfg.epochs}", len(self.train_loader), self.cfg.print_freq,
                                  first_batch=first)
         waited = time.perf_counter()
-        for done, plan in enumerate(itertools.islice(self.train_loader.plans(), first, None), start=first + 1):
+        for done, plan in enumerate(self.train_loader.plans(first), start=first + 1):
             arrived = time.perf_counter()
             self.iteration(plan)
             progress.update(done, plan.shape[-1], arrived - waited)
