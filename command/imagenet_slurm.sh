@@ -25,7 +25,7 @@ if [[ "${1:-}" == "--task" ]]; then  # inside the job: one task = one torchrun
   shift
   head="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
   trap '' USR1  # torchrun's agent ignores the preemption signal (it would end the agent); its workers catch it
-  exec "${PYTHON:-python}" -m torch.distributed.run --nnodes="$SLURM_NTASKS" \
+  exec "${PYTHON:-python}" -m utils.torchrun --nnodes="$SLURM_NTASKS" \
     --nproc_per_node="${GPUS_PER_NODE:-8}" --rdzv_backend=c10d --rdzv_id="$SLURM_JOB_ID" \
     --rdzv_endpoint="$head:${PORT:-$((20000 + SLURM_JOB_ID % 10000))}" "$@" --resume
 fi
@@ -70,7 +70,7 @@ call=(sbatch --parsable --job-name unixkd-imagenet --nodes "$nodes" --ntasks "${
       "${sbatch_args[@]}" command/imagenet_slurm.sh --job "$@")
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   printf '%q' "${call[0]}"; printf ' %q' "${call[@]:1}"; echo
-  echo "each task runs: $PYTHON -m torch.distributed.run --nnodes=\$SLURM_NTASKS" \
+  echo "each task runs: $PYTHON -m utils.torchrun --nnodes=\$SLURM_NTASKS" \
        "--nproc_per_node=$gpus --rdzv_backend=c10d --rdzv_id=\$SLURM_JOB_ID --rdzv_endpoint=<first node>:${PORT:-20000 + job id % 10000}" \
        "$* --resume"
   exit 0
