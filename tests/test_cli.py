@@ -220,6 +220,11 @@ def test_an_abbreviated_flag_of_one_flag_under_two_names_is_that_flag():
     assert teacher.parse_args(["--arch", "resnet8", "--ep", "3"]).epoch == 3
 
 
+def test_a_mistyped_flag_is_answered_with_the_closest_flag():
+    with pytest.raises(UserError, match=r"unrecognized arguments: --epcoh 3; did you mean --epoch\? \(see --help\)"):
+        teacher.parse_args(["--arch", "resnet8", "--epcoh", "3"])
+
+
 def test_a_removed_flag_names_what_replaced_it():
     with pytest.raises(UserError, match=r"unrecognized arguments: --gpu-decode; --gpu-decode was removed: --loader "
                                         r"dali decodes on the GPU instead"):

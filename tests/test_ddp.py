@@ -22,7 +22,7 @@ import teacher
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import NonFiniteLoss, UserError
 from utils.process import distributed
-from utils.process.seeding import seed_everything
+from utils.process.seeding import derive_rng_state, rng_state, seed_everything
 from utils.process import ranks as places
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,3 +196,15 @@ def test_each_rank_seeds_its_own_random_draws_and_rank_0_those_of_one_process(mo
         seed_everything(3)
         alone = torch.rand(4)
     assert torch.equal(draws["0"], alone) and not torch.equal(draws["0"], draws["1"])
+
+
+def test_ranks_resumed_on_another_process_count_draw_apart_and_alike_from_the_same_checkpoint():
+    """derive_rng_state: three ranks from a two-process checkpoint each draw their own numbers, and the
+    same ones when the same checkpoint is resumed again."""
+    with torch.random.fork_rng(devices=[]):
+        saved = rng_state()
+        draws = []
+        for rank in (0, 1, 2, 0):
+            derive_rng_state(saved, rank)
+            draws.append(torch.rand(4))
+    assert len({tuple(draw.tolist()) for draw in draws[:3]}) == 3 and torch.equal(draws[0], draws[3])

@@ -15,10 +15,11 @@ from torchvision import transforms
 
 import teacher
 from utils.data.imagenet import ImageFolderLoader, IndexedImageFolder
-from utils.data.imagenet_recipe import IMAGENET_MEAN, IMAGENET_STD, RESIZE_RATIO, draw_crop_box, image_generator
+from utils.data.imagenet_recipe import IMAGENET_MEAN, IMAGENET_STD, draw_crop_box, image_generator
 from utils.data.synthetic_imagenet import write_image_folder
 
 WIDTH, HEIGHT, SIZE = 240, 180, 32
+VAL_RESIZE = round(SIZE * 256 / 224)  # the protocol's (torchvision's reference recipe): resize to 256, crop 224
 MEAN, STD = (torch.tensor(values).view(1, 3, 1, 1) for values in (IMAGENET_MEAN, IMAGENET_STD))
 
 
@@ -80,7 +81,7 @@ def test_uint8_batches_normalised_on_the_device_equal_torchvision_transforms(pho
     """The old float pipeline, bit for bit: the same crops from the same seeds, the same arithmetic."""
     reference = {True: transforms.Compose([transforms.RandomResizedCrop(SIZE), transforms.RandomHorizontalFlip(),
                                            transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]),
-                 False: transforms.Compose([transforms.Resize(round(SIZE * RESIZE_RATIO)), transforms.CenterCrop(SIZE),
+                 False: transforms.Compose([transforms.Resize(VAL_RESIZE), transforms.CenterCrop(SIZE),
                                             transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])}
     for split, train in (("train", True), ("val", False)):
         data = loader("torchvision", photos / split, train, batch=5)
@@ -187,7 +188,7 @@ def test_crops_follow_random_resized_crops_distribution_and_half_are_flipped(nam
 def test_validation_is_torchvisions_resize_and_centre_crop(name, most, mean, ramps):
     """At most `most` / 255 apart, `mean` / 255 on average, on lossless images: the same scale and centre."""
     data = loader(name, ramps / "val", False)
-    expected = transforms.Compose([transforms.Resize(round(SIZE * RESIZE_RATIO)), transforms.CenterCrop(SIZE),
+    expected = transforms.Compose([transforms.Resize(VAL_RESIZE), transforms.CenterCrop(SIZE),
                                    transforms.PILToTensor()])
     for x, _, idx in epoch(data):
         reference = torch.stack([expected(Image.open(data.dataset.samples[i][0]).convert("RGB")) for i in idx.tolist()])

@@ -4,6 +4,7 @@ torch is imported only by the device functions: the run list and the job runner 
 utils.table.jobs) use this module's parser and error exit, and the dispatchers start them once per job.
 """
 import argparse
+import difflib
 import os
 import re
 import sys
@@ -21,9 +22,19 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is a UserError: one 'error:' line and exit 2, like every other bad input."""
 
     def error(self, message):
-        removed = [f"{flag} was removed: {instead}" for flag, instead in REMOVED_FLAGS.items()
-                   if message.startswith("unrecognized arguments") and flag in message.split()]
-        raise UserError("; ".join([message, *removed]) + " (see --help)")
+        hints = self._hints(message.split(": ", 1)[1].split()) if message.startswith("unrecognized arguments") else []
+        raise UserError("; ".join([message, *hints]) + " (see --help)")
+
+    def _hints(self, unrecognized) -> list:
+        """What each unrecognized flag may have meant: the flag that replaced it, or a close spelling."""
+        flags = [flag for action in self._actions for flag in action.option_strings if flag.startswith("--")]
+        hints = []
+        for word in (word.split("=")[0] for word in unrecognized if word.startswith("--")):
+            if word in REMOVED_FLAGS:
+                hints.append(f"{word} was removed: {REMOVED_FLAGS[word]}")
+            elif close := difflib.get_close_matches(word, flags, n=1):
+                hints.append(f"did you mean {close[0]}?")
+        return hints
 
     def _get_option_tuples(self, option_string):
         # An abbreviation that matches one flag under two names (--ep: --epoch and its alias --epochs) is
