@@ -11,7 +11,7 @@ import argparse
 
 from utils.data.dataset_args import dataset_of, parse_dataset_args
 from utils.distillers import (DISTILLER_ONLY, DISTILLERS, DKD_MIX_RULES, KD, MIX_STRATEGIES, SETTINGS_REVISION,
-                              STRATEGIES, check_distiller_args)
+                              STRATEGIES, check_distiller_args, default_unix_sizes)
 from utils.errors import UserError
 from utils.process import ranks
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
@@ -101,10 +101,6 @@ def local_unix_sizes(args) -> None:
     default_k, default_b = default_unix_sizes(args.local_batch)
     args.k = default_k if args.k is None else args.k
     args.b = default_b if args.b is None else args.b
-
-
-def default_unix_sizes(local_batch: int) -> tuple:
-    return 3 * local_batch // 4, local_batch // 2
 
 
 def check_no_run_on_another_world_size(args, teacher_arch: str, teacher_label: str) -> None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of --cuda-graphs in one command, for a machine with one CUDA device (docs/cuda-graphs.md):
+# The GPU checks of --cuda-graphs and of the ImageNet path in one command, for a machine with one CUDA device
+# (docs/cuda-graphs.md, docs/imagenet.md):
 #
 #   LOGS=$OUT WHEELS=experiments/wheels bash command/gpu_checks.sh
 #
@@ -12,13 +13,20 @@
 #   scripts   teacher.py, UNIXKD and KD students, eager then --cuda-graphs, EPOCHS epochs, lr drop before the last
 #   amp       one UNIXKD run with --amp --cuda-graphs
 #   packing   PACKING UNIXKD runs at once, eager, images per second summed (optional: PACKING="" skips it)
+#   imagenet  an ImageFolder of IMAGENET_PER_CLASS x 10 JPEGs at ImageNet's sizes (shorter side IMAGENET_SIZE
+#             to twice that), written by the stage; python -m utils.bench --dataset imagenet, float32 then
+#             bf16: each loader installed (DALI is not: its wheel is larger than what a device call carries)
+#             beside the ResNet-34 -> ResNet-18 KD and UNIXKD steps; then a teacher and a UNIXKD student run
+#             of one epoch each under python -m utils.torchrun (one process: no process group forms, so NCCL
+#             itself is not exercised by one GPU)
 # LOGS gets only small files: summary.txt and one log per stage. Data and runs go to WORK (a temporary folder).
 #
-# Estimated GPU time on an H200: about 3.5 minutes, and at most BUDGET = 300 s (+10 s to stop a stage) however
+# Estimated GPU time on an H200: about 5.5 minutes, and at most BUDGET = 450 s (+10 s to stop a stage) however
 # it goes. Estimated from the one graphed figure known (a resnet8x4 UNIXKD epoch of 50,000 images: 2.5 s, so
 # 20k img/s; eager taken 3x slower, the resnet32x4 teacher 3x slower again) and about 10 s per process for
 # CUDA start-up, data upload and cuDNN autotuning: versions 10 s, data 5 s, check 45 s (14 runs of 30 steps
-# and ~40 recordings), bench 2 x 25 s, scripts 6 x 12 s, amp 12 s, packing 15 s; total ~210 s.
+# and ~40 recordings), bench 2 x 25 s, scripts 6 x 12 s, amp 12 s, packing 15 s; total ~210 s; imagenet: data
+# 15 s, bench 2 x 30 s, runs 2 x 25 s (guessed, never measured): ~125 s.
 #
 # tensorboardX: the training scripts log through it (a project dependency), but the device image has only
 # torch and torchvision and no internet. Rather than make logging optional for one machine, carry the wheels:
@@ -36,8 +44,8 @@ PYTHON="${PYTHON:-python}"
 LOGS="${LOGS:-./experiments/gpu_checks}"
 WORK="${WORK:-$(mktemp -d -t unixkd_gpu_checks.XXXXXX)}"
 WHEELS="${WHEELS:-}"
-BUDGET="${BUDGET:-300}"         # seconds for everything
-STAGES="${STAGES:-data check bench scripts amp packing}"  # versions always run first
+BUDGET="${BUDGET:-450}"         # seconds for everything
+STAGES="${STAGES:-data check bench scripts amp packing imagenet}"  # versions always run first
 PER_CLASS="${PER_CLASS:-100}"   # 10,000 training images: epoch times scale, images per second do not
 TEST_PER_CLASS="${TEST_PER_CLASS:-10}"
 EPOCHS="${EPOCHS:-2}"
@@ -47,6 +55,10 @@ TEACHER="${TEACHER:-resnet32x4}"
 STUDENT="${STUDENT:-resnet8x4}"
 CHECK_ARGS="${CHECK_ARGS:-}"    # extra utils.graph_check flags
 BENCH_ARGS="${BENCH_ARGS:---rounds 2}"
+IMAGENET_PER_CLASS="${IMAGENET_PER_CLASS:-200}"  # 10 classes: 2,000 training JPEGs
+IMAGENET_SIZE="${IMAGENET_SIZE:-375}"            # shorter side 375 to 749 (ImageNet's median image: 500 x 375)
+IMAGENET_BENCH_ARGS="${IMAGENET_BENCH_ARGS:---batches 20 --steps 10}"  # after the stage's own flags: they win
+IMAGENET_RUN_ARGS="${IMAGENET_RUN_ARGS:-}"       # extra flags of the two runs (the protocol's batch, 256, by default)
 DATA="$WORK/data"
 SUMMARY="$LOGS/summary.txt"
 mkdir -p "$LOGS" "$WORK"
@@ -179,6 +191,36 @@ if wanted packing; then
     sed -nE 's/.*\(([0-9]+) img\/s\)$/\1/p' "$LOGS/packing$jobs.log" | awk -v jobs="$jobs" \
       '{ total += $1; n++ } END { printf "%d runs at once (%d finished): %d img/s in all\n", jobs, n, total }' |
       tee -a "$SUMMARY"
+  done
+fi
+
+if wanted imagenet; then
+  images="$WORK/imagenet"
+  note "== imagenet: $((10 * IMAGENET_PER_CLASS)) training JPEGs, shorter side $IMAGENET_SIZE to $((2 * IMAGENET_SIZE - 1)), in $images"
+  run_stage "imagenet data" 90 imagenet_data.log "$PYTHON" -m utils.synthetic_imagenet --out "$images" --classes 10 \
+    --train-per-class "$IMAGENET_PER_CLASS" --val-per-class 5 --size "$IMAGENET_SIZE"
+  for amp in "" "--amp"; do
+    note "== imagenet bench: loaders, and imagenet_resnet34 -> imagenet_resnet18 steps ${amp:-float32}"
+    # shellcheck disable=SC2086  # flag lists
+    run_stage "imagenet bench ${amp:-float32}" 90 "imagenet_bench${amp:+_amp}.log" "$PYTHON" -m utils.bench \
+      --dataset imagenet --data-root "$images" --arch imagenet_resnet18 --teacher imagenet_resnet34 \
+      --workers "$(nproc)" $amp $IMAGENET_BENCH_ARGS
+    grep -E '^(ImageNet pipeline|  |UNIXKD / KD|with --loader)' "$LOGS/imagenet_bench${amp:+_amp}.log" | tee -a "$SUMMARY"
+  done
+  runs="$WORK/imagenet_runs"
+  imagenet_run=(-m utils.torchrun --standalone --nproc_per_node=1)
+  common=(--dataset imagenet --data-root "$images" --epoch 1 --experiments-dir "$runs" --force)
+  for run in teacher unixkd; do
+    note "== imagenet $run: one epoch under python -m utils.torchrun"
+    ((scripts_can_run)) || { skipped "imagenet $run" "tensorboardX is missing"; continue; }
+    case $run in
+      teacher) command=(teacher.py --arch imagenet_resnet18) ;;
+      unixkd) command=(student_v0.py --teacher-path "$runs/teacher_imagenet_resnet18" --student-arch imagenet_resnet18) ;;
+    esac
+    # shellcheck disable=SC2086  # a list of flags
+    run_stage "imagenet $run" 90 "imagenet_$run.log" "$PYTHON" "${imagenet_run[@]}" "${command[@]}" "${common[@]}" \
+      $IMAGENET_RUN_ARGS
+    grep -E '^(data:|teacher:|epoch )' "$LOGS/imagenet_$run.log" | tee -a "$SUMMARY"
   done
 fi
 

@@ -4,6 +4,7 @@ What they must share: the protocol's augmentation (RandomResizedCrop's areas and
 half the time; validation resized and centre-cropped as torchvision does), random draws that leave
 torch's and CUDA's generators alone and replay on resume, and bad files skipped and counted, not fatal.
 """
+import re
 import warnings
 from pathlib import Path
 
@@ -228,3 +229,23 @@ def test_bench_reports_each_loaders_rate_beside_the_step(photos, capsys):
     assert "loader torchvision (PIL, 1 worker process(es))" in out and "training step, imagenet_resnet18 at 32" in out
     assert ("loader dali (CPU backend, 1 thread(s))" in out) != ("loader dali: not installed" in out)
     assert "the pace is set by:" in out
+
+
+def test_bench_times_kd_and_unixkd_steps_from_a_teacher_under_autocast(photos, capsys, monkeypatch):
+    """--teacher adds the two distilling steps (UNIXKD with student_v0.py's ImageNet k and b); --amp reaches them."""
+    from utils.tools import bench_imagenet
+
+    amps, original = [], bench_imagenet.train_step
+    monkeypatch.setattr(bench_imagenet, "train_step", lambda *args: amps.append(args[-1]) or original(*args))
+    args = bench_imagenet.parse_args(["--dataset", "imagenet", "--data-root", str(photos), "--batch-size", "8",
+                                      "--batches", "1", "--steps", "1", "--workers", "0", "--device", "cpu",
+                                      "--image-size", "32", "--teacher", "imagenet_resnet18", "--amp"])
+    steps = bench_imagenet.training_steps(args, torch.device("cpu"))
+    kd, unix = (steps[f"{name} step, imagenet_resnet18 -> imagenet_resnet18 at 32, batch 8"][0] for name in ("KD", "UNIXKD"))
+    assert kd.cfg.conventional_kd and (unix.cfg.k, unix.cfg.b, unix.cfg.w, unix.cfg.strategy) == (6, 4, 10.0, 3)
+    bench_imagenet.main(["--dataset", "imagenet", "--data-root", str(photos), "--batch-size", "8", "--batches", "1",
+                         "--steps", "1", "--workers", "0", "--device", "cpu", "--image-size", "32",
+                         "--teacher", "imagenet_resnet18", "--amp"])
+    out = capsys.readouterr().out
+    assert "steps in bf16 autocast" in out and amps and all(amps)
+    assert re.search(r"UNIXKD / KD per batch: wall time [0-9.]+, FLOPs [0-9.]+", out)

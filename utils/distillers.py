@@ -30,6 +30,11 @@ DKD_MIX_RULES = ("weighted", "split")
 STRATEGIES = {0: "random", 1: "least confidence", 2: "margin", 3: "entropy"}
 MIX_STRATEGIES = {0: "none", 1: "mixup", 2: "adaptive"}
 
+
+def default_unix_sizes(local_batch: int) -> tuple:
+    """(k, b) on ImageNet, where they follow each process's batch: the paper's CIFAR proportions, 48 and 32 of 64."""
+    return 3 * local_batch // 4, local_batch // 2
+
 # (setting, label in run names and table rows): the settings a distiller may have, in name order.
 SETTING_LABELS = (("ce_weight", "ce"), ("kd_weight", "kd"), ("T", "T"), ("alpha", "alpha"), ("beta", "beta"),
                   ("warmup", "warmup"), ("ls_eps", "eps"), ("dkd_mix", "dkdmix"))

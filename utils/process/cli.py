@@ -32,7 +32,7 @@ class ArgumentParser(argparse.ArgumentParser):
         for word in (word.split("=")[0] for word in unrecognized if word.startswith("--")):
             if word in REMOVED_FLAGS:
                 hints.append(f"{word} was removed: {REMOVED_FLAGS[word]}")
-            elif close := difflib.get_close_matches(word, flags, n=1):
+            elif close := difflib.get_close_matches(word, flags, n=1, cutoff=0.75):
                 hints.append(f"did you mean {close[0]}?")
         return hints
 

@@ -1,13 +1,17 @@
 """Which one sets the pace of an ImageNet run: a data loader or the training step?
 
     python -m utils.bench --dataset imagenet [--data-root DIR] [--arch imagenet_resnet18] [--batch-size 64]
-                          [--workers N] [--batches 4] [--steps 3] [--device cpu|cuda]
+                          [--teacher imagenet_resnet34] [--amp] [--workers N] [--batches 4] [--steps 3]
+                          [--device cpu|cuda]
 
 Reports images per second, in total and per worker (process or DALI thread), of each loader available:
 torchvision (PIL in worker processes, uint8 batches) and, where NVIDIA DALI is installed, DALI (its
 `mixed` JPEG decoder and GPU operators on CUDA, its CPU backend otherwise); then one process's training
-step (forward, backward, SGD) at 224 (--image-size) on batches already on the device. Without
---data-root it writes a temporary ImageFolder of ImageNet-sized JPEGs (sides 300 to 600 pixels).
+step (forward, backward, SGD) at 224 (--image-size) on batches already on the device: --arch trained
+alone (teacher.py's step) and, with --teacher, distilled by conventional KD and by UNIXKD (student_v0.py's
+ImageNet defaults: k and b 3/4 and 1/2 of the batch, w 10, entropy), with UNIXKD's wall time per batch
+beside its FLOPs, both relative to KD. Without --data-root it writes a temporary ImageFolder of
+ImageNet-sized JPEGs (sides 300 to 600 pixels).
 """
 import importlib.util
 import os
@@ -17,15 +21,22 @@ from types import SimpleNamespace
 
 import torch
 
+from models.cost import model_cost
 from utils.data.dali import INSTALL
 from utils.data.dataset_args import LOADERS
 from utils.data.imagenet import make_imagenet_loaders
 from utils.data.synthetic_imagenet import write_image_folder
+from utils.distillers import default_unix_sizes
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, configure_device
-from utils.training.build import make_model, make_optimizer
+from utils.training.build import check_arch, make_model, make_optimizer
+from utils.training.computation_meter import ComputationMeter, relative_computation
 from utils.training.iteration import train_step
-from utils.training.steps import SupervisedStep
+from utils.training.selection import SelectionCounter
+from utils.training.steps import DistillConfig, SupervisedStep, UnixDistillStep
+
+CLASSES = 1000
+KD_W, UNIX_W = 1000.0, 10.0  # the paper's KD baseline curve (it mixes nothing) and UNIX's
 
 
 def parse_args(argv):
@@ -43,9 +54,15 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=3, help="training steps timed after one untimed (default 3)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
                         help="default: cuda when available, else cpu")
+    parser.add_argument("--teacher", help="also time --arch distilled from this teacher by KD and by UNIXKD "
+                                          "(e.g. imagenet_resnet34; default: the step alone)")
+    parser.add_argument("--amp", action="store_true", help="the training steps under bf16 autocast, as --amp trains")
     args = parser.parse_args(argv)
     if min(args.batch_size, args.batches, args.steps) < 1 or args.workers < 0:
         raise UserError("--batch-size, --batches and --steps must be positive, --workers at least 0")
+    for flag, arch in (("--arch", args.arch), ("--teacher", args.teacher)):
+        if arch is not None:
+            check_arch(arch, flag, "imagenet")
     return args
 
 
@@ -80,20 +97,45 @@ def available(name: str) -> bool:
     return True
 
 
-def step_rate(args, device) -> float:
-    model = make_model(args.arch, device, num_classes=1000)
+def training_steps(args, device) -> dict:
+    """{label: (step, the model it trains)}: --arch alone, and with --teacher by KD and by UNIXKD."""
+    label = f"{args.arch} at {args.image_size}, batch {args.batch_size}"
+    student = make_model(args.arch, device, num_classes=CLASSES)
+    steps = {f"training step, {label}": (SupervisedStep(student), student)}
+    if args.teacher is None:
+        return steps
+    teacher = make_model(args.teacher, device, num_classes=CLASSES).eval()
+    batch, (k, b) = args.batch_size, default_unix_sizes(args.batch_size)
+    meter = ComputationMeter(model_cost(args.teacher)[1], model_cost(args.arch)[1])
+    for name, cfg in (("KD", DistillConfig(batch_size=batch, k=batch, b=batch, w=KD_W, strategy=0)),
+                      ("UNIXKD", DistillConfig(batch_size=batch, k=k, b=b, w=UNIX_W))):
+        student = make_model(args.arch, device, num_classes=CLASSES)
+        step = UnixDistillStep(student, teacher, cfg, SelectionCounter(1, batch, device), meter)
+        steps[f"{name} step, {args.teacher} -> {label}"] = (step, student)
+    return steps
+
+
+def step_rate(step, model, args, device) -> float:
+    """Images per second of one training step (forward, backward, SGD) on a batch already on the device."""
     optimizer, _ = make_optimizer(model, SimpleNamespace(lr=0.1, momentum=0.9, weight_decay=1e-4, milestones=[30], gamma=0.1))
-    step = SupervisedStep(model)
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 1000, (args.batch_size,), device=device)
+    y = torch.randint(0, CLASSES, (args.batch_size,), device=device)
     idx = torch.arange(args.batch_size, device=device)
     for timed in (False, True):
         start = time.perf_counter()
         for _ in range(args.steps if timed else 1):
-            train_step(step, optimizer, x, y, idx)
+            train_step(step, optimizer, x, y, idx, args.amp)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return args.steps * args.batch_size / (time.perf_counter() - start)
+
+
+def unix_saving(args, rates: dict) -> str:
+    """UNIXKD's wall time per batch relative to KD's, beside the paper's FLOP count of the same."""
+    kd, unix = (rate for label, rate in rates.items() if label.startswith(("KD step", "UNIXKD step")))
+    flops = relative_computation(model_cost(args.teacher)[1], model_cost(args.arch)[1], args.batch_size,
+                                 default_unix_sizes(args.batch_size)[0])
+    return f"UNIXKD / KD per batch: wall time {kd / unix:.3f}, FLOPs {flops:.3f}"
 
 
 def main(argv=None):
@@ -108,14 +150,19 @@ def main(argv=None):
             root = write_image_folder(tmp, classes=10, train_per_class=-(-images // 10), val_per_class=1, size=300)
         for name in filter(available, LOADERS):
             loaders[name] = loader_rate(args, root, device, name)
-    step = step_rate(args, device)
-    step_label = f"training step, {args.arch} at {args.image_size}, batch {args.batch_size}"
+    steps = {label: step_rate(*step, args, device) for label, step in training_steps(args, device).items()}
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
-    print(f"ImageNet pipeline on {where} (torch {torch.__version__}), images per second:")
-    print(f"  {'':<58} {'total':>9} {'per worker':>11}")
+    precision = "bf16 autocast" if args.amp else "float32"
+    print(f"ImageNet pipeline on {where} (torch {torch.__version__}, steps in {precision}), images per second:")
+    width = max(58, *map(len, steps))
+    print(f"  {'':<{width}} {'total':>9} {'per worker':>11}")
     workers = max(1, args.workers)  # 0 workers: the main process loads
     for name, rate in loaders.items():
-        print(f"  {loader_label(name, args.workers, device):<58} {rate:9.1f} {rate / workers:11.1f}")
-    print(f"  {step_label:<58} {step:9.1f}")
+        print(f"  {loader_label(name, args.workers, device):<{width}} {rate:9.1f} {rate / workers:11.1f}")
+    for label, rate in steps.items():
+        print(f"  {label:<{width}} {rate:9.1f}")
+    if args.teacher is not None:
+        print(unix_saving(args, steps))
+    slowest = min(steps.values())  # the step of the run to be paced: the distilling one when timed
     for name, rate in loaders.items():
-        print(f"with --loader {name} the pace is set by: {'the loader' if rate < step else 'the training step'}")
+        print(f"with --loader {name} the pace is set by: {'the loader' if rate < slowest else 'the training step'}")
