@@ -27,6 +27,35 @@ def test_a_directory_is_locked_while_its_run_lives(tmp_path):
     open_run(tmp_path / "run", resume=True, force=False, epochs=2)[0].release()
 
 
+def test_a_run_that_ends_takes_its_lock_file_with_it(tmp_path):
+    run, _ = open_run(tmp_path / "run", resume=False, force=False, epochs=2)
+    atomic_save({"epoch": 1}, run.last)
+    run.release()
+    assert sorted(os.listdir(tmp_path / "run")) == ["ckpt"]
+
+
+def test_a_lock_taken_on_a_lock_file_its_run_removed_is_taken_again_on_the_new_one(tmp_path, monkeypatch):
+    """This process opened run.lock just before the run holding it ended and removed it: its lock on the
+    removed file would guard nothing, so it opens run.lock again and locks that."""
+    import fcntl
+
+    import utils.runs.rundir as rundir
+
+    calls, flock = [], fcntl.flock
+
+    def after_the_holder_ended(file, operation):
+        if not calls:
+            os.unlink(tmp_path / "run" / "run.lock")
+        calls.append(file)
+        flock(file, operation)
+
+    monkeypatch.setattr(rundir.fcntl, "flock", after_the_holder_ended)
+    run, _ = open_run(tmp_path / "run", resume=False, force=False, epochs=2)
+    assert len(calls) == 2
+    assert os.stat(tmp_path / "run" / "run.lock").st_ino == os.fstat(run._lock_file.fileno()).st_ino
+    run.release()
+
+
 def test_an_existing_run_is_refused_without_resume_or_force(tmp_path):
     finished_run(tmp_path)
     with pytest.raises(UserError, match="already holds a run; pass --resume .*, --force .*, or --tag NAME"):

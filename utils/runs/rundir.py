@@ -31,16 +31,31 @@ class RunDirectory:
         """Hold an exclusive lock on run.lock for the life of this process.
 
         The kernel drops the lock when the process dies, SIGKILL included, so a crashed run never
-        blocks its own --resume, on this host or (on file systems with working locks) another.
+        blocks its own --resume, on this host or (on file systems with working locks) another. A run
+        removes run.lock when it ends (release): a lock taken on a file that is no longer run.lock
+        holds nothing, so it is taken again on the one there now.
         """
         self._created = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
+        self._lock_file = self._open_lock_file()
+        while not self._holds_the_lock_file():
+            self._lock_file.close()
+            self._lock_file = self._open_lock_file()
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(f"{socket.gethostname()} pid {os.getpid()}\n")
+        self._lock_file.flush()
+
+    def _open_lock_file(self):
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock_file = open(self._lock, "a+")
+            return open(self._lock, "a+")
         except OSError as error:  # read-only, not a folder, no space: the user's to fix
             self._remove_created()
             raise UserError(f"cannot write the run folder {self.path} ({error.strerror}: {error.filename}); "
                             f"pass --experiments-dir a folder you can write to") from None
+
+    def _holds_the_lock_file(self) -> bool:
+        """Lock the open file; whether it is still run.lock (the run that held it may have removed it)."""
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -48,27 +63,23 @@ class RunDirectory:
             owner = self._lock_file.read().strip() or "unknown process"
             self._lock_file.close()
             raise UserError(f"{self.path} is in use by another run ({owner}); wait for it or stop it") from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write(f"{socket.gethostname()} pid {os.getpid()}\n")
-        self._lock_file.flush()
+        try:
+            return os.stat(self._lock).st_ino == os.fstat(self._lock_file.fileno()).st_ino
+        except FileNotFoundError:
+            return False
 
     def release(self) -> None:
-        """Unlock; a run that stopped before its first checkpoint leaves no folder behind."""
+        """Unlock and remove run.lock (a process that opened it meanwhile locks the next one: acquire);
+        a run that stopped before its first checkpoint leaves no folder behind."""
+        self._lock.unlink(missing_ok=True)
         if not self.holds_run():
             self._remove_empty_start()
-        # Otherwise the file stays: removing a lock file that another process may have just opened is a race.
         self._lock_file.close()
 
     def _remove_empty_start(self) -> None:
-        """Remove what a start writes before its first checkpoint, while still holding the lock.
-
-        A process that opened run.lock just now gets the lock of a removed file once this one closes
-        it; it then finds no run here and starts from scratch, as it would have anyway.
-        """
+        """Remove what a start writes before its first checkpoint, while still holding the lock."""
         shutil.rmtree(self.tensorboard, ignore_errors=True)
         shutil.rmtree(self.ckpt, ignore_errors=True)
-        self._lock.unlink(missing_ok=True)
         try:
             self.path.rmdir()
         except OSError:  # something else lives there: leave it
