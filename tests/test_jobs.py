@@ -63,6 +63,11 @@ def test_status_counts_done_failed_and_left_from_folders_and_the_latest_attempt(
         "runs: 2 done, 1 failed, 0 left of 3; about 20s of training if the failed runs run again")
 
 
+def test_a_mistyped_flag_of_a_subcommand_is_answered_with_the_closest_one(exit_status, capsys):
+    assert exit_status(main, ["status", "--experiment-dir", "x"]) == 2
+    assert "did you mean --experiments-dir?" in capsys.readouterr().err
+
+
 def test_status_takes_the_knobs_as_flags_and_counts_a_finished_trial_run_as_done(tmp_path, capsys, monkeypatch,
                                                                                 exit_status):
     """A 1-epoch run, finished, looked at without EPOCHS: done at its own length, not one of 240 epochs left."""

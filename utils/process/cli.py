@@ -27,7 +27,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def _hints(self, unrecognized) -> list:
         """What each unrecognized flag may have meant: the flag that replaced it, or a close spelling."""
-        flags = [flag for action in self._actions for flag in action.option_strings if flag.startswith("--")]
+        flags = [flag for parser in self._with_subcommands() for action in parser._actions
+                 for flag in action.option_strings if flag.startswith("--")]
         hints = []
         for word in (word.split("=")[0] for word in unrecognized if word.startswith("--")):
             if word in REMOVED_FLAGS:
@@ -35,6 +36,11 @@ class ArgumentParser(argparse.ArgumentParser):
             elif close := difflib.get_close_matches(word, flags, n=1, cutoff=0.75):
                 hints.append(f"did you mean {close[0]}?")
         return hints
+
+    def _with_subcommands(self) -> list:
+        """This parser and its subcommands' (utils.jobs status): argparse reports their unknown flags here."""
+        subparsers = [action for action in self._actions if isinstance(action, argparse._SubParsersAction)]
+        return [self, *(parser for action in subparsers for parser in action.choices.values())]
 
     def _get_option_tuples(self, option_string):
         # An abbreviation that matches one flag under two names (--ep: --epoch and its alias --epochs) is
