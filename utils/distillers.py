@@ -35,6 +35,7 @@ def default_unix_sizes(local_batch: int) -> tuple:
     """(k, b) on ImageNet, where they follow each process's batch: the paper's CIFAR proportions, 48 and 32 of 64."""
     return 3 * local_batch // 4, local_batch // 2
 
+
 # (setting, label in run names and table rows): the settings a distiller may have, in name order.
 SETTING_LABELS = (("ce_weight", "ce"), ("kd_weight", "kd"), ("T", "T"), ("alpha", "alpha"), ("beta", "beta"),
                   ("warmup", "warmup"), ("ls_eps", "eps"), ("dkd_mix", "dkdmix"))

@@ -43,12 +43,10 @@ from utils.training.computation_meter import ComputationMeter, check_sizes, rela
 from utils.training.graphs import capture_cuda_graph
 from utils.training.iteration import TrainIteration, train_step
 from utils.training.selection import SelectionCounter
-from utils.training.steps import DistillConfig, UnixDistillStep
+from utils.training.steps import DistillConfig, UnixDistillStep, paper_methods
 
 EPOCHS, EPOCH_IMAGES = 240, 50_000  # the protocol's run, for the projected wall time
 CONTENDED_SHARE = 0.8  # below this CPU share in any round, the report warns that other processes interfered
-UNIX_W = 10.0
-KD_W = 1000.0  # the paper's KD baseline setting: its curve mixes (almost) nothing, so the fast path runs
 # The protocol's SGD settings, in the shape make_optimizer reads them.
 PROTOCOL_SGD = SimpleNamespace(lr=0.05, momentum=0.9, weight_decay=5e-4, milestones=[150, 180, 210], gamma=0.1)
 
@@ -186,13 +184,11 @@ def build_pipelines(args, data, device: torch.device, capture=None) -> list:
         step = UnixDistillStep(student, teacher, cfg, counter, ComputationMeter(ft, fs))
         return step, make_optimizer(student, PROTOCOL_SGD)[0]
 
-    kd = DistillConfig(batch_size=batch, k=batch, b=batch, w=KD_W, strategy=0)
-    unix = DistillConfig(batch_size=batch, k=args.k, b=args.b, w=UNIX_W, strategy=3)
-    assert kd.conventional_kd and not unix.conventional_kd
+    kd, unix = paper_methods(batch, args.k, args.b)
     # One loader feeds (b) and (c): the same data once in memory, in the training scripts' layout.
     loader = DeviceLoader(data.train_images, data.train_labels, batch, device, train=True,
                           seed=args.seed, channels_last=True)
-    unix_label = f"UNIXKD k{args.k} b{args.b} w{UNIX_W:g}"
+    unix_label = f"UNIXKD k{unix.k} b{unix.b} w{unix.w:g}"
     pipelines = [
         classic_pipeline(data, args, *distill(kd), device),
         ours_pipeline("ours_kd", "(b) ours: DeviceLoader, KD", loader, *distill(kd), args.amp, None),

@@ -33,10 +33,9 @@ from utils.training.build import check_arch, make_model, make_optimizer
 from utils.training.computation_meter import ComputationMeter, relative_computation
 from utils.training.iteration import train_step
 from utils.training.selection import SelectionCounter
-from utils.training.steps import DistillConfig, SupervisedStep, UnixDistillStep
+from utils.training.steps import SupervisedStep, UnixDistillStep, paper_methods
 
 CLASSES = 1000
-KD_W, UNIX_W = 1000.0, 10.0  # the paper's KD baseline curve (it mixes nothing) and UNIX's
 
 
 def parse_args(argv):
@@ -105,10 +104,9 @@ def training_steps(args, device) -> dict:
     if args.teacher is None:
         return steps
     teacher = make_model(args.teacher, device, num_classes=CLASSES).eval()
-    batch, (k, b) = args.batch_size, default_unix_sizes(args.batch_size)
+    batch = args.batch_size
     meter = ComputationMeter(model_cost(args.teacher)[1], model_cost(args.arch)[1])
-    for name, cfg in (("KD", DistillConfig(batch_size=batch, k=batch, b=batch, w=KD_W, strategy=0)),
-                      ("UNIXKD", DistillConfig(batch_size=batch, k=k, b=b, w=UNIX_W))):
+    for name, cfg in zip(("KD", "UNIXKD"), paper_methods(batch, *default_unix_sizes(batch))):
         student = make_model(args.arch, device, num_classes=CLASSES)
         step = UnixDistillStep(student, teacher, cfg, SelectionCounter(1, batch, device), meter)
         steps[f"{name} step, {args.teacher} -> {label}"] = (step, student)

@@ -22,7 +22,7 @@ from utils.training.computation_meter import ComputationMeter, check_sizes
 from utils.training.graphs import capture_cuda_graph
 from utils.training.iteration import Evaluation, TrainIteration
 from utils.training.selection import SelectionCounter
-from utils.training.steps import DistillConfig, SupervisedStep, UnixDistillStep
+from utils.training.steps import SupervisedStep, UnixDistillStep, paper_methods
 
 EPOCHS = 6
 SGD = SimpleNamespace(lr=0.05, momentum=0.9, weight_decay=5e-4, milestones=[2], gamma=0.1)
@@ -79,8 +79,8 @@ def train_copy(args, what, amp, rerecord, device, capture):
         step = SupervisedStep(model)
     else:
         teacher = make_model(args.teacher, device).eval()
-        k, b, w, strategy = (args.k, args.b, 10.0, 3) if what == "unixkd" else (args.batch_size,) * 2 + (1000.0, 0)
-        cfg = DistillConfig(batch_size=args.batch_size, k=k, b=b, w=w, strategy=strategy)
+        kd, unix = paper_methods(args.batch_size, args.k, args.b)
+        cfg = unix if what == "unixkd" else kd
         step = UnixDistillStep(model, teacher, cfg, SelectionCounter(EPOCHS, train.num_samples, device),
                                ComputationMeter(1, 1))
     optimizer, scheduler = make_optimizer(model, SGD)

@@ -93,6 +93,15 @@ class DistillConfig:
                 and largest_mixing_weight(self.batch_size, self.b, self.w, self.mix_strategy) < NO_MIX_BOUND)
 
 
+def paper_methods(batch_size: int, k: int, b: int) -> tuple:
+    """(conventional KD, UNIXKD) as step settings for one batch, as the paper runs them: KD sends every image
+    to the teacher and mixes none (strategy 0, w 1000: no scoring pass); UNIXKD ranks by entropy, w 10."""
+    kd = DistillConfig(batch_size=batch_size, k=batch_size, b=batch_size, w=1000.0, strategy=0)
+    unix = DistillConfig(batch_size=batch_size, k=k, b=b, w=10.0, strategy=3)
+    assert kd.conventional_kd and not unix.conventional_kd
+    return kd, unix
+
+
 class UnixDistillStep:
     """One UNIXKD iteration: score, rank, mix, select (utils/unix.py), count, distil."""
 
