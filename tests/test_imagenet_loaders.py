@@ -241,7 +241,7 @@ def test_bench_times_kd_and_unixkd_steps_from_a_teacher_under_autocast(photos, c
                                       "--batches", "1", "--steps", "1", "--workers", "0", "--device", "cpu",
                                       "--image-size", "32", "--teacher", "imagenet_resnet18", "--amp"])
     steps = bench_imagenet.training_steps(args, torch.device("cpu"))
-    kd, unix = (steps[f"{name} step, imagenet_resnet18 -> imagenet_resnet18 at 32, batch 8"][0] for name in ("KD", "UNIXKD"))
+    kd, unix = (steps[what][0] for what in (bench_imagenet.KD, bench_imagenet.UNIX))
     assert kd.cfg.conventional_kd and (unix.cfg.k, unix.cfg.b, unix.cfg.w, unix.cfg.strategy) == (6, 4, 10.0, 3)
     bench_imagenet.main(["--dataset", "imagenet", "--data-root", str(photos), "--batch-size", "8", "--batches", "1",
                          "--steps", "1", "--workers", "0", "--device", "cpu", "--image-size", "32",

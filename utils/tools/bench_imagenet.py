@@ -36,6 +36,7 @@ from utils.training.selection import SelectionCounter
 from utils.training.steps import SupervisedStep, UnixDistillStep, paper_methods
 
 CLASSES = 1000
+ALONE, KD, UNIX = "training step", "KD step", "UNIXKD step"  # the steps timed, as their rows begin
 
 
 def parse_args(argv):
@@ -97,20 +98,23 @@ def available(name: str) -> bool:
 
 
 def training_steps(args, device) -> dict:
-    """{label: (step, the model it trains)}: --arch alone, and with --teacher by KD and by UNIXKD."""
-    label = f"{args.arch} at {args.image_size}, batch {args.batch_size}"
+    """{ALONE, KD or UNIX: (step, the model it trains)}: --arch alone, and with --teacher by KD and by UNIXKD."""
     student = make_model(args.arch, device, num_classes=CLASSES)
-    steps = {f"training step, {label}": (SupervisedStep(student), student)}
+    steps = {ALONE: (SupervisedStep(student), student)}
     if args.teacher is None:
         return steps
     teacher = make_model(args.teacher, device, num_classes=CLASSES).eval()
     batch = args.batch_size
     meter = ComputationMeter(model_cost(args.teacher)[1], model_cost(args.arch)[1])
-    for name, cfg in zip(("KD", "UNIXKD"), paper_methods(batch, *default_unix_sizes(batch))):
+    for what, cfg in zip((KD, UNIX), paper_methods(batch, *default_unix_sizes(batch))):
         student = make_model(args.arch, device, num_classes=CLASSES)
-        step = UnixDistillStep(student, teacher, cfg, SelectionCounter(1, batch, device), meter)
-        steps[f"{name} step, {args.teacher} -> {label}"] = (step, student)
+        steps[what] = (UnixDistillStep(student, teacher, cfg, SelectionCounter(1, batch, device), meter), student)
     return steps
+
+
+def step_label(what: str, args) -> str:
+    distilled = "" if what == ALONE else f"{args.teacher} -> "
+    return f"{what}, {distilled}{args.arch} at {args.image_size}, batch {args.batch_size}"
 
 
 def step_rate(step, model, args, device) -> float:
@@ -128,12 +132,11 @@ def step_rate(step, model, args, device) -> float:
     return args.steps * args.batch_size / (time.perf_counter() - start)
 
 
-def unix_saving(args, rates: dict) -> str:
-    """UNIXKD's wall time per batch relative to KD's, beside the paper's FLOP count of the same."""
-    kd, unix = (rate for label, rate in rates.items() if label.startswith(("KD step", "UNIXKD step")))
-    flops = relative_computation(model_cost(args.teacher)[1], model_cost(args.arch)[1], args.batch_size,
-                                 default_unix_sizes(args.batch_size)[0])
-    return f"UNIXKD / KD per batch: wall time {kd / unix:.3f}, FLOPs {flops:.3f}"
+def unix_saving(rates: dict, unix_step) -> str:
+    """UNIXKD's wall time per batch relative to KD's, beside the paper's FLOP count of the step timed."""
+    cfg, meter = unix_step.cfg, unix_step.meter
+    flops = relative_computation(meter.ft, meter.fs, cfg.batch_size, cfg.k)
+    return f"UNIXKD / KD per batch: wall time {rates[KD] / rates[UNIX]:.3f}, FLOPs {flops:.3f}"
 
 
 def main(argv=None):
@@ -148,19 +151,20 @@ def main(argv=None):
             root = write_image_folder(tmp, classes=10, train_per_class=-(-images // 10), val_per_class=1, size=300)
         for name in filter(available, LOADERS):
             loaders[name] = loader_rate(args, root, device, name)
-    steps = {label: step_rate(*step, args, device) for label, step in training_steps(args, device).items()}
+    steps = training_steps(args, device)
+    rates = {what: step_rate(*step, args, device) for what, step in steps.items()}
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
     precision = "bf16 autocast" if args.amp else "float32"
     print(f"ImageNet pipeline on {where} (torch {torch.__version__}, steps in {precision}), images per second:")
-    width = max(58, *map(len, steps))
+    width = max(58, *(len(step_label(what, args)) for what in steps))
     print(f"  {'':<{width}} {'total':>9} {'per worker':>11}")
     workers = max(1, args.workers)  # 0 workers: the main process loads
     for name, rate in loaders.items():
         print(f"  {loader_label(name, args.workers, device):<{width}} {rate:9.1f} {rate / workers:11.1f}")
-    for label, rate in steps.items():
-        print(f"  {label:<{width}} {rate:9.1f}")
-    if args.teacher is not None:
-        print(unix_saving(args, steps))
-    slowest = min(steps.values())  # the step of the run to be paced: the distilling one when timed
+    for what, rate in rates.items():
+        print(f"  {step_label(what, args):<{width}} {rate:9.1f}")
+    if UNIX in steps:
+        print(unix_saving(rates, steps[UNIX][0]))
+    slowest = min(rates.values())  # the step of the run to be paced: the distilling one when timed
     for name, rate in loaders.items():
         print(f"with --loader {name} the pace is set by: {'the loader' if rate < slowest else 'the training step'}")
