@@ -1,6 +1,7 @@
 """--dataset imagenet in one process: protocol defaults, torchvision teachers (V1, their stated accuracy), top-5,
 computation at 224, the per-process batch floor, bad input."""
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from models.imagenet import MODELS
 from utils.data.dataset_args import BATCH_FLOOR
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
+from utils.runs.report import data_record
 from utils.runs.resume import INPUTS
 from utils.teachers.loading import evaluate_teacher, teacher_source
 from utils.teachers.torchvision_zoo import (PINNED_WEIGHTS, load_torchvision_weights, resolve_torchvision_teacher,
@@ -27,6 +29,15 @@ from utils.training.metrics import top5_count
 def image_root(tmp_path_factory):
     return write_image_folder(tmp_path_factory.mktemp("imagenet"), classes=3, train_per_class=2, val_per_class=1,
                               size=16)
+
+
+def test_a_generated_image_folder_is_recorded_as_synthetic_data(image_root, tmp_path):
+    trainer = SimpleNamespace(train_loader=SimpleNamespace(num_samples=6), test_loader=SimpleNamespace(num_samples=3))
+    args = SimpleNamespace(dataset="imagenet", data_root=str(image_root))
+    assert data_record(trainer, args) == {"kind": "synthetic", "train_images": 6, "test_images": 3}
+    for wnid in ("n01440764", "n01443537"):  # ImageNet's own class folders
+        (tmp_path / "train" / wnid).mkdir(parents=True)
+    assert data_record(trainer, SimpleNamespace(dataset="imagenet", data_root=str(tmp_path)))["kind"] == "imagenet"
 
 
 def test_protocol_defaults_follow_the_batch_and_cifar_keeps_its_own(monkeypatch):

@@ -1,7 +1,8 @@
-"""What keeps a run out of the protocol rows: each departure is named, a protocol run has none."""
+"""What keeps a run out of the protocol rows: each departure from its dataset's protocol is named, a protocol run
+has none."""
 from utils.data.cifar100 import OFFICIAL_TRAIN_IMAGES
-from utils.table.paper import PROTOCOL, protocol_lr
-from utils.table.protocol import departures
+from utils.table.paper import IMAGENET_PROTOCOL, IMAGENET_TRAIN_IMAGES, PROTOCOL, protocol_lr
+from utils.table.protocol import data_name, departures
 
 
 def summary(arch="resnet8", train_images=OFFICIAL_TRAIN_IMAGES, **args):
@@ -22,3 +23,27 @@ def test_an_lr_other_than_the_architectures_is_a_departure():
     lr = 2 * protocol_lr("resnet8")
     assert departures(summary(lr=lr)) == [f"--lr {lr:g}"]
     assert departures(summary("ShuffleV1", lr=protocol_lr("resnet8"))) == [f"--lr {protocol_lr('resnet8'):g}"]
+
+
+def imagenet(kind="imagenet", train_images=IMAGENET_TRAIN_IMAGES, **args):
+    return {"args": {**IMAGENET_PROTOCOL, "dataset": "imagenet", "lr": 0.1, **args}, "student_arch": "imagenet_resnet18",
+            "data": {"kind": kind, "train_images": train_images, "test_images": 50_000}}
+
+
+def test_an_imagenet_run_is_judged_against_imagenets_protocol():
+    assert departures(imagenet()) == []  # its defaults (--weight-decay 1e-4, --milestones 30 60 90, ...) are no departure
+    assert departures(imagenet(epoch=1)) == ["--epoch 1"]
+    # The lr follows the batch (0.1 per 256 images): a larger batch is named once, its lr not again.
+    assert departures(imagenet(batch_size=512, lr=0.2)) == ["--batch-size 512"]
+    assert departures(imagenet(lr=0.2)) == ["--lr 0.2"]
+    assert departures(imagenet(image_size=64)) == ["--image-size 64"]
+    assert departures(imagenet("synthetic", 120)) == ["synthetic data (120 training images)"]
+
+
+def test_the_data_is_named_for_the_plots_title():
+    assert data_name(summary()) == "CIFAR-100" and data_name(imagenet()) == "ImageNet"
+    assert data_name(imagenet("synthetic", 120)) == "synthetic ImageNet"
+    cifar_stand_in = summary()
+    cifar_stand_in["data"]["kind"] = "synthetic"
+    assert data_name(cifar_stand_in) == "synthetic CIFAR-100"
+    assert data_name({"args": {"epoch": 240}}) == "CIFAR-100"  # a run made before the data was recorded

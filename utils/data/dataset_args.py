@@ -84,8 +84,13 @@ def check_dataset_args(args) -> None:
                         f"{args.workers}")
     given_lr = args.lr
     if args.lr is None:
-        args.lr = LR_PER_256 * args.batch_size / 256
+        args.lr = imagenet_lr(args.batch_size)
     check_batch_per_process(args, given_lr)
+
+
+def imagenet_lr(batch_size: int) -> float:
+    """The default lr of an ImageNet run: LR_PER_256 scaled linearly with the global batch."""
+    return LR_PER_256 * batch_size / 256
 
 
 def check_batch_per_process(args, given_lr) -> None:

@@ -3,6 +3,8 @@
     python -m utils.synthetic_imagenet --out /tmp/tiny-imagenet [--classes 10] [--train-per-class 12]
 
 Images are noise around a per-class colour, of varied sizes, so a network can learn something in an epoch.
+The class folders are n00000000, n00000001, ...: WordNet ids no ImageNet class has (theirs start at
+n01440764), so a run's summary.json records such a folder as synthetic data (image_folder_kind).
 """
 from pathlib import Path
 
@@ -12,12 +14,22 @@ from PIL import Image
 from utils.process.cli import ArgumentParser, run_main
 
 
+def class_folder(index: int) -> str:
+    return f"n{index:08d}"
+
+
+def image_folder_kind(root) -> str:
+    """'synthetic' for an ImageFolder written here (told by its train/ class folders), else 'imagenet'."""
+    classes = sorted(entry.name for entry in (Path(root) / "train").iterdir() if entry.is_dir())
+    return "synthetic" if classes == [class_folder(c) for c in range(len(classes))] else "imagenet"
+
+
 def write_image_folder(root, classes=10, train_per_class=12, val_per_class=4, size=48, seed=0) -> Path:
     root, rng = Path(root), np.random.default_rng(seed)
     colours = rng.integers(0, 256, (classes, 3))
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         for c in range(classes):
-            folder = root / split / f"n{c:08d}"
+            folder = root / split / class_folder(c)
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 height, width = rng.integers(size, 2 * size, 2)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from utils.data.cifar100 import dataset_kind
+from utils.data.synthetic_imagenet import image_folder_kind
 from utils.process import distributed
 from utils.runs.checkpoint import atomic_write
 from utils.runs.runnames import SUMMARY_FILE
@@ -31,7 +32,8 @@ def training_summary(trainer, args, record: dict) -> dict:
 def data_record(trainer, args) -> dict:
     """Which data the run trains on, so that the results table can tell a trial from the protocol."""
     dataset = getattr(args, "dataset", "cifar100")
-    return {"kind": dataset_kind(args.data_root) if dataset == "cifar100" else dataset,
+    kind = dataset_kind(args.data_root) if dataset == "cifar100" else image_folder_kind(args.data_root)
+    return {"kind": kind,
             "train_images": trainer.train_loader.num_samples, "test_images": trainer.test_loader.num_samples}
 
 

@@ -5,6 +5,8 @@ table (utils.table.summary) and the computation report (utils.table.computation)
 """
 from typing import NamedTuple, Optional
 
+from utils.data.dataset_args import IMAGENET_DEFAULTS, IMAGENET_ONLY
+
 
 class PaperPair(NamedTuple):
     """One row of the published table; accuracies are test top-1 %, mean of 4 runs."""
@@ -49,6 +51,16 @@ PROTOCOL = {"epoch": 240, "batch_size": 64, "momentum": 0.9, "weight_decay": 5e-
 def protocol_lr(arch: str) -> float:
     """The paper's initial learning rate: 0.01 for the light MobileNetV2 and ShuffleNets, 0.05 otherwise."""
     return 0.01 if arch in LOW_LR_ARCHS else 0.05
+
+
+# ImageNet runs follow the KD literature's protocol instead: the scripts' --dataset imagenet defaults
+# (utils.data.dataset_args, docs/imagenet.md), 100 epochs of 256 images, weight decay 1e-4, lr / 10 at 30, 60
+# and 90, 224-pixel crops, lr 0.1 per 256 images (imagenet_lr there), on ILSVRC-2012's 1,281,167 training
+# images (Russakovsky et al., ImageNet Large Scale Visual Recognition Challenge, IJCV 2015, Table 2).
+IMAGENET_PROTOCOL = {**PROTOCOL, **{key: IMAGENET_DEFAULTS[key] for key in ("epoch", "batch_size", "weight_decay",
+                                                                             "milestones")},
+                     "image_size": IMAGENET_ONLY["image_size"][0]}
+IMAGENET_TRAIN_IMAGES = 1_281_167
 
 
 # Published CIFAR-100 top-1 of the other logit distillers (utils.distillers), beside the table's rows of

@@ -1,27 +1,55 @@
-"""How a run departs from the paper's protocol, read from its summary.json: what keeps it out of the table.
+"""How a run departs from its dataset's protocol, read from its summary.json: what keeps it out of the table.
 
-Method settings (strategy, k, b, w, mixing, loss weights, T, feature loss) are not departures: they
-name the table's rows (utils.table.summary.method_name). A summary written before the data was recorded is
-judged on its flags alone.
+CIFAR-100 runs are judged against the paper's protocol, ImageNet runs against the KD literature's
+(utils.table.paper). Method settings (strategy, k, b, w, mixing, loss weights, T, feature loss) are not
+departures: they name the table's rows (utils.table.summary.method_name). A summary written before the
+data was recorded is judged on its flags alone.
 """
 from utils.data.cifar100 import OFFICIAL_TEST_IMAGES, OFFICIAL_TRAIN_IMAGES
+from utils.data.dataset_args import imagenet_lr
+from utils.distillers import CIFAR100, IMAGENET
 from utils.runs.runnames import IMPORTED
 from utils.runs.resume import shown
-from utils.table.paper import PROTOCOL, protocol_lr
+from utils.table.paper import IMAGENET_PROTOCOL, IMAGENET_TRAIN_IMAGES, PROTOCOL, protocol_lr
+
+# What each dataset's protocol trains on: (summary.json's data kind, training images).
+PROTOCOL_DATA = {CIFAR100: ("CIFAR-100", OFFICIAL_TRAIN_IMAGES), IMAGENET: ("imagenet", IMAGENET_TRAIN_IMAGES)}
+# The data's name in the plot's title: (--dataset, data kind) -> name; a kind missing here is "other".
+DATA_NAMES = {(CIFAR100, "CIFAR-100"): "CIFAR-100", (CIFAR100, "synthetic"): "synthetic CIFAR-100",
+              (IMAGENET, "imagenet"): "ImageNet", (IMAGENET, "synthetic"): "synthetic ImageNet"}
+
+
+def dataset(summary: dict) -> str:
+    """--dataset's value; a run made before the flag existed trained on CIFAR-100."""
+    return summary.get("args", {}).get("dataset") or CIFAR100
 
 
 def departures(summary: dict) -> list:
     """['--epoch 1', 'synthetic data (1,000 training images)', ...]; empty for a protocol run."""
-    args = summary["args"]
+    args, imagenet = summary["args"], dataset(summary) == IMAGENET
+    protocol = IMAGENET_PROTOCOL if imagenet else PROTOCOL
     found = [f"--{key.replace('_', '-')} {shown(args[key])}"
-             for key, value in PROTOCOL.items() if key in args and args[key] != value]
+             for key, value in protocol.items() if key in args and args[key] != value]
     arch = summary.get("student_arch", summary.get("arch"))
-    if "lr" in args and arch is not None and args["lr"] != protocol_lr(arch):
+    if "lr" in args and arch is not None and args["lr"] != expected_lr(imagenet, arch, args):
         found.append(f"--lr {args['lr']:g}")
     data = summary.get("data")
-    if data is not None and (data["kind"], data["train_images"]) != ("CIFAR-100", OFFICIAL_TRAIN_IMAGES):
+    if data is not None and (data["kind"], data["train_images"]) != PROTOCOL_DATA[dataset(summary)]:
         found.append(f"{data['kind']} data ({data['train_images']:,} training images)")
     return found
+
+
+def expected_lr(imagenet: bool, arch: str, args: dict) -> float:
+    """The protocol's lr: the paper's per architecture, or ImageNet's for the run's batch (a batch other than
+    the protocol's is itself a departure, named once)."""
+    return imagenet_lr(args.get("batch_size", IMAGENET_PROTOCOL["batch_size"])) if imagenet else protocol_lr(arch)
+
+
+def data_name(summary: dict) -> str:
+    """'CIFAR-100', 'ImageNet', 'synthetic CIFAR-100', 'synthetic ImageNet' or 'other data': what a run
+    trained on, as the plot's title names it. A record without the kind is named by --dataset."""
+    kind = summary.get("data", {}).get("kind", PROTOCOL_DATA[dataset(summary)][0])
+    return DATA_NAMES.get((dataset(summary), kind), "other data")
 
 
 def imported_departures(summary: dict) -> list:
