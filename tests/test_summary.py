@@ -8,7 +8,8 @@ import pytest
 
 from utils.distillers import SETTINGS_REVISION
 from utils.table.paper import DISTILLER_FIGURES, KD_FLAGS, UNIXKD_FLAGS
-from utils.table.summary import UNIXKD, Run, group_finished, load_runs, main, method_name, summarize
+from utils.table.summary import (UNIXKD, Run, group_finished, load_runs, main, method_name, summarize,
+                                 teacher_run_folder, teacher_variant)
 
 KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
 UNIX_ARGS = {"strategy": 3, "k": 48, "b": 32, "w": 10.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
@@ -107,7 +108,7 @@ def test_group_finished_by_pair_and_method_kd_first():
 
 
 def test_summarize_mean_sample_std_and_mean_computation():
-    result = summarize(UNIX, [run(UNIX, 74.5, 87.30), run(UNIX, 75.1, 87.34)])
+    result = summarize([run(UNIX, 74.5, 87.30), run(UNIX, 75.1, 87.34)])
     assert result.runs == 2
     assert result.acc_mean == pytest.approx(74.8)
     assert result.acc_std == pytest.approx(0.6 / 2**0.5)  # sqrt((0.3^2 + 0.3^2) / (2 - 1))
@@ -115,7 +116,7 @@ def test_summarize_mean_sample_std_and_mean_computation():
 
 
 def test_summarize_one_run_has_zero_std():
-    assert summarize("KD", [run("KD", 73.0)]).acc_std == 0.0
+    assert summarize([run("KD", 73.0)]).acc_std == 0.0
 
 
 def test_main_prints_every_column_beside_the_paper_and_the_runs_in_progress(experiments, capsys):
@@ -195,7 +196,7 @@ def test_a_published_teacher_measured_on_other_data_stays_off_the_teacher_row(tm
     out = capsys.readouterr().out
     table = out.split("left out:")[0]
     assert "teacher (published checkpoint)" not in table and "1.10" not in table and "74.50" in table
-    assert "left out: 1 finished run outside the paper's protocol (synthetic data (200 test images): 1)" in out
+    assert "left out: 1 finished run outside their dataset's protocol (synthetic data (200 test images): 1)" in out
 
 
 def test_main_without_runs_says_so_and_succeeds(tmp_path, capsys):
@@ -213,7 +214,7 @@ def test_the_folder_may_be_given_as_the_training_scripts_flag(tmp_path, capsys, 
 def test_a_missing_folder_is_one_error(tmp_path, capsys, exit_status):
     assert exit_status(main, [str(tmp_path / "experimnets")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'experimnets'} is not a folder; give the experiments " \
-                                      "folder the runs wrote to (default ./experiments)\n"
+                                      "folder the runs wrote to (default $EXPERIMENTS_DIR, else ./experiments)\n"
 
 
 def test_plot_writes_a_png(experiments, tmp_path, capsys):
@@ -243,11 +244,11 @@ def test_a_trial_run_is_left_out_of_the_protocol_rows_or_shown_apart_with_all(tm
     lines = capsys.readouterr().out.splitlines()
     (kd_row,) = [line for line in lines if "(n=" in line]
     assert "73.00 +- 0.00 (n=1)" in kd_row
-    assert lines[-1] == ("left out: 1 finished run outside the paper's protocol "
+    assert lines[-1] == ("left out: 1 finished run outside their dataset's protocol "
                          "(--epoch 1, synthetic data (1,000 training images): 1); --all shows them in tables of their own")
     assert main([str(tmp_path), "--all"]) == 0
     out = capsys.readouterr().out
-    protocol, apart = out.split("\n* not the paper's protocol (--epoch 1, synthetic data (1,000 training images)): ")
+    protocol, apart = out.split("\n* not the protocol (--epoch 1, synthetic data (1,000 training images)): ")
     assert "73.00 +- 0.00 (n=1)" in protocol and "1.00" not in protocol
     (trial_row,) = [line for line in apart.splitlines() if "(n=" in line]
     assert trial_row.startswith("resnet32x4 -> resnet8x4 *") and "1.00 +- 0.00 (n=1)" in trial_row
@@ -324,3 +325,122 @@ def test_imagenet_rows_show_top5_beside_top1(tmp_path, capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if "(n=" in line]
     assert rows[0].endswith("top-5 best 89.00 +- 0.00, last 88.80 +- 0.00")  # the student alone
     assert rows[1].endswith("top-5 best 90.20 +- 0.28, last 89.70 +- 0.28")  # KD, two seeds
+
+
+def test_imagenet_kd_on_several_processes_is_named_kd():
+    # --k and --b count each process's images: 32 of 32 on each of 8 GPUs is every image, no mixing.
+    kd = {**KD_ARGS, "batch_size": 256, "local_batch": 32, "k": 32, "b": 32, "dataset": "imagenet"}
+    assert method_name(kd) == "KD"
+    assert method_name({**kd, **UNIXKD_FLAGS, "k": 24, "b": 16}) == "UNIXKD (S3 k24 b16 w10)"
+
+
+def rows_of(out, *labels) -> dict:
+    """{label: the table's line whose row column is that label}."""
+    return {label: line for line in out.splitlines() for label in labels if label in re.split(r"\s{2,}", line)}
+
+
+def test_a_tagged_student_has_a_row_of_its_own_named_by_its_tag(tmp_path, capsys):
+    tagged = summary_json(KD_ARGS, 0, 40.0, 100.0)
+    tagged["args"]["tag"] = "lr0.1"
+    write_runs(tmp_path, {"v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0),
+                          "v0_student_kd_1": summary_json(KD_ARGS, 1, 73.6, 100.0), "v0_student_kd_0_lr0.1": tagged})
+    assert main([str(tmp_path)]) == 0
+    rows = rows_of(capsys.readouterr().out, "KD", "KD --tag lr0.1")
+    assert "73.30 +- 0.42 (n=2)    73.34  -0.04" in rows["KD"]  # seeds 0 and 1, without the tagged run
+    assert "40.00 +- 0.00 (n=1)    -" in rows["KD --tag lr0.1"]  # no published figure for other settings
+
+
+def test_a_tagged_teacher_py_run_has_a_row_of_its_own(tmp_path, capsys):
+    dali = teacher_json("resnet8x4", 0, 20.0)
+    dali["args"]["tag"] = "dali"
+    write_runs(tmp_path, {"teacher_resnet8x4": teacher_json("resnet8x4", 0, 30.0), "teacher_resnet8x4_dali": dali,
+                          "v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0)})
+    assert main([str(tmp_path)]) == 0
+    rows = rows_of(capsys.readouterr().out, "student alone", "student alone --tag dali")
+    assert "30.00 +- 0.00 (n=1)    72.51" in rows["student alone"]
+    assert "20.00 +- 0.00 (n=1)    -" in rows["student alone --tag dali"]
+    write_runs(tmp_path, {"teacher_wrn_40_1": teacher_json("wrn_40_1", 0, 30.0),
+                          "teacher_wrn_40_1_dali": {**teacher_json("wrn_40_1", 0, 20.0), "args": dali["args"]}})
+    assert main([str(tmp_path)]) == 0  # of no pair: listed below the table, still apart
+    unpaired = capsys.readouterr().out.split("of no pair above:")[1].splitlines()
+    assert [line.split("best")[0].split() for line in unpaired if "wrn_40_1" in line] == [
+        ["wrn_40_1", "trained", "alone"], ["wrn_40_1", "trained", "alone", "--tag", "dali"]]
+
+
+def test_students_of_a_tagged_teacher_are_apart_from_those_of_teacher_arch(tmp_path, capsys):
+    of_tagged = summary_json(KD_ARGS, 0, 60.0, 100.0)
+    of_tagged["args"]["teacher_path"] = "experiments/teacher_resnet32x4_dali/ckpt/best.pth"
+    write_runs(tmp_path, {"v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0), "v0_student_kd_0_dali": of_tagged})
+    assert main([str(tmp_path)]) == 0
+    rows = rows_of(capsys.readouterr().out, "KD", "KD from teacher_resnet32x4_dali")
+    assert "73.00 +- 0.00 (n=1)" in rows["KD"] and "60.00 +- 0.00 (n=1)" in rows["KD from teacher_resnet32x4_dali"]
+
+
+def test_the_teacher_run_a_student_names(tmp_path):
+    assert teacher_run_folder("./experiments/teacher_wrn_40_2/") == "teacher_wrn_40_2"
+    assert teacher_run_folder("experiments/teacher_wrn_40_2_seed1/ckpt/last.pth") == "teacher_wrn_40_2_seed1"
+    assert teacher_run_folder("~/Downloads/resnet32x4_vanilla/ckpt_epoch_240.pth") is None  # a file of no run
+    assert teacher_run_folder("torchvision:resnet34:IMAGENET1K_V1") is None
+    assert teacher_variant("e/teacher_wrn_40_2/ckpt/best.pth", "wrn_40_2") == ""  # the dispatchers' teacher
+    assert teacher_variant("e/teacher_wrn_40_2_seed1", "wrn_40_2") == " from teacher_wrn_40_2_seed1"
+
+
+def test_a_row_never_holds_two_runs_of_one_seed(tmp_path, capsys):
+    write_runs(tmp_path, {"v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0),
+                          "v0_student_kd_0_copy": summary_json(KD_ARGS, 0, 10.0, 100.0),
+                          "v0_student_kd_1": summary_json(KD_ARGS, 1, 73.6, 100.0),
+                          "teacher_resnet8x4": teacher_json("resnet8x4", 0, 72.0),
+                          "teacher_resnet8x4_copy": teacher_json("resnet8x4", 0, 12.0)})
+    assert main([str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    rows = rows_of(out, "KD", "KD (v0_student_kd_0)", "KD (v0_student_kd_0_copy)", "student alone (teacher_resnet8x4)",
+                   "student alone (teacher_resnet8x4_copy)")
+    assert "73.60 +- 0.00 (n=1)" in rows["KD"]  # seed 1 alone: neither seed-0 run is averaged in
+    assert "73.00 +- 0.00 (n=1)" in rows["KD (v0_student_kd_0)"] and "10.00" in rows["KD (v0_student_kd_0_copy)"]
+    assert "72.00" in rows["student alone (teacher_resnet8x4)"] and "12.00" in rows["student alone (teacher_resnet8x4_copy)"]
+    assert "student alone" not in rows  # the architecture trained alone has no row of seed 0 twice
+    warnings = err.splitlines()
+    assert ("warning: 2 runs of seed 0 in one row (resnet32x4 -> resnet8x4, KD): v0_student_kd_0, v0_student_kd_0_copy; "
+            "each is shown in a row of its own, named by its folder") in warnings
+    assert any("(resnet8x4 trained alone): teacher_resnet8x4, teacher_resnet8x4_copy" in line for line in warnings)
+
+
+# KD as docs/imagenet.md runs it on 8 GPUs: every image of each GPU's 32.
+IMAGENET_ARGS = {**KD_ARGS, "dataset": "imagenet", "epoch": 100, "batch_size": 256, "local_batch": 32, "k": 32,
+                 "b": 32, "w": 1000.0, "momentum": 0.9, "weight_decay": 1e-4, "gamma": 0.1, "milestones": [30, 60, 90],
+                 "amp": False, "lr": 0.1, "image_size": 224, "student_arch": "imagenet_resnet18"}
+
+
+def imagenet_json(seed, kind="imagenet", train_images=1_281_167):
+    content = {**summary_json(KD_ARGS, seed, 70.0 + seed, 100.0), "teacher_arch": "imagenet_resnet34",
+               "student_arch": "imagenet_resnet18", "data": {"kind": kind, "train_images": train_images,
+                                                              "test_images": 50_000}}
+    content["args"] = {**IMAGENET_ARGS, "seed": seed, "teacher_path": "torchvision:resnet34:IMAGENET1K_V1"}
+    content["epochs_done"] = 100
+    return content
+
+
+def test_imagenet_runs_follow_imagenets_protocol_and_a_generated_folder_stays_off_it(tmp_path, capsys):
+    write_runs(tmp_path, {"v0_student_in_0": imagenet_json(0), "v0_student_in_1": imagenet_json(1),
+                          "v0_student_in_synthetic": imagenet_json(2, "synthetic", 120)})
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    (kd_row,) = [line for line in out.splitlines() if line.startswith("imagenet_resnet34 -> imagenet_resnet18")]
+    assert " KD " in kd_row and "70.50 +- 0.71 (n=2)" in kd_row  # on the protocol rows: its defaults are no departure
+    assert out.splitlines()[-1].startswith("left out: 1 finished run outside their dataset's protocol "
+                                           "(synthetic data (120 training images): 1)")
+
+
+def test_the_folder_comes_from_experiments_dir_as_the_dispatchers_read_it(experiments, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EXPERIMENTS_DIR", str(experiments))
+    assert main([]) == 0 and "resnet32x4 -> resnet8x4" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for given in ([str(empty)], ["--experiments-dir", str(empty)]):  # a folder given wins over the variable
+        assert main(given) == 0 and "no runs found" in capsys.readouterr().out
+
+
+def test_a_run_folder_given_as_the_experiments_folder_is_one_error(experiments, capsys, exit_status):
+    assert exit_status(main, [str(experiments / "v0_student_kd_0")]) == 2
+    assert capsys.readouterr() == ("", f"error: {experiments / 'v0_student_kd_0'} is a run folder (it holds summary.json); "
+                                       f"give the experiments folder that holds the run folders, here {experiments}\n")

@@ -2,22 +2,25 @@
 
     python -m utils.summary [EXPERIMENTS_DIR] [--plot FILE.png] [--all]
 
-Reads EXPERIMENTS_DIR/teacher_*/summary.json (teacher.py: the teachers, and the students trained
+The folder: the argument, --experiments-dir, or the EXPERIMENTS_DIR variable the dispatchers read, else
+./experiments. Reads EXPERIMENTS_DIR/teacher_*/summary.json (teacher.py: the teachers, and the students trained
 alone; or a published teacher imported by `python -m utils.teachers import`) and
 EXPERIMENTS_DIR/v0_student_*/summary.json (student_v0.py), both written each epoch. Per pair distilled
 here: the teacher's accuracy, the student's trained alone, Ft/Fs, KD, and each UNIXKD setting with its
 computation; finished runs only, the best and the last epoch's test accuracy, each mean +- std over
-seeds, the best beside the paper's figure (utils.table.paper) and our difference from it. Teacher.py runs of
-no such pair, and runs still going, are listed after the table. Runs that depart from the paper's
-protocol (utils.table.protocol: fewer epochs, synthetic data, ...) are left out with a line saying how many
-and why; --all shows them in tables of their own.
+seeds, the best beside the paper's figure (utils.table.paper) and our difference from it. A run made with
+--tag, or distilled from a teacher run other than teacher_<arch>, has a row of its own; a row never holds
+two runs of one seed. Teacher.py runs of no such pair, and runs still going, are listed after the table.
+Runs that depart from their dataset's protocol (utils.table.protocol: fewer epochs, synthetic data, ...) are
+left out with a line saying how many and why; --all shows them in tables of their own. --plot draws the
+figure (utils.table.plot).
 """
 
-import itertools
 import json
+import os
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -25,9 +28,12 @@ from utils.distillers import KD as KD_DISTILLER
 from utils.distillers import SETTINGS_REVISION, setting_text
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.runs.runnames import SUMMARY_FILE, is_imported, named_settings
+from utils.runs.runnames import SUMMARY_FILE, is_imported, named_settings, teacher_run_name
+from utils.table import plot
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
-from utils.table.protocol import departures, imported_departures
+from utils.table.protocol import data_name, departures, imported_departures
+from utils.table.runlist import DEFAULT_EXPERIMENTS_DIR
+from utils.teachers.torchvision_zoo import is_torchvision_teacher
 from utils.training.steps import DistillConfig
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
@@ -54,9 +60,22 @@ class Run:
     last_acc: Optional[float] = None     # the last epoch's; None for a published teacher
     computation: Optional[float] = None  # students only: % of KD's training computation
     ft_fs: Optional[float] = None
-    departures: tuple = ()  # how the run departs from the paper's protocol (utils.table.protocol); () if it does not
+    departures: tuple = ()  # how the run departs from its dataset's protocol (utils.table.protocol); () if it does not
     best_acc5: Optional[float] = None  # ImageNet: top-5 of the best top-1 epoch
     last_acc5: Optional[float] = None
+    seed: Optional[int] = None         # None for a published teacher
+    # What sets the run's row apart from its method's: ' from <teacher run>' (students of a teacher run other
+    # than teacher_<arch>), ' --tag NAME', and ' (<folder>)' for a second run of one seed; '' for the main row.
+    variant: str = ""
+    family: str = ""                   # students: the method without its settings (KD, UNIXKD, UNIX + DKD, ...)
+    data: str = "CIFAR-100"            # what it trained on (utils.table.protocol.data_name)
+    teacher_acc: Optional[float] = None  # students: their teacher's test accuracy, as they measured it
+    of_main_teacher: bool = True         # students: distilled from teacher_<arch> (no ' from ...' variant)
+
+    @property
+    def row(self) -> str:
+        """The row's label, what groups runs into one mean."""
+        return self.method + self.variant
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,12 @@ class MethodResult:
     last_mean: Optional[float] = None  # last epoch's test accuracy; None unless every run has one
     last_std: Optional[float] = None
     top5: Optional[tuple] = None  # ImageNet: (best mean, std, last mean, std) of top-5; None unless every run has it
+    variant: str = ""             # Run.variant of its runs
+    family: str = ""              # Run.family of its runs
+
+    @property
+    def row(self) -> str:
+        return self.method + self.variant
 
 
 @dataclass(frozen=True)
@@ -78,9 +103,28 @@ class PairResults:
     """One pair's rows."""
 
     ft_fs: Optional[float]             # measured by its student runs
-    teachers: list                     # [MethodResult] of the teacher architecture: PUBLISHED, ALONE
-    alone: Optional[MethodResult]      # teacher.py runs of the student architecture
+    teachers: list                     # [MethodResult] of the teacher architecture: PUBLISHED, ALONE, tagged ones
+    alone: list                        # [MethodResult] of teacher.py runs of the student architecture
     methods: list                      # [MethodResult] of the student runs, KD first
+    teacher_acc: Optional[float] = None  # the teacher_<arch> its students learned from, as they measured it
+    data: str = "CIFAR-100"            # what its students trained on
+
+
+def method_family(args) -> str:
+    """'KD' (or the distiller) for conventional distillation, 'UNIXKD' or 'UNIX + <distiller>' with UNIX:
+    the method without its settings, one marker shape in the plot."""
+    distiller = args.get("distill") or KD_DISTILLER
+    if is_conventional(args):
+        return distiller
+    return "UNIXKD" if distiller == KD_DISTILLER else f"UNIX + {distiller}"
+
+
+def is_conventional(args) -> bool:
+    """The training step's own test (random order, all kept, none mixed), on the batch it ranks: each
+    process's own under DDP (local_batch, recorded since ImageNet runs), for which --k and --b are given."""
+    batch = args.get("local_batch") or args["batch_size"]
+    return DistillConfig(batch_size=batch, k=args["k"], b=args["b"], w=args["w"],
+                         strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2)).conventional_kd
 
 
 def method_name(args, teacher=None):
@@ -88,11 +132,9 @@ def method_name(args, teacher=None):
     else the UNIXKD setting; with another distiller, 'DKD', 'UNIX + DKD' (UNIXKD's setting) or
     'UNIX (setting) + DKD'. `teacher` (the architecture) names the pair whose published settings count
     as the defaults."""
-    config = DistillConfig(batch_size=args["batch_size"], k=args["k"], b=args["b"], w=args["w"],
-                           strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2))
     distiller = args.get("distill") or KD_DISTILLER
     setting = f"(S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
-    if config.conventional_kd:
+    if is_conventional(args):
         name = distiller
     elif distiller == KD_DISTILLER:
         name = f"UNIXKD {setting}"
@@ -139,22 +181,49 @@ def parse_run(name, summary):
     common = dict(name=name, finished=bool(summary["finished"]), epochs_done=int(summary["epochs_done"]),
                   epochs=int(args["epoch"]), best_acc=optional_float(summary["best_acc"]),
                   last_acc=optional_float(summary.get("last_acc")), departures=tuple(departures(summary)),
-                  best_acc5=optional_float(summary.get("best_acc5")), last_acc5=optional_float(summary.get("last_acc5")))
+                  best_acc5=optional_float(summary.get("best_acc5")), last_acc5=optional_float(summary.get("last_acc5")),
+                  seed=args.get("seed"), data=data_name(summary))
+    tag = f" --tag {args['tag']}" if args.get("tag") else ""  # recorded since --tag exists
     if "student_arch" not in summary:
-        return Run(teacher=None, student=str(summary["arch"]), method=ALONE, **common)
-    flops = summary["flops"]
+        return Run(teacher=None, student=str(summary["arch"]), method=ALONE, variant=tag, **common)
+    flops, teacher = summary["flops"], str(summary["teacher_arch"])
+    of_teacher = teacher_variant(args.get("teacher_path"), teacher)
     return Run(
-        teacher=str(summary["teacher_arch"]),
+        teacher=teacher,
         student=str(summary["student_arch"]),
-        method=method_name(args, str(summary["teacher_arch"])),
+        method=method_name(args, teacher),
         computation=float(summary["computation"]["computation"]),
         ft_fs=flops["teacher"] / flops["student"],
+        variant=of_teacher + tag,
+        of_main_teacher=not of_teacher,
+        family=method_family(args),
+        teacher_acc=optional_float(summary.get("teacher_acc")),
         **common,
     )
 
 
+def teacher_variant(teacher_path, teacher_arch: str) -> str:
+    """' from <folder>' for a student of a teacher run other than the one the dispatchers distil from
+    (teacher_<arch>: seed 0, no --tag), so that it never shares that teacher's students' row; '' otherwise,
+    and for a teacher named by a file outside a run folder or by torchvision's weights."""
+    folder = teacher_run_folder(teacher_path)
+    return f" from {folder}" if folder and folder != teacher_run_name(teacher_arch, 0) else ""
+
+
+def teacher_run_folder(teacher_path) -> Optional[str]:
+    """The name of the run folder a --teacher-path gives: the folder itself, or the one whose ckpt/ holds the
+    checkpoint file; None for a file elsewhere or a torchvision teacher."""
+    if not teacher_path or is_torchvision_teacher(teacher_path):
+        return None
+    path = Path(teacher_path)
+    if path.suffix == ".pth":
+        return path.parent.parent.name if path.parent.name == "ckpt" else None
+    return path.name
+
+
 def load_runs(experiments_dir):
-    """(runs, warnings): every readable run under experiments_dir, and one line per file skipped."""
+    """(runs, warnings): every readable run under experiments_dir, and one line per file skipped or per seed
+    run twice in one row."""
     runs, warnings = [], []
     for path in sorted(path for pattern in RUN_GLOBS for path in Path(experiments_dir).glob(pattern)):
         try:
@@ -162,7 +231,29 @@ def load_runs(experiments_dir):
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as error:
             # A run may be writing its file right now; one bad file must not hide the others.
             warnings.append(f"warning: skipping {path}: {type(error).__name__}: {error}")
+    runs, repeated = apart_repeated_seeds(runs)
+    return runs, warnings + repeated
+
+
+def apart_repeated_seeds(runs):
+    """(runs, warnings): finished runs that share a row and a seed each get a row of their own, named by
+    their folder, so that a mean over seeds never counts a seed twice (a copied run folder, a student of the
+    teacher's last checkpoint beside one of its best)."""
+    rows = {}
+    for run in runs:
+        if run.finished:
+            rows.setdefault((run.teacher, run.student, run.row, run.departures, run.seed), []).append(run)
+    repeated = {run.name for same in rows.values() if len(same) > 1 for run in same}
+    warnings = [f"warning: {len(same)} runs of seed {key[-1]} in one row ({describe_row(key)}): "
+                f"{', '.join(run.name for run in same)}; each is shown in a row of its own, named by its folder"
+                for key, same in rows.items() if len(same) > 1]
+    runs = [replace(run, variant=f"{run.variant} ({run.name})") if run.name in repeated else run for run in runs]
     return runs, warnings
+
+
+def describe_row(key) -> str:
+    teacher, student, row, _, _ = key
+    return f"{student} {row}" if teacher is None else f"{teacher} -> {student}, {row}"
 
 
 def pair_order(pair):
@@ -172,15 +263,20 @@ def pair_order(pair):
 
 
 def group_finished(runs):
-    """{(teacher, student): {method: [runs]}} over finished student runs; pairs as in the paper, KD first."""
+    """{(teacher, student): {row: [runs]}} over finished student runs; pairs as in the paper, KD first."""
     groups = {}
     for run in runs:
         if run.finished and run.teacher is not None:
-            groups.setdefault((run.teacher, run.student), {}).setdefault(run.method, []).append(run)
+            groups.setdefault((run.teacher, run.student), {}).setdefault(run.row, []).append(run)
     return {
-        pair: dict(sorted(methods.items(), key=lambda item: method_order(item[0])))
-        for pair, methods in sorted(groups.items(), key=lambda item: pair_order(item[0]))
+        pair: dict(sorted(rows.items(), key=lambda item: row_order(item[1][0])))
+        for pair, rows in sorted(groups.items(), key=lambda item: pair_order(item[0]))
     }
+
+
+def row_order(run):
+    """A method's main row, then its variants; KD's first."""
+    return method_order(run.method), run.variant
 
 
 def mean_std(values):
@@ -190,15 +286,17 @@ def mean_std(values):
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarize(method, runs):
+def summarize(runs):
+    """The cell of runs of one row (one method, one variant)."""
     computations = [run.computation for run in runs if run.computation is not None]
     acc_mean, acc_std = mean_std([run.best_acc for run in runs if run.best_acc is not None])
     lasts = [run.last_acc for run in runs if run.last_acc is not None]
     # A mean of the last epochs over some runs only would not be comparable with the best column's.
     last_mean, last_std = mean_std(lasts) if len(lasts) == len(runs) else (None, None)
-    return MethodResult(method=method, runs=len(runs), acc_mean=acc_mean, acc_std=acc_std,
+    return MethodResult(method=runs[0].method, runs=len(runs), acc_mean=acc_mean, acc_std=acc_std,
                         computation=statistics.mean(computations) if computations else None,
-                        last_mean=last_mean, last_std=last_std, top5=top5_result(runs))
+                        last_mean=last_mean, last_std=last_std, top5=top5_result(runs), variant=runs[0].variant,
+                        family=runs[0].family)
 
 
 def top5_result(runs):
@@ -215,13 +313,13 @@ def distilled_pairs(runs):
 
 
 def phase_one_results(runs):
-    """{architecture: {PUBLISHED or ALONE: MethodResult}} over the finished teacher.py and imported runs."""
+    """{architecture: [MethodResult]} over the finished teacher.py and imported runs: PUBLISHED first, then
+    ALONE, each variant (--tag) in a result of its own."""
     groups = {}
-    for run in runs:
+    for run in sorted(runs, key=lambda run: (run.method != PUBLISHED, run.variant)):
         if run.finished and run.teacher is None:
-            groups.setdefault(run.student, {}).setdefault(run.method, []).append(run)
-    return {arch: {method: summarize(method, arch_runs) for method, arch_runs in methods.items()}
-            for arch, methods in groups.items()}
+            groups.setdefault(run.student, {}).setdefault(run.row, []).append(run)
+    return {arch: [summarize(row_runs) for row_runs in rows.values()] for arch, rows in groups.items()}
 
 
 def table_results(runs):
@@ -231,20 +329,31 @@ def table_results(runs):
     return {
         pair: PairResults(
             ft_fs=next(iter(groups[pair].values()))[0].ft_fs if pair in groups else None,
-            teachers=[phase_one[pair[0]][method] for method in TEACHER_LABELS if method in phase_one.get(pair[0], {})],
-            alone=phase_one.get(pair[1], {}).get(ALONE),  # a published checkpoint is no student trained alone
-            methods=[summarize(method, runs) for method, runs in groups.get(pair, {}).items()],
+            teachers=phase_one.get(pair[0], []),
+            # A published checkpoint is no student trained alone.
+            alone=[result for result in phase_one.get(pair[1], []) if result.method == ALONE],
+            methods=[summarize(row_runs) for row_runs in groups.get(pair, {}).values()],
+            teacher_acc=measured_teacher(groups.get(pair, {})),
+            data=next(run.data for run in runs if (run.teacher, run.student) == pair),
         )
         for pair in distilled_pairs(runs)
     }
 
 
+def measured_teacher(rows) -> Optional[float]:
+    """The teacher's accuracy as its students measured it, over the students of teacher_<arch> (those of
+    another teacher run where there are none)."""
+    students = [run for row_runs in rows.values() for run in row_runs if run.teacher_acc is not None]
+    of_main = [run for run in students if run.of_main_teacher]
+    return mean_std([run.teacher_acc for run in of_main or students])[0]
+
+
 def unpaired_results(runs, results):
     """[(architecture, MethodResult)]: finished phase-1 runs that no pair of the table shows."""
-    shown = {(pair[0], method.method) for pair, result in results.items() for method in result.teachers}
-    shown |= {(pair[1], ALONE) for pair, result in results.items() if result.alone}
-    return [(arch, result) for arch, methods in sorted(phase_one_results(runs).items())
-            for method, result in methods.items() if (arch, method) not in shown]
+    shown = {(pair[0], teacher.row) for pair, result in results.items() for teacher in result.teachers}
+    shown |= {(pair[1], alone.row) for pair, result in results.items() for alone in result.alone}
+    return [(arch, result) for arch, arch_results in sorted(phase_one_results(runs).items())
+            for result in arch_results if (arch, result.row) not in shown]
 
 
 def published(pair, row):
@@ -273,8 +382,9 @@ def format_accuracy(mean, std, runs=None):
     return f"{mean:.2f} +- {std:.2f}" + (f" (n={runs})" if runs is not None else "")
 
 
-def format_row(pair, row, label, result):
-    """A row of the table: `row` picks the paper's figure (TEACHER_ROW, ALONE_ROW or a method)."""
+def format_row(pair, row, label, result, width=30):
+    """A row of the table: `row` picks the paper's figure (TEACHER_ROW, ALONE_ROW or a method; None for a
+    variant, which no published figure describes)."""
     paper_acc, paper_computation = published(pair, row)
     best = format_accuracy(result.acc_mean, result.acc_std, result.runs)
     paper = "-"
@@ -282,7 +392,7 @@ def format_row(pair, row, label, result):
         paper = f"{paper_acc:.2f} {result.acc_mean - paper_acc:+6.2f}"
     last = format_accuracy(result.last_mean, result.last_std)
     computation = with_paper(result.computation, paper_computation, " %") if result.computation is not None else ""
-    return f"{label:<30} {best:<22} {paper:<14} {last:<16} {computation:<26}{format_top5(result)}".rstrip()
+    return f"{label:<{width}} {best:<22} {paper:<14} {last:<16} {computation:<26}{format_top5(result)}".rstrip()
 
 
 def format_top5(result) -> str:
@@ -296,26 +406,36 @@ def format_top5(result) -> str:
 def pair_rows(result):
     """(row, label, MethodResult) of a pair: its teachers, the student alone, then each method."""
     rows = [(TEACHER_ROW, TEACHER_LABELS[teacher.method], teacher) for teacher in result.teachers]
-    rows += [(ALONE_ROW, ALONE_ROW, result.alone)] if result.alone else []
-    return rows + [(method.method, method.method, method) for method in result.methods]
+    rows += [(ALONE_ROW, ALONE_ROW, alone) for alone in result.alone]
+    rows += [(method.method, method.method, method) for method in result.methods]
+    return [(None if cell.variant else row, label + cell.variant, cell) for row, label, cell in rows]
+
+
+def column_widths(results) -> tuple:
+    """(pair, row) columns' widths: 26 and 30, or room for the longest name (an ImageNet pair's, a variant's)
+    and two spaces after it."""
+    pairs = [len(f"{teacher} -> {student}") + 1 for teacher, student in results]
+    labels = [len(label) + 1 for result in results.values() for _, label, _ in pair_rows(result)]
+    return max([26] + pairs), max([30] + labels)
 
 
 def format_table(results):
+    pair_width, width = column_widths(results)
     lines = [
         "best: best test top-1 % over the epochs of each run (best_acc, what the paper reports), mean +- sample "
         "std over seeds (n runs); last: the last epoch's; finished runs only",
         "paper: the published figure and our difference from it; teacher and student alone: teacher.py runs "
         "or an imported published checkpoint",
         "computation: training FLOPs relative to conventional KD (%), mean over runs (paper, difference)",
-        f"{'teacher -> student':<26} {'Ft/Fs (paper, diff)':<22} {'row':<30} {'best':<22} {'paper diff':<14} "
-        f"{'last':<16} computation",
+        f"{'teacher -> student':<{pair_width}} {'Ft/Fs (paper, diff)':<22} {'row':<{width}} {'best':<22} "
+        f"{'paper diff':<14} {'last':<16} computation",
     ]
     for pair, result in results.items():
         paper = PAPER.get(pair)
         head = f"{pair[0]} -> {pair[1]}"
         ratio = with_paper(result.ft_fs, paper.ft_fs if paper else None)
         for row, label, row_result in pair_rows(result):
-            lines.append(f"{head:<26} {ratio:<22} {format_row(pair, row, label, row_result)}")
+            lines.append(f"{head:<{pair_width}} {ratio:<22} {format_row(pair, row, label, row_result, width)}")
             head, ratio = "", ""  # the pair is named on its first row only
     return lines
 
@@ -323,17 +443,19 @@ def format_table(results):
 def format_unpaired(unpaired):
     """The finished phase-1 runs of no pair above (no student distilled here from or into them yet)."""
     lines = []
+    width = max([30] + [len(result.variant) + len(ALONE) + 1 for _, result in unpaired])
     for arch, result in unpaired:
-        label = TEACHER_LABELS[PUBLISHED] if result.method == PUBLISHED else ALONE
+        label = (TEACHER_LABELS[PUBLISHED] if result.method == PUBLISHED else ALONE) + result.variant
         best = format_accuracy(result.acc_mean, result.acc_std, result.runs)
         last = format_accuracy(result.last_mean, result.last_std)
-        lines.append(f"{arch:<26} {label:<30} best {best:<22} last {last:<16}{format_top5(result)}".rstrip())
+        lines.append(f"{arch:<26} {label:<{width}} best {best:<22} last {last:<16}{format_top5(result)}".rstrip())
     return lines
 
 
 def format_in_progress(runs):
     return [
-        f"{run.name}: {run.student} {ALONE if run.teacher is None else f'from {run.teacher}, {run.method}'}: "
+        f"{run.name}: {run.student} {ALONE if run.teacher is None else f'from {run.teacher}, {run.method}'}"
+        f"{run.variant}: "
         f"in progress ({run.epochs_done}/{run.epochs})"
         for run in runs
         if not run.finished
@@ -360,7 +482,7 @@ def format_left_out(groups) -> list:
         return []
     why = "; ".join(f"{label}: {count}" for label, count in counts.items())
     total = sum(counts.values())
-    return [f"left out: {total} finished run{'s' if total > 1 else ''} outside the paper's protocol "
+    return [f"left out: {total} finished run{'s' if total > 1 else ''} outside their dataset's protocol "
             f"({why}); --all shows them in tables of their own"]
 
 
@@ -373,15 +495,50 @@ def format_off_protocol_tables(groups) -> list:
         marked = {(teacher, f"{student} *"): result for (teacher, student), result in results.items()}
         rows = (format_table(marked) if marked else []) + format_unpaired(unpaired_results(runs, results))
         if key and rows:
-            lines += ["", f"* not the paper's protocol ({departure_label(key)}): no published figure applies", *rows]
+            lines += ["", f"* not the protocol ({departure_label(key)}): no published figure applies", *rows]
     return lines
 
 
-def plotted_results(groups) -> dict:
-    """The pairs to plot, each group's labelled with what departs from the protocol."""
-    return {(teacher, f"{student} [{departure_label(key)}]" if key else student): result
-            for key, runs in groups.items() for (teacher, student), result in table_results(runs).items()
-            if result.methods}
+def plot_panels(groups) -> list:
+    """A plot.Panel for each pair with a finished student run, in each group of runs (the protocol's first)."""
+    return [pair_panel(pair, result, departure_label(key)) for key, runs in groups.items()
+            for pair, result in table_results(runs).items() if result.methods]
+
+
+def pair_panel(pair, result, departures) -> plot.Panel:
+    """Our points and reference lines; the published ones for a protocol run of a pair the paper reports:
+    KD's and UNIXKD's, and those of the other methods drawn."""
+    ours = tuple(plot.Point(m.family, m.computation, m.acc_mean, m.acc_std, variant_note(m)) for m in result.methods)
+    alone = next((alone.acc_mean for alone in result.alone if not alone.variant), None)
+    references = ((plot_label, acc) for plot_label, acc in (("teacher", result.teacher_acc), ("student alone", alone))
+                  if acc is not None)
+    panel = plot.Panel(teacher=pair[0], student=pair[1], data=result.data, departures=departures, ours=ours,
+                       references=tuple(references))
+    if departures:
+        return panel
+    methods = dict.fromkeys([KD, "UNIXKD", *(point.method for point in ours)])
+    published_points = ((method, published(pair, main_row(method))) for method in methods)
+    lines = (("teacher", published(pair, TEACHER_ROW)[0]), ("student alone", published(pair, ALONE_ROW)[0]))
+    return replace(panel, published=tuple(plot.Point(method, computation, acc)
+                                          for method, (acc, computation) in published_points if acc is not None),
+                   published_references=tuple(line for line in lines if line[1] is not None))
+
+
+def main_row(family) -> str:
+    """The row of a method's main setting: UNIXKD's is the paper's, the others are named by the method."""
+    return UNIXKD if family == "UNIXKD" else family
+
+
+def variant_note(result) -> str:
+    """What sets a row apart from its method's main row, in its own words ('k32', 'mix0', '--tag dali'):
+    the plot writes it beside the marker; '' for the main row."""
+    main = words(main_row(result.family)) | (words(UNIXKD) if result.family.startswith("UNIX") else set())
+    return " ".join(word for word in words(result.method + result.variant, ordered=True) if word not in main)
+
+
+def words(label, ordered=False):
+    found = label.replace("(", " ").replace(")", " ").split()
+    return found if ordered else set(found)
 
 
 def load_pyplot():
@@ -396,85 +553,90 @@ def load_pyplot():
     return pyplot
 
 
-def plot_results(results, path, pyplot):
-    """Accuracy against computation: colour = pair, marker = method, error bar = std over seeds."""
-    from matplotlib.lines import Line2D
-
-    methods = sorted({r.method for pair in results.values() for r in pair.methods}, key=method_order)
-    markers = dict(zip(methods, itertools.cycle("osD^v<>ph*")))
-    figure, axes = pyplot.subplots(figsize=(9, 6))
-    colours = itertools.cycle(pyplot.get_cmap("tab20").colors)
-    pair_handles = []
-    for colour, ((teacher, student), pair_results) in zip(colours, results.items()):
-        for result in pair_results.methods:
-            axes.errorbar(
-                result.computation,
-                result.acc_mean,
-                yerr=result.acc_std,
-                color=colour,
-                marker=markers[result.method],
-                capsize=3,
-            )
-        pair_handles.append(Line2D([], [], color=colour, marker="o", linestyle="none", label=f"{teacher} -> {student}"))
-    method_handles = [Line2D([], [], color="grey", marker=markers[m], linestyle="none", label=m) for m in methods]
-    # Two legends beside the axes: which colour is which pair, which marker is which method.
-    axes.add_artist(axes.legend(handles=pair_handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small"))
-    axes.legend(handles=method_handles, loc="lower left", bbox_to_anchor=(1.01, 0), fontsize="small")
-    axes.set_xlabel("training computation relative to KD (%)")
-    axes.set_ylabel("best test top-1 accuracy (%)")
-    axes.set_title("CIFAR-100: accuracy against computation")
-    axes.grid(alpha=0.3)
-    figure.savefig(path, bbox_inches="tight", dpi=120)
-    pyplot.close(figure)
+def write_plot(groups, args, pyplot) -> int:
+    """Draw the panels to args.plot; 1, with one line saying why, when there is nothing to draw."""
+    panels = plot_panels(groups if args.all else {(): groups.get((), [])})
+    if not panels:
+        print(f"error: no plot written to {args.plot}: {why_no_panels(groups, args.all)}", file=sys.stderr)
+        return 1
+    plot.save(plot.draw(panels, pyplot), args.plot, pyplot)
+    print(f"\nplot written to {args.plot}")
+    return 0
 
 
-def parse_args(argv):
+def why_no_panels(groups, shows_all) -> str:
+    apart = sum(run.finished and run.teacher is not None for key, runs in groups.items() if key for run in runs)
+    if apart and not shows_all:
+        return (f"no finished student run follows its dataset's protocol; --all plots the {apart} that depart "
+                f"from it")
+    return "no finished student run to plot (teacher.py runs alone have no computation to plot against)"
+
+
+def parse_args(argv, env=None):
+    env = os.environ if env is None else env
     parser = ArgumentParser(prog="python -m utils.summary", description=__doc__.splitlines()[0])
-    parser.add_argument("experiments_dir", nargs="?", help="default: ./experiments")
+    parser.add_argument("experiments_dir", nargs="?",
+                        help=f"default: $EXPERIMENTS_DIR, as the dispatchers read it, else {DEFAULT_EXPERIMENTS_DIR}")
     # Also as the flag the training scripts and utils.jobs take.
     parser.add_argument("--experiments-dir", dest="experiments_dir_flag", metavar="DIR", help="the same folder")
-    parser.add_argument("--plot", metavar="FILE.png", help="also draw accuracy against computation (needs matplotlib)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw accuracy against computation, one panel per pair, to FILE (.png, .pdf, "
+                             ".svg, ...; needs matplotlib)")
     parser.add_argument("--all", action="store_true",
-                        help="also show the runs that depart from the paper's protocol (fewer epochs, other data, "
-                             "other hyper-parameters), in tables of their own headed by what differs")
+                        help="also show the runs that depart from their dataset's protocol (fewer epochs, other "
+                             "data, other hyper-parameters), in tables of their own headed by what differs")
     args = parser.parse_args(argv)
     if args.experiments_dir and args.experiments_dir_flag and args.experiments_dir != args.experiments_dir_flag:
         raise UserError(f"two experiments folders, {args.experiments_dir} and --experiments-dir "
                         f"{args.experiments_dir_flag}: give one")
-    args.experiments_dir = args.experiments_dir or args.experiments_dir_flag or "experiments"
+    # A folder given wins over the variable, as in utils.runlist and utils.jobs.
+    args.experiments_dir = (args.experiments_dir or args.experiments_dir_flag or env.get("EXPERIMENTS_DIR")
+                            or DEFAULT_EXPERIMENTS_DIR)
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if not Path(args.experiments_dir).is_dir():
-        raise UserError(f"{args.experiments_dir} is not a folder; give the experiments folder the runs wrote to "
-                        f"(default ./experiments)")
-    pyplot = load_pyplot() if args.plot else None
-    runs, warnings = load_runs(args.experiments_dir)
-    for warning in warnings:
-        print(warning, file=sys.stderr)
-    if not runs:
-        patterns = " or ".join(str(Path(args.experiments_dir) / pattern) for pattern in RUN_GLOBS)
-        print(f"no runs found: nothing matches {patterns}")
-        return 0
-    groups = by_departures(runs)
+def check_experiments_dir(folder) -> None:
+    folder = Path(folder)
+    if (folder / SUMMARY_FILE).is_file():
+        raise UserError(f"{folder} is a run folder (it holds {SUMMARY_FILE}); give the experiments folder that holds "
+                        f"the run folders, here {folder.parent}")
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give the experiments folder the runs wrote to "
+                        f"(default $EXPERIMENTS_DIR, else {DEFAULT_EXPERIMENTS_DIR})")
+
+
+def print_tables(runs, groups, shows_all) -> None:
+    """The protocol's table, its phase-1 runs of no pair, the others (or the line leaving them out), and
+    the runs in progress."""
     protocol = groups.get((), [])
     results = table_results(protocol)
     print("\n".join(format_table(results)) if results else "no distilled student runs that follow the protocol yet")
     unpaired = format_unpaired(unpaired_results(protocol, results))
     if unpaired:
         print("\nteacher.py runs and published teachers of no pair above:\n" + "\n".join(unpaired))
-    for line in format_off_protocol_tables(groups) if args.all else format_left_out(groups):
+    for line in format_off_protocol_tables(groups) if shows_all else format_left_out(groups):
         print(line)
     in_progress = format_in_progress(runs)
     if in_progress:
         print("\nin progress:\n" + "\n".join(in_progress))
-    distilled = plotted_results(groups if args.all else {(): groups.get((), [])})
-    if pyplot and distilled:
-        plot_results(distilled, args.plot, pyplot)
-        print(f"\nplot written to {args.plot}")
-    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_experiments_dir(args.experiments_dir)
+    pyplot = load_pyplot() if args.plot else None
+    if pyplot:
+        plot.check_target(args.plot)  # before the table, so that a typo costs no scrolling back
+    runs, warnings = load_runs(args.experiments_dir)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    groups = by_departures(runs)
+    if runs:
+        print_tables(runs, groups, args.all)
+    else:
+        patterns = " or ".join(str(Path(args.experiments_dir) / pattern) for pattern in RUN_GLOBS)
+        print(f"no runs found: nothing matches {patterns}")
+    return write_plot(groups, args, pyplot) if pyplot else 0
 
 
 if __name__ == "__main__":
