@@ -76,22 +76,43 @@ IMAGENET_PAIR = ["--dataset", "imagenet", "--student-arch", "imagenet_resnet18"]
 
 
 def test_imagenet_dkd_gets_mdistillers_imagenet_settings():
-    # configs/imagenet/r34_r18/dkd.yaml: CE 1.0, BETA 0.5, T 1.0, WARMUP 1; r50_mv2/dkd.yaml: BETA 2.0.
+    # configs/imagenet/r34_r18/dkd.yaml: CE 1.0, BETA 0.5, T 1.0, WARMUP 1.
     args = filled(*IMAGENET_PAIR, "--distill", "DKD", teacher="imagenet_resnet34")
     assert (args.ce_weight, args.kd_weight, args.T, args.alpha, args.beta, args.warmup) == (1.0, 1.0, 1.0, 1.0, 0.5, 1)
-    assert distiller_defaults(DKD, *R50_MV2, IMAGENET)["beta"] == 2.0
 
 
-def test_imagenet_lskd_gets_the_ls_authors_imagenet_run():
-    # logs/imagenet/r34_r18_kd_ours_2_6.txt with configs/imagenet/r34_r18/kd.yaml (CE 1.0) of the same commit.
+def test_imagenet_dkd_resnet50_mobilenetv2_borrows_beta_from_the_authors_mobilenet_v1_run():
+    # mdistiller ran ResNet-50 -> MobileNet-V1 (configs/imagenet/r50_mv1/dkd.yaml at fae6658, BETA 2.0; named r50_mv2
+    # before, with STUDENT MobileNetV2); no MobileNetV2 student. Borrowed, and the source says so.
+    assert distiller_defaults(DKD, *R50_MV2, IMAGENET) == {"ce_weight": 1.0, "kd_weight": 1.0, "T": 1.0, "alpha": 1.0,
+                                                           "beta": 2.0, "warmup": 1, "dkd_mix": "weighted"}
+    source = DISTILLERS[DKD].pairs[(IMAGENET, *R50_MV2)].source
+    assert "borrowed" in source and "r50_mv1/dkd.yaml` (fae6658" in source
+
+
+def test_imagenet_lskd_gets_the_ls_authors_imagenet_run_not_the_readmes_weight():
+    # logs/imagenet/r34_r18_kd_ours_2_6.txt (base temperature 2, weight 6: LS's naming, their issue #19) with
+    # configs/imagenet/r34_r18/kd.yaml (CE 1.0) of the same commit, 7806faa; the README says --kd-weight 9.
     args = filled(*IMAGENET_PAIR, "--distill", "LSKD", teacher="imagenet_resnet34")
     assert (args.ce_weight, args.kd_weight, args.T, args.ls_eps) == (1.0, 6.0, 2.0, 1e-7)
+    assert "r34_r18_kd_ours_2_6.txt` (7806faa" in DISTILLERS[LSKD].published[IMAGENET].source
 
 
-def test_each_distiller_counts_its_own_revisions_per_dataset():
+def test_imagenet_lskd_resnet50_mobilenetv2_takes_cross_entropy_from_ls_config_of_the_pair():
+    # LS configs/imagenet/r50_mv2/mlkd.yaml (6083e2d): KD_ours, ResNet50 -> MobileNetV2, CE_WEIGHT 0.5.
+    assert distiller_defaults(LSKD, *R50_MV2, IMAGENET) == {"ce_weight": 0.5, "kd_weight": 6.0, "T": 2.0,
+                                                            "ls_eps": 1e-7}
+    assert "r50_mv2/mlkd.yaml` (6083e2d" in DISTILLERS[LSKD].pairs[(IMAGENET, *R50_MV2)].source
+    args = filled("--dataset", "imagenet", "--student-arch", "imagenet_mobilenet_v2", "--distill", "LSKD",
+                  teacher="imagenet_resnet50")
+    assert (args.ce_weight, args.kd_weight, args.T) == (0.5, 6.0, 2.0)
+
+
+def test_a_correction_raises_only_its_distillers_revision_on_its_dataset():
+    # LSKD's ImageNet settings changed (ResNet-50 -> MobileNetV2's cross-entropy); every other folder keeps its name.
     assert {(name, dataset): settings_revision(name, dataset) for name in (KD, DKD, LSKD)
             for dataset in (CIFAR100, IMAGENET)} == {(KD, CIFAR100): 2, (KD, IMAGENET): 2, (DKD, CIFAR100): 2,
-                                                     (DKD, IMAGENET): 2, (LSKD, CIFAR100): 2, (LSKD, IMAGENET): 2}
+                                                     (DKD, IMAGENET): 2, (LSKD, CIFAR100): 2, (LSKD, IMAGENET): 3}
 
 
 def test_the_table_names_only_networks_of_the_dataset_and_settings_of_its_distiller():
