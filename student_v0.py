@@ -10,8 +10,8 @@ or on ImageNet, one process per GPU (docs/imagenet.md):
 import argparse
 
 from utils.data.dataset_args import dataset_of, parse_dataset_args
-from utils.distillers import (DISTILLER_ONLY, DISTILLERS, DKD_MIX_RULES, KD, MIX_STRATEGIES, SETTINGS_REVISION,
-                              STRATEGIES, check_distiller_args, default_unix_sizes)
+from utils.distillers import (MIX_STRATEGIES, STRATEGIES, add_distiller_args, check_distiller_args,
+                              default_unix_sizes, own_settings, settings_revision, strategies_text)
 from utils.errors import UserError
 from utils.process import ranks
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
@@ -45,32 +45,10 @@ def parse_args(argv=None):
                         help="most uncertain images kept un-mixed (default 32; imagenet: 1/2 of each GPU's batch)")
     parser.add_argument("--w", type=float, default=10.0, help="steepness of the mixing curve (default 10)")
     parser.add_argument("--strategy", type=int, choices=sorted(STRATEGIES), default=3,
-                        help="uncertainty: 0 random, 1 least confidence, 2 margin, 3 entropy (default)")
+                        help=f"uncertainty: {strategies_text()} (default 3)")
     parser.add_argument("--mix-strategy", type=int, choices=sorted(MIX_STRATEGIES), default=2,
                         help="mixing: 0 none, 1 plain mixup, 2 adaptive curve (default)")
-    parser.add_argument("--distill", default=KD, choices=DISTILLERS,
-                        help="logit distiller: KD (default), DKD (decoupled KD) or LSKD (KD on standardised logits); "
-                             "each brings its authors' settings for the dataset and pair, docs/distillers.md")
-    parser.add_argument("--T", type=float,
-                        help="distillation temperature (default the distiller's for the pair: CIFAR-100 KD 4, DKD 4, "
-                             "LSKD 2 or 3; ImageNet DKD 1)")
-    parser.add_argument("--ce-weight", type=float,
-                        help="weight of cross-entropy (default KD 0, DKD 1, LSKD 0.1; ImageNet LSKD 1)")
-    parser.add_argument("--kd-weight", type=float,
-                        help="weight of the distillation loss (default KD 1, DKD 1, LSKD 9 or the pair's)")
-    parser.add_argument("--alpha", type=float, help="DKD: weight of the target-class term (default 1)")
-    parser.add_argument("--beta", type=float,
-                        help="DKD: weight of the non-target-class term (default the DKD authors' for the pair: "
-                             "CIFAR-100 8, 6 or 2; ImageNet 0.5 or 2)")
-    parser.add_argument("--warmup", type=int,
-                        help="DKD: epochs over which its weight rises to 1 (default CIFAR-100 20, ImageNet 1)")
-    parser.add_argument("--dkd-mix", choices=DKD_MIX_RULES,
-                        help="DKD on a mixed image's two labels: weighted (default: DKD against each label, weighted "
-                             "as mixup weights them) or split (target terms over both labels and the rest, the DKD "
-                             "authors' suggestion)")
-    parser.add_argument("--ls-eps", type=float,
-                        help="LSKD: added to the logits' standard deviation, so a constant vector stays finite "
-                             "(default 1e-7)")
+    add_distiller_args(parser)  # --distill and its settings, each with its defaults per dataset and pair
     parser.add_argument("--other-distill", choices=["AT", "SP", "SP-batch"],
                         help="add a feature loss: AT (x1000), SP as the authors' runs computed it (per image, x3000) "
                              "or SP-batch, the published batch-level SP (x3000)")
@@ -81,7 +59,8 @@ def parse_args(argv=None):
     local_unix_sizes(args)
     check_distiller_args(args)
     check_distill_args(args)
-    args.settings_revision = SETTINGS_REVISION  # runs made with other published settings stay apart
+    # Runs made with other published settings stay apart (utils.runs.runnames).
+    args.settings_revision = settings_revision(args.distill, args.dataset)
     from utils.training.build import check_arch  # the model zoo, and torch with it, once the flags parse
 
     check_arch(args.student_arch, "--student-arch", args.dataset)
@@ -142,11 +121,10 @@ def check_distill_args(args) -> None:
 def distill_config(args):
     from utils.training.steps import DistillConfig
 
-    distiller = {flag: getattr(args, flag) for flag in DISTILLER_ONLY if getattr(args, flag) is not None}
-    return DistillConfig(batch_size=args.local_batch, k=args.k, b=args.b, w=args.w, T=args.T,
+    return DistillConfig(batch_size=args.local_batch, k=args.k, b=args.b, w=args.w,
                          strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
                          kd_weight=args.kd_weight, other_distill=args.other_distill, distill=args.distill,
-                         **distiller)
+                         settings=own_settings(args.distill, vars(args)))
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ def parse_args(argv=None):
     parser = ArgumentParser(description="Train a teacher network (CIFAR-100, or ImageNet with --dataset imagenet).",
                             epilog=PAPER_COMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", required=True,
-                        help="architecture: one of the 25 CIFAR ones (python -m models) or, with --dataset imagenet, "
+                        help="architecture: a CIFAR one (python -m models lists them) or, with --dataset imagenet, "
                              "imagenet_resnet18/34/50 or imagenet_mobilenet_v2 (torchvision's)")
     add_common_args(parser)
     parser.add_argument("--save-interval", type=int, default=40, help="also keep ckpt/NNN.pth every N epochs (default 40)")

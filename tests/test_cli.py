@@ -13,6 +13,7 @@ import torch
 import student_v0
 import teacher
 from models import model_dict
+from utils.distillers import STRATEGIES
 from utils.errors import UserError
 from utils.training.steps import SupervisedStep
 
@@ -56,7 +57,7 @@ def test_teacher_bad_flags(argv, fragments, capsys, exit_status, tmp_path):
     (["--k", "16", "--b", "32"], ["--b 32 is larger than --k 16", "16 would be counted but never trained on"]),
     (["--T", "0"], ["--T"]),
     (["--kd-weight", "0"], ["nothing to train on"]),
-    (["--strategy", "4"], ["--strategy", "4"]),
+    (["--strategy", str(max(STRATEGIES) + 1)], ["--strategy", str(max(STRATEGIES) + 1)]),  # one past the last
     (["--student-arch", "mobilenet"], ["'mobilenet'", "MobileNetV2"]),
     # Unmatched feature pairs are refused before a run directory exists (the teacher is resnet8).
     (["--student-arch", "ShuffleV1", "--other-distill", "SP"], ["SP", "64x8x8 = 4096", "960 channels", "SP-batch"]),

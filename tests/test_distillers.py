@@ -1,12 +1,24 @@
-"""The distillers' settings table: the values their authors trained with, per dataset and pair
-(sources in docs/distillers.md), and how student_v0.py fills them in."""
+"""The distillers' declarations: the values their authors trained with, per dataset and pair (sources in
+docs/distillers.md), and what follows from them: student_v0.py's flags, their help and defaults, the docs' tables."""
+import argparse
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import student_v0
 from models import imagenet, model_dict
-from utils.distillers import (CIFAR100, DEFAULTS, DKD, IMAGENET, KD, LSKD, PAIR_SETTINGS, distiller_defaults,
-                              fill_pair_defaults)
+from utils import losses, unix
+from utils.distillers import (BATCH_LABELS, CIFAR100, DISTILLERS, DKD, IMAGENET, KD, LSKD, STRATEGIES, TEMPERATURE,
+                              add_distiller_args, all_settings, defaults_table, distiller_defaults, fill_pair_defaults,
+                              pairs_table, setting_help, settings_revision)
 from utils.errors import UserError
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "distillers.md"
+R50_MV2 = ("imagenet_resnet50", "imagenet_mobilenet_v2")
 
 
 def filled(*flags, teacher):
@@ -18,7 +30,7 @@ def filled(*flags, teacher):
 
 def test_kd_keeps_the_unixkd_papers_setting_on_both_datasets():
     for dataset in (CIFAR100, IMAGENET):
-        assert DEFAULTS[dataset, KD] == {"ce_weight": 0.0, "kd_weight": 1.0, "T": 4.0}
+        assert DISTILLERS[KD].published[dataset].values == {"ce_weight": 0.0, "kd_weight": 1.0, "T": 4.0}
 
 
 def test_lskd_trains_with_the_ls_authors_cross_entropy_weight():
@@ -30,8 +42,8 @@ def test_lskd_trains_with_the_ls_authors_cross_entropy_weight():
 
 
 def test_dkd_cifar_defaults_and_betas_per_pair():
-    assert DEFAULTS[CIFAR100, DKD] == {"ce_weight": 1.0, "kd_weight": 1.0, "T": 4.0, "alpha": 1.0, "beta": 8.0,
-                                       "warmup": 20, "dkd_mix": "weighted"}
+    assert DISTILLERS[DKD].published[CIFAR100].values == {"ce_weight": 1.0, "kd_weight": 1.0, "T": 4.0, "alpha": 1.0,
+                                                          "beta": 8.0, "warmup": 20, "dkd_mix": "weighted"}
     betas = {pair: distiller_defaults(DKD, *pair)["beta"] for pair in (
         ("resnet110", "resnet32"), ("resnet56", "resnet20"), ("wrn_40_2", "wrn_16_2"), ("wrn_40_2", "wrn_40_1"),
         ("vgg13", "vgg8"), ("vgg13", "MobileNetV2"), ("resnet32x4", "resnet8x4"), ("resnet32x4", "ShuffleV1"),
@@ -64,23 +76,72 @@ IMAGENET_PAIR = ["--dataset", "imagenet", "--student-arch", "imagenet_resnet18"]
 
 
 def test_imagenet_dkd_gets_mdistillers_imagenet_settings():
-    # configs/imagenet/r34_r18/dkd.yaml: CE 1.0, BETA 0.5, T 1.0, WARMUP 1; r50_mv2/dkd.yaml: BETA 2.0.
+    # configs/imagenet/r34_r18/dkd.yaml: CE 1.0, BETA 0.5, T 1.0, WARMUP 1.
     args = filled(*IMAGENET_PAIR, "--distill", "DKD", teacher="imagenet_resnet34")
     assert (args.ce_weight, args.kd_weight, args.T, args.alpha, args.beta, args.warmup) == (1.0, 1.0, 1.0, 1.0, 0.5, 1)
-    assert distiller_defaults(DKD, "imagenet_resnet50", "imagenet_mobilenet_v2", IMAGENET)["beta"] == 2.0
 
 
-def test_imagenet_lskd_gets_the_ls_authors_imagenet_run():
-    # logs/imagenet/r34_r18_kd_ours_2_6.txt with configs/imagenet/r34_r18/kd.yaml (CE 1.0) of the same commit.
+def test_imagenet_dkd_resnet50_mobilenetv2_borrows_beta_from_the_authors_mobilenet_v1_run():
+    # mdistiller ran ResNet-50 -> MobileNet-V1 (configs/imagenet/r50_mv1/dkd.yaml at fae6658, BETA 2.0; named r50_mv2
+    # before, with STUDENT MobileNetV2); no MobileNetV2 student. Borrowed, and the source says so.
+    assert distiller_defaults(DKD, *R50_MV2, IMAGENET) == {"ce_weight": 1.0, "kd_weight": 1.0, "T": 1.0, "alpha": 1.0,
+                                                           "beta": 2.0, "warmup": 1, "dkd_mix": "weighted"}
+    source = DISTILLERS[DKD].pairs[(IMAGENET, *R50_MV2)].source
+    assert "borrowed" in source and "r50_mv1/dkd.yaml` (fae6658" in source
+
+
+def test_imagenet_lskd_gets_the_ls_authors_imagenet_run_not_the_readmes_weight():
+    # logs/imagenet/r34_r18_kd_ours_2_6.txt (base temperature 2, weight 6: LS's naming, their issue #19) with
+    # configs/imagenet/r34_r18/kd.yaml (CE 1.0) of the same commit, 7806faa; the README says --kd-weight 9.
     args = filled(*IMAGENET_PAIR, "--distill", "LSKD", teacher="imagenet_resnet34")
     assert (args.ce_weight, args.kd_weight, args.T, args.ls_eps) == (1.0, 6.0, 2.0, 1e-7)
+    assert "r34_r18_kd_ours_2_6.txt` (7806faa" in DISTILLERS[LSKD].published[IMAGENET].source
+
+
+def test_imagenet_lskd_resnet50_mobilenetv2_takes_cross_entropy_from_ls_config_of_the_pair():
+    # LS configs/imagenet/r50_mv2/mlkd.yaml (6083e2d): KD_ours, ResNet50 -> MobileNetV2, CE_WEIGHT 0.5.
+    assert distiller_defaults(LSKD, *R50_MV2, IMAGENET) == {"ce_weight": 0.5, "kd_weight": 6.0, "T": 2.0,
+                                                            "ls_eps": 1e-7}
+    assert "r50_mv2/mlkd.yaml` (6083e2d" in DISTILLERS[LSKD].pairs[(IMAGENET, *R50_MV2)].source
+    args = filled("--dataset", "imagenet", "--student-arch", "imagenet_mobilenet_v2", "--distill", "LSKD",
+                  teacher="imagenet_resnet50")
+    assert (args.ce_weight, args.kd_weight, args.T) == (0.5, 6.0, 2.0)
+
+
+def test_a_correction_raises_only_its_distillers_revision_on_its_dataset():
+    # LSKD's ImageNet settings changed (ResNet-50 -> MobileNetV2's cross-entropy); every other folder keeps its name.
+    assert {(name, dataset): settings_revision(name, dataset) for name in (KD, DKD, LSKD)
+            for dataset in (CIFAR100, IMAGENET)} == {(KD, CIFAR100): 2, (KD, IMAGENET): 2, (DKD, CIFAR100): 2,
+                                                     (DKD, IMAGENET): 2, (LSKD, CIFAR100): 2, (LSKD, IMAGENET): 3}
 
 
 def test_the_table_names_only_networks_of_the_dataset_and_settings_of_its_distiller():
-    for (dataset, distiller, teacher, student), settings in PAIR_SETTINGS.items():
-        networks = imagenet.MODELS if dataset == IMAGENET else model_dict
-        assert teacher in networks and student in networks
-        assert settings.keys() <= DEFAULTS[dataset, distiller].keys()
+    for distiller in DISTILLERS.values():
+        for dataset, published in distiller.published.items():
+            assert published.values.keys() == set(distiller.setting_names), (distiller.name, dataset)
+        for (dataset, teacher, student), pair in distiller.pairs.items():
+            networks = imagenet.MODELS if dataset == IMAGENET else model_dict
+            assert teacher in networks and student in networks
+            assert pair.values.keys() <= set(distiller.setting_names) and pair.source
+
+
+def test_each_declared_loss_is_a_function_of_utils_losses_taking_what_its_declaration_gives():
+    for distiller in DISTILLERS.values():
+        parameters = inspect.signature(getattr(losses, distiller.loss)).parameters
+        assert len(parameters) == 2 + len(distiller.loss_args), distiller.name  # the logits, then loss_args
+        assert set(distiller.loss_args) <= set(BATCH_LABELS) | set(distiller.setting_names), distiller.name
+
+
+def test_each_strategy_names_a_scoring_function_of_utils_unix():
+    for strategy in STRATEGIES.values():
+        assert callable(getattr(unix, strategy.scores)), strategy
+
+
+def test_the_docs_list_the_papers_four_strategies_as_the_table_names_them():
+    papers = ", ".join(f"{number} {STRATEGIES[number].name}" for number in range(4))
+    assert papers == "0 random, 1 least confidence, 2 margin, 3 entropy"
+    for page in ("training.md", "unix-step.md"):
+        assert papers in (DOCS.parent / page).read_text(), page
 
 
 def test_a_weight_left_to_the_pair_does_not_count_as_zero():
@@ -92,3 +153,52 @@ def test_a_weight_left_to_the_pair_does_not_count_as_zero():
 def test_the_mixed_label_rule_is_a_dkd_setting():
     with pytest.raises(UserError, match="--dkd-mix is a setting of --distill DKD, not of --distill KD"):
         student_v0.parse_args(["--teacher-path", "t.pth", "--student-arch", "vgg8", "--dkd-mix", "split"])
+
+
+def published_in_help(text: str) -> dict:
+    """{(dataset title, distiller): {values}} from a flag's help: '... CIFAR-100 KD 4, LSKD 2/3/4; ImageNet ...'."""
+    listed = re.search(r"\(default per dataset and pair: (.*)\)$", text).group(1)
+    found = {}
+    for part in listed.split("; "):
+        title, entries = part.split(" ", 1)
+        for entry in entries.split(", "):
+            name, values = entry.split(" ")
+            found[title, name] = set(values.split("/"))
+    return found
+
+
+def test_the_temperature_help_lists_every_published_temperature_so_it_cannot_drift_from_them():
+    parser = argparse.ArgumentParser()
+    add_distiller_args(parser)
+    text = parser._option_string_actions["--T"].help
+    assert text == setting_help(TEMPERATURE) and "LSKD 2/3/4" in text  # 4: resnet110 -> resnet20
+    expected = {}
+    for name, distiller in DISTILLERS.items():
+        for dataset, title in (("cifar100", "CIFAR-100"), ("imagenet", "ImageNet")):
+            pairs = [(t, s) for (data, t, s) in distiller.pairs if data == dataset] + [("no", "pair")]
+            expected[title, name] = {f"{distiller_defaults(name, t, s, dataset)['T']:g}" for t, s in pairs}
+    assert published_in_help(text) == expected
+
+
+def test_every_setting_is_one_flag_with_its_help_and_no_default_of_its_own():
+    parser = argparse.ArgumentParser()
+    add_distiller_args(parser)
+    for setting in all_settings():
+        action = parser._option_string_actions[setting.flag]
+        assert action.default is None and action.help == setting_help(setting)
+    assert [setting.name for setting in all_settings()] == ["ce_weight", "kd_weight", "T", "alpha", "beta", "warmup",
+                                                           "dkd_mix", "ls_eps"]
+
+
+def test_docs_show_the_declared_settings_tables():
+    page = DOCS.read_text()
+    assert defaults_table() in page, "docs/distillers.md: paste utils.distillers.defaults_table()"
+    assert pairs_table() in page, "docs/distillers.md: paste utils.distillers.pairs_table()"
+
+
+def test_the_declarations_and_the_table_row_names_need_no_torch():
+    # student_v0.py checks its flags before torch is imported; a run's method is named as the results table names
+    # it (utils.runs.runnames.row_name) by whatever writes it, without torch.
+    code = "import sys, utils.distillers, utils.runs.runnames; assert 'torch' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", code], cwd=DOCS.parents[1], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

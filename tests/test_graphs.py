@@ -121,8 +121,8 @@ def assert_same_run(eager, replayed):
     dict(amp=True),                                     # UNIXKD under bf16 autocast
     # DKD's weight changes every epoch of its 6-epoch warm-up: the full batches recorded in epoch 4 are
     # replayed in epochs 5 and 6 with new weights.
-    dict(k=12, b=8, distill="DKD", ce_weight=1.0, warmup=6),
-    dict(k=12, b=8, distill="LSKD", ce_weight=1.0, kd_weight=9.0, T=2.0),
+    dict(k=12, b=8, distill="DKD", ce_weight=1.0, settings={"warmup": 6}),
+    dict(k=12, b=8, distill="LSKD", ce_weight=1.0, kd_weight=9.0, settings={"T": 2.0}),
 ], ids=["unixkd", "mixup", "kd", "at", "sp", "unixkd-amp", "dkd", "lskd"])
 def test_a_replayed_distillation_run_equals_the_eager_one(config):
     runs = []

@@ -70,8 +70,9 @@ def images(n=2):
     return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
-def test_zoo_has_exactly_the_25_published_names(manifest):
-    assert list(model_dict) == NAMES
+def test_zoo_has_the_25_published_names(manifest):
+    # Pinned, and in the published order; an architecture added to the zoo passes with its own contract test.
+    assert [name for name in model_dict if name in NAMES] == NAMES
     assert sorted(manifest) == sorted(NAMES)
 
 
@@ -86,13 +87,16 @@ def test_parameter_count_matches_manifest(name, manifest):
     assert parameter_count(built(name)) == manifest[name]['params']
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', list(model_dict))
 def test_features_and_logits_shapes(name, manifest):
+    """The forward contract, of every architecture in the zoo: the published ones' feature shapes as the manifest's."""
     model = built(name)
     with torch.no_grad():
         feats, logits = model(images(), is_feat=True)
         plain = model(images())
-    assert [list(f.shape) for f in feats] == [[2] + shape for shape in manifest[name]['feat_shapes']]
+    if name in manifest:
+        assert [list(f.shape) for f in feats] == [[2] + shape for shape in manifest[name]['feat_shapes']]
+    assert all(f.shape[0] == 2 for f in feats) and feats[-1].dim() == 2  # the last is the pooled vector
     assert logits.shape == (2, 100)
     assert torch.equal(plain, logits)
 

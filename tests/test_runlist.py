@@ -7,6 +7,7 @@ import pytest
 
 import student_v0
 import teacher
+from utils.distillers import other_distillers
 from utils.runs.runnames import teacher_run_name
 from utils.table.paper import EXTENSION_PAIRS, KD_FLAGS, UNIXKD_FLAGS
 from utils.table.runlist import STUDENTS, TEACHERS, main, selected_runs, settings_from_env
@@ -61,9 +62,10 @@ def test_each_run_folder_is_where_its_script_writes(tmp_path):
             assert run.folder == student_v0.teacher_and_run_name(args)[2]
 
 
-def test_extensions_add_dkd_and_lskd_with_and_without_unix_on_four_pairs():
+def test_extensions_add_every_other_distiller_with_and_without_unix_on_four_pairs():
     extensions = [run for run in runs_for(EXTENSIONS="1") if run not in runs_for()]
-    assert len(extensions) == 64 and len({run.folder for run in extensions}) == 64
+    count = len(EXTENSION_PAIRS) * len(other_distillers()) * 2 * 4  # with and without UNIX, seeds 0-3: 64
+    assert len(extensions) == count and len({run.folder for run in extensions}) == count
     cells = set()
     for run in extensions:
         args = student_v0.parse_args(list(run.argv[2:]))
@@ -71,7 +73,7 @@ def test_extensions_add_dkd_and_lskd_with_and_without_unix_on_four_pairs():
         assert unix or all(getattr(args, key) == value for key, value in KD_FLAGS.items())
         assert run.name.startswith(("UNIX" if unix else "") + args.distill + " ")
         cells.add((args.teacher_path.split("teacher_")[1].rstrip("/"), args.student_arch, args.distill, unix, args.seed))
-    assert cells == {(t, s, d, u, seed) for t, s in EXTENSION_PAIRS for d in ("DKD", "LSKD") for u in (False, True)
+    assert cells == {(t, s, d, u, seed) for t, s in EXTENSION_PAIRS for d in other_distillers() for u in (False, True)
                      for seed in range(4)}
 
 

@@ -2,17 +2,21 @@
 import getpass
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from utils.distillers import other_distillers
 from utils.table.jobs import JOB_LOG, read_jobs
+from utils.table.paper import EXTENSION_PAIRS
 from utils.table.runlist import is_finished, settings_from_env
 
 SCRIPT = Path(__file__).resolve().parent.parent / "command" / "slurm.sh"
@@ -168,12 +172,13 @@ def test_the_tiny_table_runs_on_a_slurm_cluster(cluster, tiny_table, tmp_path):
     assert again.returncode == 0 and "nothing to submit" in again.stdout
 
 
-def test_extensions_add_their_64_runs_to_the_students_array(tiny_table, tmp_path):
+def test_extensions_add_their_runs_to_the_students_array(tiny_table, tmp_path):
     done = slurm_sh(tiny_table.env(tmp_path / "experiments", DRY_RUN="1", ONLY="", SEEDS="", EXTENSIONS="1"))
     assert done.returncode == 0, done.stderr
     _, students = sbatch_calls(done.stdout)
-    assert " --array 0-159 " in students  # 96 + 64
-    assert done.stdout.count("--distill DKD") == done.stdout.count("--distill LSKD") == 32
+    per_distiller = len(EXTENSION_PAIRS) * 2 * 4  # with and without UNIX, seeds 0-3: 32
+    assert f" --array 0-{96 + len(other_distillers()) * per_distiller - 1} " in students  # 96 + 64 today
+    assert Counter(re.findall(r"--distill (\S+)", done.stdout)) == {name: per_distiller for name in other_distillers()}
 
 
 IMAGENET_SCRIPT = SCRIPT.parent / "imagenet_slurm.sh"

@@ -194,7 +194,7 @@ def test_dkd_and_lskd_replace_the_kd_term_with_their_own():
     dkd = distill_losses(epoch=30, distill="DKD", ce_weight=1.0, **KD_SETTING)
     assert set(dkd) == {"ce", "dkd"}
     assert dkd["dkd"].item() == pytest.approx(dkd_loss(s, t, y, 1.0, 8.0, 4.0).item(), rel=1e-4)
-    lskd = distill_losses(distill="LSKD", kd_weight=9.0, T=2.0, **KD_SETTING)
+    lskd = distill_losses(distill="LSKD", kd_weight=9.0, settings={"T": 2.0}, **KD_SETTING)
     assert set(lskd) == {"lskd"}
     assert lskd["lskd"].item() == pytest.approx(9 * lskd_loss(s, t, 2.0, 1e-7).item(), rel=1e-4)
     assert distill_losses(**KD_SETTING)["kd"].item() == pytest.approx(kd_loss(s, t, 4.0).item(), rel=1e-4)
@@ -203,7 +203,7 @@ def test_dkd_and_lskd_replace_the_kd_term_with_their_own():
 def test_dkd_weight_warms_up_linearly_over_its_first_epochs():
     full = distill_losses(epoch=19, distill="DKD", **KD_SETTING)["dkd"].item()  # epoch 20 of 20: weight 1
     assert distill_losses(epoch=0, distill="DKD", **KD_SETTING)["dkd"].item() == pytest.approx(full / 20, rel=1e-5)
-    assert distill_losses(epoch=4, distill="DKD", warmup=10, **KD_SETTING)["dkd"].item() == pytest.approx(full / 2, rel=1e-5)
+    assert distill_losses(epoch=4, distill="DKD", settings={"warmup": 10}, **KD_SETTING)["dkd"].item() == pytest.approx(full / 2, rel=1e-5)
     assert distill_losses(epoch=200, distill="DKD", **KD_SETTING)["dkd"].item() == pytest.approx(full, rel=1e-5)
 
 
@@ -222,14 +222,15 @@ def mixed_as_the_paper_says(student, x, y, seed, k, b, w):
 
 
 # Every weight away from its default, so that a term that drops or swaps one shows.
-NON_DEFAULT = dict(ce_weight=0.7, kd_weight=2.5, T=3.0)
-DISTILLER_SETTINGS = {"KD": {}, "DKD": dict(alpha=0.5, beta=3.0, warmup=10), "LSKD": dict(ls_eps=0.05)}
+NON_DEFAULT = dict(ce_weight=0.7, kd_weight=2.5)
+DISTILLER_SETTINGS = {"KD": dict(T=3.0), "DKD": dict(T=3.0, alpha=0.5, beta=3.0, warmup=10),
+                      "LSKD": dict(T=3.0, ls_eps=0.05)}
 
 
 @pytest.mark.parametrize("distill", ["KD", "DKD", "LSKD"])
 def test_each_distiller_under_real_mixing_trains_on_both_labels_with_its_weights(distill):
     step, student, teacher = make_step(k=6, b=4, w=10.0, strategy=3, distill=distill, **NON_DEFAULT,
-                                       **DISTILLER_SETTINGS[distill])
+                                       settings=DISTILLER_SETTINGS[distill])
     step.start_epoch(4)  # DKD: epoch 5 of a 10-epoch warm-up, weight 1/2
     x, y, idx = batch()
     mixed, y_a, y_b, m = mixed_as_the_paper_says(copy.deepcopy(student.model), x, y, seed=5, k=6, b=4, w=10.0)

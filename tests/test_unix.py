@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from utils.distillers import STRATEGIES
 from utils.unix import (largest_mixing_weight, mixing_weights, rank_by_uncertainty, uncertainty_aware_mixup,
                         uncertainty_scores)
 
@@ -50,8 +51,8 @@ def test_random_strategy_gives_one_uniform_score_per_image():
 
 
 def test_unknown_strategy_is_refused():
-    with pytest.raises(ValueError):
-        uncertainty_scores(LOGITS, 4)
+    with pytest.raises(ValueError, match=f"got {max(STRATEGIES) + 1}"):
+        uncertainty_scores(LOGITS, max(STRATEGIES) + 1)
 
 
 def test_rank_puts_most_uncertain_first_and_keeps_ties_in_batch_order():

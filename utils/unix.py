@@ -20,19 +20,41 @@ from utils.distillers import MIX_STRATEGIES, STRATEGIES
 
 
 def uncertainty_scores(logits: torch.Tensor, strategy: int) -> torch.Tensor:
-    """Step 1: one score per image; higher means more uncertain."""
-    if strategy == 0:
-        return torch.rand(logits.shape[0], device=logits.device)
+    """Step 1: one score per image; higher means more uncertain. The strategy's function is the one its line of
+    STRATEGIES names (utils/distillers.py, without torch, so that the flag is checked before torch is imported)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy}")
+    return globals()[STRATEGIES[strategy].scores](logits)
+
+
+def random_scores(logits: torch.Tensor) -> torch.Tensor:
+    """Strategy 0: a uniform draw per image (a random ranking)."""
+    return torch.rand(logits.shape[0], device=logits.device)
+
+
+def _log_probabilities(logits: torch.Tensor):
+    """(log p, p) of the softmax, in float32 whatever the logits' precision."""
     log_p = F.log_softmax(logits.float(), dim=1)
-    p = log_p.exp()
-    if strategy == 1:
-        return 1 - p.max(dim=1).values
-    if strategy == 2:
-        top2 = p.topk(2, dim=1).values
-        return -(top2[:, 0] - top2[:, 1])
-    if strategy == 3:
-        return -(p * log_p).sum(dim=1)
-    raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy}")
+    return log_p, log_p.exp()
+
+
+def least_confidence_scores(logits: torch.Tensor) -> torch.Tensor:
+    """1 - the largest probability."""
+    _, p = _log_probabilities(logits)
+    return 1 - p.max(dim=1).values
+
+
+def margin_scores(logits: torch.Tensor) -> torch.Tensor:
+    """Minus the gap between the two largest probabilities."""
+    _, p = _log_probabilities(logits)
+    top2 = p.topk(2, dim=1).values
+    return -(top2[:, 0] - top2[:, 1])
+
+
+def entropy_scores(logits: torch.Tensor) -> torch.Tensor:
+    """The softmax's entropy (UNIXKD's default)."""
+    log_p, p = _log_probabilities(logits)
+    return -(p * log_p).sum(dim=1)
 
 
 def mixing_weights(n: int, batch_size: int, b: int, w: float, lam, mix_strategy: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Run directory names, known without building anything: the scripts write there, the run list looks there."""
-from utils.distillers import CIFAR100, KD, SETTINGS_REVISION, changed_settings, setting_text
+from utils.distillers import CIFAR100, KD, UNIXKD_FLAGS, changed_settings, setting_text, settings_revision
 
 SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.runs.report)
 # The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished
@@ -40,11 +40,39 @@ def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
     distiller = getattr(args, "distill", None) or KD
     if distiller != KD:  # KD's runs keep the names they had before --distill existed
         # The settings' revision: a run made with an earlier table keeps its folder (utils.distillers).
-        name += f"_{distiller}_r{SETTINGS_REVISION}"
+        name += f"_{distiller}_r{settings_revision(distiller, getattr(args, 'dataset', None) or CIFAR100)}"
     for label, value in named_settings(vars(args), teacher_arch):
         name += f"_{label}{setting_text(value)}"
     other_distill = getattr(args, "other_distill", None)
     return name + (f"_{other_distill}" if other_distill else "") + tagged(getattr(args, "tag", None))
+
+
+def row_name(args: dict, teacher, conventional: bool) -> str:
+    """The results table's name of a student run's method, from its summary.json args: 'KD' for conventional KD
+    (`conventional`: the training step's own test, random order, all kept, none mixed), else the UNIXKD setting;
+    with another distiller, 'DKD', 'UNIX + DKD' (UNIXKD's setting) or 'UNIX (setting) + DKD'. Then the settings
+    named in the run's folder, the revision of a distiller's settings it was made with if not today's, and its
+    feature loss. `teacher` (the architecture) names the pair whose published settings count as the defaults."""
+    distiller = args.get("distill") or KD
+    setting = f"(S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
+    if conventional:
+        name = distiller
+    elif distiller == KD:
+        name = f"UNIXKD {setting}"
+    elif all(args[key] == value for key, value in UNIXKD_FLAGS.items()):
+        name = f"UNIX + {distiller}"
+    else:
+        name = f"UNIX {setting} + {distiller}"
+    # The paper's runs all use these settings; an ablation must not be averaged into them.
+    for label, value in named_settings(args, teacher):
+        name += f" {label}{setting_text(value)}"
+    revision = args.get("settings_revision", 1)  # recorded since revision 2
+    if distiller != KD and revision != settings_revision(distiller, args.get("dataset") or CIFAR100):
+        # Made with another revision of the published settings (utils.distillers): never averaged with today's.
+        name += f" r{revision}"
+    if args.get("other_distill"):
+        name += f" + {args['other_distill']}"
+    return name
 
 
 def is_imported(summary) -> bool:

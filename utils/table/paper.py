@@ -6,6 +6,7 @@ table (utils.table.summary) and the computation report (utils.table.computation)
 from typing import NamedTuple, Optional
 
 from utils.data.dataset_args import IMAGENET_DEFAULTS, IMAGENET_ONLY
+from utils.distillers import KD_FLAGS, UNIXKD_FLAGS  # the table's two methods, as student_v0.py flags
 
 
 class PaperPair(NamedTuple):
@@ -36,10 +37,6 @@ PAPER_PAIRS = (
     PaperPair("vgg16", "vgg8", 4.14, 91.29, None, 70.68, 72.10, 73.06),
 )
 
-# The two methods of the table, as student_v0.py flags.
-KD_FLAGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000}    # nothing mixed, the teacher sees all 64 images
-UNIXKD_FLAGS = {"strategy": 3, "k": 48, "b": 32, "w": 10}  # entropy ranking, the teacher sees 48 of 64
-
 LOW_LR_ARCHS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
 
 # The training protocol of every run of the table, as the scripts' settings (their defaults), besides
@@ -49,7 +46,10 @@ PROTOCOL = {"epoch": 240, "batch_size": 64, "momentum": 0.9, "weight_decay": 5e-
 
 
 def protocol_lr(arch: str) -> float:
-    """The paper's initial learning rate: 0.01 for the light MobileNetV2 and ShuffleNets, 0.05 otherwise."""
+    """The paper's initial learning rate: 0.01 for the light MobileNetV2 and ShuffleNets, 0.05 otherwise.
+
+    A list of names, not a property of the networks: an architecture added to the zoo gets 0.05 here (in the run
+    list and the protocol check) unless it is added to LOW_LR_ARCHS (docs/models.md)."""
     return 0.01 if arch in LOW_LR_ARCHS else 0.05
 
 

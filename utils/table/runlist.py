@@ -6,12 +6,12 @@ command/command.sh (one GPU or several) and command/slurm.sh (a SLURM cluster) t
 here, so they can never disagree; `DRY_RUN=1` prints this list. Phase "teachers" holds the teacher.py
 runs: the 6 teachers (seed 0) and the 8 student architectures trained alone (the table's "student"
 column). Phase "students" distils every pair with KD and UNIXKD and, with ABLATIONS=1, runs the paper's
-ablations on resnet32x4 -> resnet8x4; with EXTENSIONS=1, DKD and LSKD with and without UNIX on four pairs
-(docs/distillers.md); it needs the teachers, so it starts when phase 1 has ended.
+ablations on resnet32x4 -> resnet8x4; with EXTENSIONS=1, every other distiller of utils.distillers (DKD, LSKD)
+with and without UNIX on four pairs (docs/distillers.md); it needs the teachers, so it starts when phase 1 has ended.
 
 Environment, all optional: SEEDS ("0 1 2 3"), EPOCHS (240), DATA_ROOT, EXPERIMENTS_DIR (./experiments),
 PYTHON (python), GPU (0: the --gpu-id of every command), ONLY (a regular expression: keeps the runs
-whose name it matches, and their teachers), ABLATIONS (1 adds the ablations), EXTENSIONS (1 adds DKD and LSKD);
+whose name it matches, and their teachers), ABLATIONS (1 adds the ablations), EXTENSIONS (1 adds the other distillers);
 each may be given as a flag instead (--seeds, --epochs, ...: --help), which wins over the variable.
 """
 import json
@@ -23,7 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
-from utils.distillers import DKD, LSKD
+from utils.distillers import names_text, other_distillers
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.runs.runnames import IMPORTED, SUMMARY_FILE, is_imported, student_run_name, teacher_run_name
@@ -110,7 +110,7 @@ def settings_from_env(env=None) -> Settings:
             values["only"] = re.compile(env["ONLY"])
         except re.error as error:
             raise UserError(f"ONLY={env['ONLY']!r} is not a regular expression: {error}") from None
-    for name, what in (("ABLATIONS", "the ablations"), ("EXTENSIONS", "DKD and LSKD")):
+    for name, what in (("ABLATIONS", "the ablations"), ("EXTENSIONS", names_text(other_distillers()))):
         if env.get(name, "0") not in ("", "0", "1"):
             raise UserError(f"{name}={env[name]!r}: must be 1 (add {what}) or 0")
         values[name.lower()] = env.get(name) == "1"
@@ -127,7 +127,8 @@ SETTING_FLAGS = (
     ("--only", "ONLY", "a regular expression: the runs whose name it matches, and their teachers"),
     ("--python", "PYTHON", "the interpreter of every command (default python)"),
 )
-SWITCHES = (("--ablations", "ABLATIONS", "add the paper's ablations"), ("--extensions", "EXTENSIONS", "add DKD and LSKD"))
+SWITCHES = (("--ablations", "ABLATIONS", "add the paper's ablations"),
+            ("--extensions", "EXTENSIONS", f"add the other distillers ({names_text(other_distillers())})"))
 
 
 def add_settings_args(parser) -> None:
@@ -199,11 +200,11 @@ def all_runs(settings: Settings) -> list:
 
 
 def extension_runs(settings: Settings) -> list:
-    """DKD and LSKD, each as conventional KD runs it and with UNIX's setting, on EXTENSION_PAIRS."""
+    """Every distiller but the paper's KD, each as conventional KD runs and with UNIX's setting, on EXTENSION_PAIRS."""
     runs = []
     for seed in settings.seeds:
         for teacher, student in EXTENSION_PAIRS:
-            for distiller in (DKD, LSKD):
+            for distiller in other_distillers():
                 for prefix, flags in (("", KD_FLAGS), ("UNIX", UNIXKD_FLAGS)):
                     name = f"{prefix}{distiller} {teacher} {student} seed{seed}"
                     runs.append(student_run(settings, name, teacher, student, seed, {**flags, "distill": distiller}))

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Optional
 
 from utils.distillers import KD as KD_DISTILLER
-from utils.distillers import SETTINGS_REVISION, setting_text
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.runs.runnames import SUMMARY_FILE, is_imported, named_settings, teacher_run_name
+from utils.runs.runnames import SUMMARY_FILE, is_imported, row_name, teacher_run_name
 from utils.table import plot
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
 from utils.table.protocol import data_name, departures, imported_departures
@@ -128,30 +127,9 @@ def is_conventional(args) -> bool:
 
 
 def method_name(args, teacher=None):
-    """'KD' for conventional KD (the training step's own test: random order, all kept, none mixed),
-    else the UNIXKD setting; with another distiller, 'DKD', 'UNIX + DKD' (UNIXKD's setting) or
-    'UNIX (setting) + DKD'. `teacher` (the architecture) names the pair whose published settings count
-    as the defaults."""
-    distiller = args.get("distill") or KD_DISTILLER
-    setting = f"(S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
-    if is_conventional(args):
-        name = distiller
-    elif distiller == KD_DISTILLER:
-        name = f"UNIXKD {setting}"
-    elif all(args[key] == value for key, value in UNIXKD_FLAGS.items()):
-        name = f"UNIX + {distiller}"
-    else:
-        name = f"UNIX {setting} + {distiller}"
-    # The paper's runs all use these settings; an ablation must not be averaged into them.
-    for label, value in named_settings(args, teacher):
-        name += f" {label}{setting_text(value)}"
-    revision = args.get("settings_revision", 1)  # recorded since revision 2
-    if distiller != KD_DISTILLER and revision != SETTINGS_REVISION:
-        # Made with another revision of the published settings (utils.distillers): never averaged with today's.
-        name += f" r{revision}"
-    if args.get("other_distill"):
-        name += f" + {args['other_distill']}"
-    return name
+    """The table's row of a student run (utils.runs.runnames.row_name), told conventional KD by the training
+    step's own test."""
+    return row_name(args, teacher, is_conventional(args))
 
 
 UNIXKD = method_name({**UNIXKD_FLAGS, "batch_size": 64})  # the setting of the paper's UNIXKD column

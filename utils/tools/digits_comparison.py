@@ -1,5 +1,5 @@
-"""A small real-data check of the distillers: KD, DKD and LSKD, each conventional and with UNIX (and
-UNIX + DKD under its other rule for mixed images, --dkd-mix split).
+"""A small real-data check of the distillers (utils.distillers: KD, DKD, LSKD), each conventional and with UNIX,
+and with UNIX under each other choice of a rule (UNIX + DKD under its other rule for mixed images, --dkd-mix split).
 
     pip install scikit-learn   # for its bundled digits set only; not a project dependency
     python -m utils.digits_comparison [--seeds 0 1 2] [--epochs 60]
@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.distillers import DKD, KD, LSKD, distiller_defaults
+from utils.distillers import DISTILLERS, KD, distiller_defaults, own_settings
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
@@ -37,10 +37,18 @@ def unix_name(distiller: str) -> str:
     return "UNIXKD" if distiller == KD else f"UNIX + {distiller}"
 
 
-METHODS = [(name, distiller, flags) for distiller in (KD, DKD, LSKD)
-           for name, flags in ((distiller, KD_FLAGS), (unix_name(distiller), UNIXKD_FLAGS))]
-# DKD's other rule for mixed images (--dkd-mix split); conventional DKD mixes nothing, so only UNIX + DKD differs.
-METHODS.insert(4, ("UNIX + DKD split", DKD, {**UNIXKD_FLAGS, "dkd_mix": "split"}))
+def methods_of(distiller: str) -> list:
+    """(name, distiller, flags): conventional, with UNIX, and with UNIX under each other choice of a rule (a setting
+    with named choices, such as DKD's rule for mixed images, which only UNIX's mixed images reach)."""
+    unix = unix_name(distiller)
+    default = distiller_defaults(distiller, "mlp-teacher", "mlp-student")
+    rules = [(setting.name, choice) for setting in DISTILLERS[distiller].settings for choice in setting.choices
+             if choice != default[setting.name]]
+    return [(distiller, distiller, KD_FLAGS), (unix, distiller, UNIXKD_FLAGS),
+            *((f"{unix} {choice}", distiller, {**UNIXKD_FLAGS, name: choice}) for name, choice in rules)]
+
+
+METHODS = [method for distiller in DISTILLERS for method in methods_of(distiller)]
 
 
 class MLP(nn.Module):
@@ -111,7 +119,9 @@ def distil(teacher, distiller, flags, train, test, epochs, seed):
     torch.manual_seed(seed)
     student = MLP(STUDENT_WIDTHS)
     settings = {**distiller_defaults(distiller, "mlp-teacher", "mlp-student"), **flags}
-    cfg = DistillConfig(batch_size=BATCH, distill=distiller, **settings)
+    own = own_settings(distiller, settings)
+    cfg = DistillConfig(batch_size=BATCH, distill=distiller, settings=own,
+                        **{key: value for key, value in settings.items() if key not in own})
     meter = ComputationMeter(teacher.flops, student.flops)
     step = UnixDistillStep(student, teacher, cfg, SelectionCounter(epochs, TRAIN_IMAGES, "cpu"), meter)
     start = time.perf_counter()

@@ -12,12 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.distillers import DKD, KD, LSKD
+from utils import losses as loss_functions  # the distillers' losses, by the names their declarations give
+from utils.distillers import BATCH_LABELS, CIFAR100, DISTILLERS, KD, own_settings
 from utils.errors import UserError
 from utils.process import distributed
 from utils.training.computation_meter import ComputationMeter
-from utils.losses import (AT_WEIGHT, SP_WEIGHT, at_loss, kd_loss, lskd_loss, mixed_cross_entropy, mixed_dkd_loss,
-                          sp_batch_loss, sp_loss)
+from utils.losses import AT_WEIGHT, SP_WEIGHT, at_loss, mixed_cross_entropy, sp_batch_loss, sp_loss
 from utils.training.selection import SelectionCounter, selection_stats
 from utils.unix import UnixBatch, largest_mixing_weight, uncertainty_aware_mixup, uncertainty_scores
 
@@ -62,24 +62,25 @@ class SupervisedStep:
         pass
 
 
-@dataclass(frozen=True)  # frozen: conventional_kd is computed once
+@dataclass(frozen=True)  # frozen: conventional_kd and distiller_settings are computed once
 class DistillConfig:
     batch_size: int = 64
     k: int = 48
     b: int = 32
     w: float = 10.0
-    T: float = 4.0
     strategy: int = 3
     mix_strategy: int = 2
     ce_weight: float = 0.0
     kd_weight: float = 1.0
     other_distill: Optional[str] = None  # "AT", "SP" (the authors' per-image form) or "SP-batch"
-    distill: str = KD    # the logit distiller (utils/distillers.py): KD, DKD or LSKD
-    alpha: float = 1.0   # DKD: weight of the target-class term
-    beta: float = 8.0    # DKD: weight of the non-target-class term
-    warmup: int = 20     # DKD: epochs over which its weight rises linearly to 1
-    ls_eps: float = 1e-7  # LSKD: added to the standard deviation
-    dkd_mix: str = "weighted"  # DKD on a mixed image's two labels (utils.losses.mixed_dkd_loss)
+    distill: str = KD    # the logit distiller: a name of utils.distillers.DISTILLERS
+    # Its own settings (T, DKD's beta, ...); those left out are its CIFAR-100 defaults.
+    settings: dict = field(default_factory=dict, hash=False)
+
+    @cached_property
+    def distiller_settings(self) -> dict:
+        """Every setting of the distiller's own, as its loss and its epoch weight take them."""
+        return {**own_settings(self.distill, DISTILLERS[self.distill].published[CIFAR100].values), **self.settings}
 
     @cached_property
     def conventional_kd(self) -> bool:
@@ -109,13 +110,16 @@ class UnixDistillStep:
                  meter: ComputationMeter):
         self.student, self.teacher, self.cfg = student, teacher, cfg
         self.counter, self.meter = counter, meter
+        self.distiller = DISTILLERS[cfg.distill]  # its declaration: loss, settings, BatchNorm rule, epoch weight
+        self._loss = getattr(loss_functions, self.distiller.loss)
         # Set here, in every process (BN momentum is not in a checkpoint), so resumed runs keep it. The
         # UNIXKD authors' KD baseline alone made the scoring pass; DKD's and LSKD's authors made none.
-        self._bn_counters = batchnorm_as_if_scored(student) if cfg.conventional_kd and cfg.distill == KD else []
-        # DKD's warm-up weight changes with the epoch, so it lives on the device: a recorded step reads it.
-        self._warmup_weight = None
-        if cfg.distill == DKD:
-            self._warmup_weight = torch.zeros((), device=next(student.parameters()).device)
+        scored = cfg.conventional_kd and self.distiller.batchnorm_as_if_scored
+        self._bn_counters = batchnorm_as_if_scored(student) if scored else []
+        # A weight that changes with the epoch (DKD's warm-up) lives on the device: a recorded step reads it.
+        self._epoch_weight = None
+        if self.distiller.epoch_weight is not None:
+            self._epoch_weight = torch.zeros((), device=next(student.parameters()).device)
 
     def __call__(self, x, y, idx) -> StepOutput:
         batch, scoring_logits = self._select(x, y, idx)
@@ -127,8 +131,8 @@ class UnixDistillStep:
 
     def start_epoch(self, epoch: int) -> None:
         self.counter.start_epoch(epoch)
-        if self._warmup_weight is not None:
-            self._warmup_weight.fill_(dkd_warmup(epoch, self.cfg.warmup))
+        if self._epoch_weight is not None:
+            self._epoch_weight.fill_(self.distiller.epoch_weight(epoch, self.cfg.distiller_settings))
         self._counts_at_start = dict(self.meter.counts)
 
     def end_epoch(self) -> None:
@@ -191,15 +195,14 @@ class UnixDistillStep:
         return losses
 
     def _distill_loss(self, batch, logits_s, logits_t) -> dict:
-        """The logit distiller's weighted loss, under its name."""
-        cfg = self.cfg
-        if cfg.distill == DKD:
-            dkd = mixed_dkd_loss(logits_s, logits_t, batch.targets_a, batch.targets_b, batch.mix,
-                                 cfg.alpha, cfg.beta, cfg.T, cfg.dkd_mix)
-            return {"dkd": self._warmup_weight * (cfg.kd_weight * dkd)}
-        if cfg.distill == LSKD:
-            return {"lskd": cfg.kd_weight * lskd_loss(logits_s, logits_t, cfg.T, cfg.ls_eps)}
-        return {"kd": cfg.kd_weight * kd_loss(logits_s, logits_t, cfg.T)}
+        """The logit distiller's weighted loss, under its name: its loss function takes, after the logits, the
+        batch's labels and its own settings that its declaration names (utils.distillers)."""
+        settings = self.cfg.distiller_settings
+        args = [getattr(batch, name) if name in BATCH_LABELS else settings[name] for name in self.distiller.loss_args]
+        loss = self.cfg.kd_weight * self._loss(logits_s, logits_t, *args)
+        if self._epoch_weight is not None:
+            loss = self._epoch_weight * loss
+        return {self.distiller.loss_key: loss}
 
     def state_dict(self) -> dict:
         return {"counter": self.counter.state_dict(), "computation": self.meter.state_dict()}
@@ -207,11 +210,6 @@ class UnixDistillStep:
     def load_state_dict(self, state: dict) -> None:
         self.counter.load_state_dict(state["counter"])
         self.meter.load_state_dict(state["computation"])
-
-
-def dkd_warmup(epoch: int, warmup: int) -> float:
-    """DKD's weight in 0-based epoch `epoch`: min(e / warmup, 1) for the 1-based epoch e, as mdistiller counts."""
-    return min((epoch + 1) / warmup, 1.0)
 
 
 def batchnorm_as_if_scored(model) -> list:
