@@ -20,6 +20,7 @@ from models import model_dict
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import Preempted, UserError
 from utils.process.cli import Flags
+from utils.process.seeding import rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
 from utils.runs.rundir import open_run
 from utils.runs.runnames import student_run_name, teacher_run_name
@@ -163,6 +164,47 @@ def test_a_tag_gives_a_sweep_its_own_folders():
                                 "resnet8", "best").endswith("_")
     with pytest.raises(UserError, match="--tag '../x'"):
         teacher.parse_args(["--arch", "resnet8", "--tag", "../x"])
+
+
+class CudaOnDevice2:
+    """torch.cuda as a process using device 2 of 4 sees it; it has no get_rng_state_all, so a call to it fails."""
+
+    def __init__(self, visible=4):
+        self.states = [torch.full((16,), device, dtype=torch.uint8) for device in range(visible)]
+
+    def is_available(self):
+        return True
+
+    def current_device(self):
+        return 2
+
+    def get_rng_state(self, device):
+        return self.states[device]
+
+    def set_rng_state(self, state, device):
+        self.states[device] = state
+
+
+def test_the_cuda_random_state_saved_and_restored_is_the_device_in_uses_alone():
+    """A run may resume with fewer devices visible (command.sh shows one) or on another --gpu-id: the state
+    follows the device in use, not a position among the visible ones."""
+    saved = rng_state(CudaOnDevice2())
+    assert torch.equal(saved["cuda"], torch.full((16,), 2, dtype=torch.uint8))
+    resumed = CudaOnDevice2(visible=3)
+    resumed.states[2] = torch.zeros(16, dtype=torch.uint8)
+    set_rng_state(saved, resumed)
+    assert [int(state[0]) for state in resumed.states] == [0, 1, 2]
+
+
+def test_a_checkpoint_holding_every_visible_devices_cuda_state_still_resumes(recwarn):
+    """Saved the old way, a list by position: the device in use takes its entry; a list too short for it
+    (saved with fewer devices visible) leaves the seeded state, with a warning."""
+    earlier = {"torch": torch.get_rng_state(), "cuda": [torch.full((16,), 10 + d, dtype=torch.uint8) for d in range(8)]}
+    cuda = CudaOnDevice2()
+    set_rng_state(earlier, cuda)
+    assert int(cuda.states[2][0]) == 12 and int(cuda.states[0][0]) == 0
+    set_rng_state({**earlier, "cuda": earlier["cuda"][:2]}, cuda)
+    assert int(cuda.states[2][0]) == 12 and "none for device 2" in str(recwarn.pop(UserWarning).message)
 
 
 def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninterrupted_end(tiny_root, one_epoch_teacher,
