@@ -129,12 +129,12 @@ def main(argv=None):
         from utils.training.build import probe_features
         from utils.training.steps import check_feature_pair
 
-        teacher_arch, weights_from, run_name, teacher_label = teacher_and_run_name(args)
+        teacher_arch, weights_from, run_name, named_teacher = teacher_and_run_name(args)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
         device = distributed.prepare_device(args)
         inputs = {"teacher_identity": weights_identity(weights_from)}
-        folder = student_folder(Path(args.experiments_dir) / run_name, args, teacher_arch, teacher_label)
+        folder = student_folder(Path(args.experiments_dir) / run_name, args, teacher_arch, named_teacher, inputs)
         run, resume = open_run_on_main(folder, resume=args.resume, force=args.force, epochs=args.epoch, args=args,
                                        inputs=inputs, same_process_count=True)
         with held_on_main(run):
@@ -143,16 +143,17 @@ def main(argv=None):
 
 
 def teacher_and_run_name(args):
-    """(teacher architecture, where its weights come from, the run's folder name, the teacher's label in it);
-    fills in the settings that depend on the pair (DKD's beta), which the folder name leaves unnamed when
-    they are the defaults."""
+    """(teacher architecture, where its weights come from, the run's folder name, the teacher as the name gives
+    it: (label, the tag of the teacher's own run)); fills in the settings that depend on the pair (DKD's beta),
+    which the folder name leaves unnamed when they are the defaults."""
     from utils.distillers import fill_pair_defaults
     from utils.runs.runnames import student_run_name
-    from utils.teachers.loading import teacher_source
+    from utils.teachers.loading import teacher_run_tag, teacher_source
 
     teacher_arch, weights_from, teacher_label = teacher_source(args)
     fill_pair_defaults(args, teacher_arch)
-    return teacher_arch, weights_from, student_run_name(args, teacher_arch, teacher_label), teacher_label
+    named_teacher = (teacher_label, teacher_run_tag(args.teacher_path))
+    return teacher_arch, weights_from, student_run_name(args, teacher_arch, *named_teacher), named_teacher
 
 
 def distil(args, teacher_arch, weights_from, device, run, resume, inputs: dict) -> None:

@@ -19,10 +19,10 @@ STUDENT = ["--dataset", "imagenet", "--teacher-path", "torchvision:resnet34", "-
 
 
 def student(*flags):
-    """(args, the run's folder name, its teacher as the name gives it) as student_v0.main has them."""
+    """(args, the run's folder name, its teacher as the name gives it, its inputs) as student_v0.main has them."""
     args = student_v0.parse_args([*STUDENT, *flags])
-    teacher_arch, _, name, teacher_label = student_v0.teacher_and_run_name(args)
-    return args, name, (teacher_arch, teacher_label)
+    teacher_arch, weights, name, named_teacher = student_v0.teacher_and_run_name(args)
+    return args, name, (teacher_arch, named_teacher), {"teacher_identity": weights.url}
 
 
 def saved_run(folder, started: dict, **summary):
@@ -50,9 +50,9 @@ def test_a_students_folder_name_holds_neither_the_batch_nor_the_process_count(mo
 
 def test_a_bare_resume_continues_with_the_runs_own_batch_k_and_b(tmp_path, capsys):
     """Started with --batch-size 24 (k 18, b 12): a bare --resume finds that run, not a new one at 256."""
-    args, name, _ = student("--batch-size", "24", "--experiments-dir", str(tmp_path))
+    args, name, _, _ = student("--batch-size", "24", "--experiments-dir", str(tmp_path))
     saved_run(tmp_path / name, started_student("--batch-size", "24"), world_size=1, batch_per_process=24)
-    args, name, _ = student("--resume", "--experiments-dir", str(tmp_path))
+    args, name, _, _ = student("--resume", "--experiments-dir", str(tmp_path))
     open_run(tmp_path / name, resume=True, force=False, epochs=args.epoch, args=args,
              same_process_count=True)[0].release()
     student_v0.settle_batch(args, tmp_path / name)
@@ -90,7 +90,8 @@ def test_a_bare_resume_on_more_processes_checks_the_floor_against_the_runs_own_b
                       "--resume"])
     assert str(refused.value) == (f"{run} was started with --batch-size 16: on 2 processes that leaves 8 images per "
                                   f"process, under the floor of 16 (BatchNorm per GPU: docs/imagenet.md); resume it on "
-                                  f"1 process(es), or start it over with --force (or in its own folder with --tag NAME)")
+                                  f"1 process(es), or start it over with --force (or in its own folder with --tag "
+                                  f"NAME)")
     assert json.loads((run / "summary.json").read_text())["args"] == started  # nothing written
 
 
@@ -109,16 +110,16 @@ def test_a_folder_named_by_the_earlier_version_is_found_by_its_runs_settings(tmp
     small = earlier_student(tmp_path, 24, 1)
     given = started_student("--batch-size", "24", "--k", "12", "--b", "6")  # k and b given: another run
     saved_run(tmp_path / small.name.replace("_k18_b12_", "_k12_b6_"), given, world_size=1)
-    args, name, teacher_named = student("--resume")
-    assert student_folder(tmp_path / name, args, *teacher_named) == small
+    args, name, teacher_named, inputs = student("--resume")
+    assert student_folder(tmp_path / name, args, *teacher_named, inputs) == small
     assert "note: this run's folder is " in capsys.readouterr().out
-    args, name, teacher_named = student()  # a fresh start at 256 images: not that run
-    assert student_folder(tmp_path / name, args, *teacher_named) == tmp_path / name
+    args, name, teacher_named, inputs = student()  # a fresh start at 256 images: not that run
+    assert student_folder(tmp_path / name, args, *teacher_named, inputs) == tmp_path / name
     large = earlier_student(tmp_path, 256, 1)
-    args, name, teacher_named = student("--resume")
+    args, name, teacher_named, inputs = student("--resume")
     with pytest.raises(UserError, match=r"2 runs of these settings have folders named by an earlier version: "
                                         r".*_k18_b12_.* \(--batch-size 24 on 1 process\(es\)\), .*_k192_b128_.*"):
-        student_folder(tmp_path / name, args, *teacher_named)
+        student_folder(tmp_path / name, args, *teacher_named, inputs)
     earlier_student(tmp_path, 256, 8)  # the same batch on 8 processes: the count this one runs on picks
-    args, name, teacher_named = student("--resume", "--batch-size", "256")
-    assert student_folder(tmp_path / name, args, *teacher_named) == large
+    args, name, teacher_named, inputs = student("--resume", "--batch-size", "256")
+    assert student_folder(tmp_path / name, args, *teacher_named, inputs) == large

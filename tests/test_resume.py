@@ -22,6 +22,7 @@ from utils.errors import Preempted, UserError
 from utils.process.cli import Flags
 from utils.process.seeding import rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
+from utils.runs.earlier_names import student_folder
 from utils.runs.rundir import open_run
 from utils.runs.runnames import student_run_name, teacher_run_name
 from utils.training.iteration import TrainIteration
@@ -164,6 +165,41 @@ def test_a_tag_gives_a_sweep_its_own_folders():
                                 "resnet8", "best").endswith("_")
     with pytest.raises(UserError, match="--tag '../x'"):
         teacher.parse_args(["--arch", "resnet8", "--tag", "../x"])
+
+
+def teacher_folder(experiments, name, tag):
+    """A teacher.py run folder as a student's --teacher-path names it: its checkpoint and summary.json."""
+    (experiments / name / "ckpt").mkdir(parents=True)
+    (experiments / name / "ckpt" / "best.pth").write_bytes(b"")  # read only once the student trains
+    (experiments / name / "summary.json").write_text(json.dumps({"args": {"arch": "resnet8", "tag": tag}}))
+    return experiments / name
+
+
+def test_a_student_of_a_tagged_teacher_gets_its_own_folder(tmp_path):
+    """teacher_resnet8_dali (--tag dali) and teacher_resnet8 teach into two folders; the untagged teacher's
+    students keep the name they always had, and the tagged one's is the same from its folder or its file."""
+    def run_name(teacher_path):
+        return student_v0.teacher_and_run_name(student_v0.parse_args(["--teacher-path", str(teacher_path),
+                                                                      "--student-arch", "resnet8"]))[2]
+
+    untagged = teacher_folder(tmp_path, "teacher_resnet8", None)
+    tagged = teacher_folder(tmp_path, "teacher_resnet8_dali", "dali")
+    assert run_name(untagged) == "v0_student_resnet8_teacher_resnet8-best_strategy3_k48_b32_w10_seed0"
+    assert run_name(tagged) == "v0_student_resnet8_teacher_resnet8_dali-best_strategy3_k48_b32_w10_seed0"
+    assert run_name(tagged / "ckpt" / "best.pth") == run_name(tagged)
+
+
+def test_a_tagged_teachers_student_named_as_before_continues_in_its_folder_if_its_teacher_is_this_one(tmp_path):
+    """Before the tag was named, such a student had the untagged teacher's name: the folder is its run only if
+    it recorded this teacher's weights."""
+    tagged = teacher_folder(tmp_path, "teacher_resnet8_dali", "dali")
+    args = student_v0.parse_args(["--teacher-path", str(tagged), "--student-arch", "resnet8", "--resume"])
+    teacher_arch, _, name, named_teacher = student_v0.teacher_and_run_name(args)
+    earlier = tmp_path / "v0_student_resnet8_teacher_resnet8-best_strategy3_k48_b32_w10_seed0"
+    atomic_save({"epoch": 1}, earlier / "ckpt" / "last.pth")
+    (earlier / "summary.json").write_text(json.dumps({"args": vars(args), "teacher_identity": "sha256:dali"}))
+    for identity, folder in (("sha256:dali", earlier), ("sha256:other", tmp_path / name)):
+        assert student_folder(tmp_path / name, args, teacher_arch, named_teacher, {"teacher_identity": identity}) == folder
 
 
 class CudaOnDevice2:

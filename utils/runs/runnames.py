@@ -34,9 +34,10 @@ def tagged(tag) -> str:
     return f"_{tag}" if tag else ""
 
 
-def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
-    """student_v0.py's folder; `args` may leave out the settings that keep their default (named_settings)."""
-    name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}-{teacher_label}"
+def student_run_name(args, teacher_arch: str, teacher_label: str, teacher_tag=None) -> str:
+    """student_v0.py's folder; `args` may leave out the settings that keep their default (named_settings).
+    teacher_tag: the --tag of the teacher's own run, so that students of a tagged teacher get their own folder."""
+    name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}{tagged(teacher_tag)}-{teacher_label}"
             f"_strategy{args.strategy}_k{unix_size_text(args.k, 0)}_b{unix_size_text(args.b, 1)}_w{args.w:g}"
             f"_seed{args.seed}")
     distiller = getattr(args, "distill", None) or KD
