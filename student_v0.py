@@ -9,7 +9,7 @@ or on ImageNet, one process per GPU (docs/imagenet.md):
 """
 import argparse
 
-from utils.data.dataset_args import dataset_of, parse_dataset_args
+from utils.data.dataset_args import check_batch_per_process, dataset_of, parse_dataset_args
 from utils.distillers import (MIX_STRATEGIES, STRATEGIES, add_distiller_args, check_distiller_args,
                               default_unix_sizes, own_settings, settings_revision, strategies_text)
 from utils.errors import UserError
@@ -56,7 +56,8 @@ def parse_args(argv=None):
     parser.set_defaults(**imagenet_unix_defaults(argv))
     args = parse_dataset_args(parser, argv)
     check_common_args(args)
-    local_unix_sizes(args)
+    if not args.resume:  # a --resume's batch is the run's own, known once its folder is read (settle_batch)
+        check_unix_sizes(args)
     check_distiller_args(args)
     check_distill_args(args)
     # Runs made with other published settings stay apart (utils.runs.runnames).
@@ -68,51 +69,39 @@ def parse_args(argv=None):
 
 
 def imagenet_unix_defaults(argv) -> dict:
-    """ImageNet's k and b follow each process's batch, known once the batch and the world size are."""
+    """ImageNet's k and b not given stay None (the folder name gives their share) until the batch is known."""
     return {"k": None, "b": None} if dataset_of(argv) == "imagenet" else {}
 
 
-def local_unix_sizes(args) -> None:
-    """UNIX ranks each GPU's own batch: k and b count images of the local batch (ImageNet defaults: the CIFAR
-    proportions, k = 3/4 and b = 1/2 of it, as 48 and 32 of 64)."""
-    args.local_batch = ranks.local_batch_size(args.batch_size)
-    args.default_k_b = args.k is None and args.b is None
-    default_k, default_b = default_unix_sizes(args.local_batch)
-    args.k = default_k if args.k is None else args.k
-    args.b = default_b if args.b is None else args.b
+def unix_sizes(args) -> tuple:
+    """(each process's batch, k, b). UNIX ranks each GPU's own batch: k and b count images of the local batch;
+    not given (None, ImageNet) they are the CIFAR proportions of it, k = 3/4 and b = 1/2, as 48 and 32 of 64."""
+    local = ranks.local_batch_size(args.batch_size)
+    default_k, default_b = default_unix_sizes(local)
+    return local, default_k if args.k is None else args.k, default_b if args.b is None else args.b
 
 
-def check_no_run_on_another_world_size(args, teacher_arch: str, teacher_label: str) -> None:
-    """With the default k and b, which follow each process's batch, a run's folder name changes with the number
-    of processes: a --resume on another number would start a new run beside the old one. Refuse it instead."""
-    from pathlib import Path
+def check_unix_sizes(args) -> None:
+    local, k, b = unix_sizes(args)
+    for flag, value in (("k", k), ("b", b)):
+        if not 1 <= value <= local:
+            batch = "the batch size" if ranks.world_size() == 1 else "each process's batch"
+            raise UserError(f"--{flag} must be between 1 and {batch} {local}, got {value}")
+    if b > k:
+        raise UserError(f"--b {b} is larger than --k {k}: the b most uncertain images are kept among the k "
+                        f"the student trains on, so {b - k} would be counted but never trained on; "
+                        f"pass --b {k} or less")
 
-    from utils.runs.resume import check_same_world_size
-    from utils.runs.runnames import SUMMARY_FILE, student_run_name
 
-    if not (args.resume and getattr(args, "default_k_b", False)):
-        return
-    for world in range(1, args.batch_size + 1):
-        local = args.batch_size // world
-        if args.batch_size % world or world == ranks.world_size():
-            continue
-        k, b = default_unix_sizes(local)
-        folder = Path(args.experiments_dir) / student_run_name(argparse.Namespace(**{**vars(args), "k": k, "b": b}),
-                                                               teacher_arch, teacher_label)
-        if (folder / SUMMARY_FILE).is_file():
-            check_same_world_size(folder, world, local, args.local_batch)
+def settle_batch(args, resumed_run=None) -> None:
+    """Check the batch per process and fix k and b, once the batch is known: a --resume's is the run's own
+    (resumed_run: its folder), kept from its summary.json with its k and b."""
+    check_batch_per_process(args, resumed_run)
+    check_unix_sizes(args)
+    _, args.k, args.b = unix_sizes(args)
 
 
 def check_distill_args(args) -> None:
-    for flag in ("k", "b"):
-        value = getattr(args, flag)
-        if not 1 <= value <= args.local_batch:
-            batch = "the batch size" if ranks.world_size() == 1 else "each process's batch"
-            raise UserError(f"--{flag} must be between 1 and {batch} {args.local_batch}, got {value}")
-    if args.b > args.k:
-        raise UserError(f"--b {args.b} is larger than --k {args.k}: the b most uncertain images are kept among the k "
-                        f"the student trains on, so {args.b - args.k} would be counted but never trained on; "
-                        f"pass --b {args.k} or less")
     # A weight still None is the pair's published one, never 0.
     if args.ce_weight == 0 and args.kd_weight == 0 and not args.other_distill:
         raise UserError("--ce-weight and --kd-weight are both 0 and no --other-distill: nothing to train on")
@@ -121,7 +110,7 @@ def check_distill_args(args) -> None:
 def distill_config(args):
     from utils.training.steps import DistillConfig
 
-    return DistillConfig(batch_size=args.local_batch, k=args.k, b=args.b, w=args.w,
+    return DistillConfig(batch_size=ranks.local_batch_size(args.batch_size), k=args.k, b=args.b, w=args.w,
                          strategy=args.strategy, mix_strategy=args.mix_strategy, ce_weight=args.ce_weight,
                          kd_weight=args.kd_weight, other_distill=args.other_distill, distill=args.distill,
                          settings=own_settings(args.distill, vars(args)))
@@ -134,34 +123,37 @@ def main(argv=None):
         from pathlib import Path
 
         from utils.process import distributed
+        from utils.runs.earlier_names import student_folder
         from utils.runs.rundir import held_on_main, open_run_on_main
         from utils.teachers.loading import weights_identity
         from utils.training.build import probe_features
         from utils.training.steps import check_feature_pair
 
-        teacher_arch, weights_from, run_name, teacher_label = teacher_and_run_name(args)
+        teacher_arch, weights_from, run_name, named_teacher = teacher_and_run_name(args)
         if args.other_distill:  # an unmatched pair fails here, before a run directory exists
             check_feature_pair(args.other_distill, probe_features(args.student_arch), probe_features(teacher_arch))
-        check_no_run_on_another_world_size(args, teacher_arch, teacher_label)
         device = distributed.prepare_device(args)
         inputs = {"teacher_identity": weights_identity(weights_from)}
-        run, resume = open_run_on_main(Path(args.experiments_dir) / run_name, resume=args.resume, force=args.force,
-                                       epochs=args.epoch, args=args, inputs=inputs)
+        folder = student_folder(Path(args.experiments_dir) / run_name, args, teacher_arch, named_teacher, inputs)
+        run, resume = open_run_on_main(folder, resume=args.resume, force=args.force, epochs=args.epoch, args=args,
+                                       inputs=inputs, same_process_count=True)
         with held_on_main(run):
+            settle_batch(args, run.path if resume is not None else None)
             distil(args, teacher_arch, weights_from, device, run, resume, inputs)
 
 
 def teacher_and_run_name(args):
-    """(teacher architecture, where its weights come from, the run's folder name, the teacher's label in it);
-    fills in the settings that depend on the pair (DKD's beta), which the folder name leaves unnamed when
-    they are the defaults."""
+    """(teacher architecture, where its weights come from, the run's folder name, the teacher as the name gives
+    it: (label, the tag of the teacher's own run)); fills in the settings that depend on the pair (DKD's beta),
+    which the folder name leaves unnamed when they are the defaults."""
     from utils.distillers import fill_pair_defaults
     from utils.runs.runnames import student_run_name
-    from utils.teachers.loading import teacher_source
+    from utils.teachers.loading import teacher_run_tag, teacher_source
 
     teacher_arch, weights_from, teacher_label = teacher_source(args)
     fill_pair_defaults(args, teacher_arch)
-    return teacher_arch, weights_from, student_run_name(args, teacher_arch, teacher_label), teacher_label
+    named_teacher = (teacher_label, teacher_run_tag(args.teacher_path))
+    return teacher_arch, weights_from, student_run_name(args, teacher_arch, *named_teacher), named_teacher
 
 
 def distil(args, teacher_arch, weights_from, device, run, resume, inputs: dict) -> None:

@@ -2,7 +2,7 @@
 one process per GPU: torchrun --nproc_per_node=8 teacher.py --dataset imagenet --arch imagenet_resnet34"""
 import argparse
 
-from utils.data.dataset_args import parse_dataset_args
+from utils.data.dataset_args import check_batch_per_process, parse_dataset_args
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
 from utils.process.ranks import main_speaks
 
@@ -58,6 +58,7 @@ def train(args) -> None:
     run, resume = open_run_on_main(Path(args.experiments_dir) / teacher_run_name(args.arch, args.seed, args.tag),
                                    resume=args.resume, force=args.force, epochs=args.epoch, args=args)
     with held_on_main(run):
+        check_batch_per_process(args, run.path if resume is not None else None)  # a --resume's: the run's own batch
         train_loader, test_loader = make_loaders(args, device)
         model = make_model(args.arch, device, args.compile, num_classes(args, train_loader))
         optimizer, scheduler = make_optimizer(model, args)

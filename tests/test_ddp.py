@@ -129,14 +129,21 @@ def test_kd_ranks_agree_and_log_what_all_ranks_computed(image_root, teacher_run,
     assert computation["images"] == computation["teacher_images"] == TRAIN_IMAGES  # both ranks' batches
 
 
+# 24 images per process on 2 and 16 on 3: a batch that both process counts divide, at the floor on 3.
+UNIXKD_BATCH = ["--batch-size", "48"]
+
+
 def test_unixkd_resumed_after_one_epoch_ends_where_the_whole_run_ends(image_root, teacher_run, tmp_path):
-    whole, seen = student(image_root, teacher_run, tmp_path, "whole", "--epoch", "2")
+    whole, seen = student(image_root, teacher_run, tmp_path, "whole", "--epoch", "2", *UNIXKD_BATCH)
     assert_every_rank_holds_the_same_weights(seen)
     assert_logged_metrics_are_all_ranks(seen)
     assert "select/entropy_selected" in seen[0]["record"]
-    part = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "1")[0]
-    assert_one_process_may_not_resume_it(image_root, teacher_run, part)
-    resumed, seen_resumed = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "2", "--resume")
+    part = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "1", *UNIXKD_BATCH)[0]
+    summary = json.loads((part / "summary.json").read_text())
+    assert (summary["world_size"], summary["batch_per_process"], summary["args"]["k"]) == (2, 24, 18)
+    assert_another_process_count_may_not_resume_it(image_root, teacher_run, part)
+    resumed, seen_resumed = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "2", "--resume",
+                                    *UNIXKD_BATCH)
     for rank in (0, 1):
         weights, weights_resumed = seen[rank]["weights"], seen_resumed[rank]["weights"]
         assert all(torch.equal(weights[key], weights_resumed[key]) for key in weights)
@@ -145,20 +152,28 @@ def test_unixkd_resumed_after_one_epoch_ends_where_the_whole_run_ends(image_root
     assert not torch.equal(*rng)  # each rank drew its own lambdas and partners
     counts = np.load(whole / "counter.npy")
     assert np.array_equal(counts, np.load(resumed / "counter.npy"))
-    batches_per_rank = -(-TRAIN_IMAGES // 2 // 16)
-    assert counts.sum() == 2 * 2 * batches_per_rank * 8  # 2 epochs, 2 ranks, b = 8 of each batch of 16 (or of 8)
+    batches_per_rank = -(-TRAIN_IMAGES // 2 // 24)
+    assert counts.sum() == 2 * 2 * batches_per_rank * 12  # 2 epochs, 2 ranks, b = 12 of each batch of 24 (or of 16)
     summaries = [json.loads((run / "summary.json").read_text())["computation"] for run in (whole, resumed)]
     assert summaries[0] == summaries[1] and summaries[0]["images"] == 2 * TRAIN_IMAGES
 
 
-def assert_one_process_may_not_resume_it(image_root, teacher_run, run):
-    """k and b follow each process's batch: the run's folder is found, and the resume refused in one line."""
+def assert_another_process_count_may_not_resume_it(image_root, teacher_run, run):
+    """k and b follow each process's batch: a bare --resume on 1 process, or on 3 under utils.torchrun, finds
+    the run's folder (its name holds no process count) and is refused in one line with the counts recorded."""
     before = (run / "ckpt" / "last.pth").read_bytes()
+    resume = ["--dataset", "imagenet", "--workers", "0", *student_flags(image_root, teacher_run, run.parent),
+              "--epoch", "2", "--resume"]  # no --batch-size: the run's own
     with pytest.raises(UserError) as refused:
-        student_v0.main([*SMALL, *student_flags(image_root, teacher_run, run.parent), "--epoch", "2", "--resume"])
-    assert str(refused.value).startswith(f"{run} was started on 2 process(es) with batches of 16 per process and "
-                                         f"would resume on 1 with 32: ")
-    assert "resume it on 2 process(es)" in str(refused.value) and (run / "ckpt" / "last.pth").read_bytes() == before
+        student_v0.main(resume)
+    started = f"{run} was started on 2 process(es) with 24 images each (--batch-size 48) and would resume on "
+    assert str(refused.value).startswith(started + "1 with 48 images each: ")
+    assert "resume it on 2 process(es)" in str(refused.value)
+    on_three = subprocess.run([sys.executable, "-m", "utils.torchrun", "--standalone", "--nproc_per_node=3",
+                               "student_v0.py", *resume], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert on_three.returncode == 2, on_three.stderr[-3000:]
+    assert on_three.stderr.strip().splitlines()[-1].startswith(f"error: {started}3 with 16 images each: ")
+    assert (run / "ckpt" / "last.pth").read_bytes() == before
 
 
 def test_a_batch_that_the_world_size_does_not_divide_ends_every_rank_with_one_line(image_root, tmp_path):

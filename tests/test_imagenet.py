@@ -55,10 +55,13 @@ def test_protocol_defaults_follow_the_batch_and_cifar_keeps_its_own(monkeypatch)
 def test_unix_sizes_default_to_the_cifar_proportions_of_each_gpus_batch(monkeypatch):
     flags = ["--dataset", "imagenet", "--teacher-path", "torchvision:resnet34", "--student-arch", "imagenet_resnet18"]
     args = student_v0.parse_args(flags)
+    assert (args.k, args.b) == (None, None)  # until the batch is known: a --resume's is the run's own
+    student_v0.settle_batch(args)
     assert (args.k, args.b) == (192, 128)
     monkeypatch.setenv("WORLD_SIZE", "8")
     args = student_v0.parse_args(flags)
-    assert (args.local_batch, args.k, args.b) == (32, 24, 16)
+    student_v0.settle_batch(args)
+    assert (args.k, args.b) == (24, 16)
     config = student_v0.distill_config(args)  # what each GPU's step ranks and mixes: its own batch
     assert (config.batch_size, config.k, config.b) == (32, 24, 16)
     monkeypatch.delenv("WORLD_SIZE")

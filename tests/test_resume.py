@@ -20,7 +20,9 @@ from models import model_dict
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import Preempted, UserError
 from utils.process.cli import Flags
+from utils.process.seeding import rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
+from utils.runs.earlier_names import student_folder
 from utils.runs.rundir import open_run
 from utils.runs.runnames import student_run_name, teacher_run_name
 from utils.training.iteration import TrainIteration
@@ -163,6 +165,82 @@ def test_a_tag_gives_a_sweep_its_own_folders():
                                 "resnet8", "best").endswith("_")
     with pytest.raises(UserError, match="--tag '../x'"):
         teacher.parse_args(["--arch", "resnet8", "--tag", "../x"])
+
+
+def teacher_folder(experiments, name, tag):
+    """A teacher.py run folder as a student's --teacher-path names it: its checkpoint and summary.json."""
+    (experiments / name / "ckpt").mkdir(parents=True)
+    (experiments / name / "ckpt" / "best.pth").write_bytes(b"")  # read only once the student trains
+    (experiments / name / "summary.json").write_text(json.dumps({"args": {"arch": "resnet8", "tag": tag}}))
+    return experiments / name
+
+
+def test_a_student_of_a_tagged_teacher_gets_its_own_folder(tmp_path):
+    """teacher_resnet8_dali (--tag dali) and teacher_resnet8 teach into two folders; the untagged teacher's
+    students keep the name they always had, and the tagged one's is the same from its folder or its file."""
+    def run_name(teacher_path):
+        return student_v0.teacher_and_run_name(student_v0.parse_args(["--teacher-path", str(teacher_path),
+                                                                      "--student-arch", "resnet8"]))[2]
+
+    untagged = teacher_folder(tmp_path, "teacher_resnet8", None)
+    tagged = teacher_folder(tmp_path, "teacher_resnet8_dali", "dali")
+    assert run_name(untagged) == "v0_student_resnet8_teacher_resnet8-best_strategy3_k48_b32_w10_seed0"
+    assert run_name(tagged) == "v0_student_resnet8_teacher_resnet8_dali-best_strategy3_k48_b32_w10_seed0"
+    assert run_name(tagged / "ckpt" / "best.pth") == run_name(tagged)
+
+
+def test_a_tagged_teachers_student_named_as_before_continues_in_its_folder_if_its_teacher_is_this_one(tmp_path):
+    """Before the tag was named, such a student had the untagged teacher's name: the folder is its run only if
+    it recorded this teacher's weights."""
+    tagged = teacher_folder(tmp_path, "teacher_resnet8_dali", "dali")
+    args = student_v0.parse_args(["--teacher-path", str(tagged), "--student-arch", "resnet8", "--resume"])
+    teacher_arch, _, name, named_teacher = student_v0.teacher_and_run_name(args)
+    earlier = tmp_path / "v0_student_resnet8_teacher_resnet8-best_strategy3_k48_b32_w10_seed0"
+    atomic_save({"epoch": 1}, earlier / "ckpt" / "last.pth")
+    (earlier / "summary.json").write_text(json.dumps({"args": vars(args), "teacher_identity": "sha256:dali"}))
+    for identity, folder in (("sha256:dali", earlier), ("sha256:other", tmp_path / name)):
+        assert student_folder(tmp_path / name, args, teacher_arch, named_teacher, {"teacher_identity": identity}) == folder
+
+
+class CudaOnDevice2:
+    """torch.cuda as a process using device 2 of 4 sees it; it has no get_rng_state_all, so a call to it fails."""
+
+    def __init__(self, visible=4):
+        self.states = [torch.full((16,), device, dtype=torch.uint8) for device in range(visible)]
+
+    def is_available(self):
+        return True
+
+    def current_device(self):
+        return 2
+
+    def get_rng_state(self, device):
+        return self.states[device]
+
+    def set_rng_state(self, state, device):
+        self.states[device] = state
+
+
+def test_the_cuda_random_state_saved_and_restored_is_the_device_in_uses_alone():
+    """A run may resume with fewer devices visible (command.sh shows one) or on another --gpu-id: the state
+    follows the device in use, not a position among the visible ones."""
+    saved = rng_state(CudaOnDevice2())
+    assert torch.equal(saved["cuda"], torch.full((16,), 2, dtype=torch.uint8))
+    resumed = CudaOnDevice2(visible=3)
+    resumed.states[2] = torch.zeros(16, dtype=torch.uint8)
+    set_rng_state(saved, resumed)
+    assert [int(state[0]) for state in resumed.states] == [0, 1, 2]
+
+
+def test_a_checkpoint_holding_every_visible_devices_cuda_state_still_resumes(recwarn):
+    """Saved the old way, a list by position: the device in use takes its entry; a list too short for it
+    (saved with fewer devices visible) leaves the seeded state, with a warning."""
+    earlier = {"torch": torch.get_rng_state(), "cuda": [torch.full((16,), 10 + d, dtype=torch.uint8) for d in range(8)]}
+    cuda = CudaOnDevice2()
+    set_rng_state(earlier, cuda)
+    assert int(cuda.states[2][0]) == 12 and int(cuda.states[0][0]) == 0
+    set_rng_state({**earlier, "cuda": earlier["cuda"][:2]}, cuda)
+    assert int(cuda.states[2][0]) == 12 and "none for device 2" in str(recwarn.pop(UserWarning).message)
 
 
 def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninterrupted_end(tiny_root, one_epoch_teacher,

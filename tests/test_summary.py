@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from utils.table.paper import DISTILLER_FIGURES, KD_FLAGS, UNIXKD_FLAGS
-from utils.table.summary import (UNIXKD, Run, group_finished, load_runs, main, method_name, summarize,
+from utils.table.summary import (UNIXKD, Run, group_finished, load_runs, main, method_name, parse_run, summarize,
                                  teacher_run_folder, teacher_variant)
 
 KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
@@ -338,6 +338,10 @@ def test_imagenet_kd_on_several_processes_is_named_kd():
     kd = {**KD_ARGS, "batch_size": 256, "local_batch": 32, "k": 32, "b": 32, "dataset": "imagenet"}
     assert method_name(kd) == "KD"
     assert method_name({**kd, **UNIXKD_FLAGS, "k": 24, "b": 16}) == "UNIXKD (S3 k24 b16 w10)"
+    # Today's runs record each process's batch beside their args (batch_per_process), not in them.
+    recorded = {**summary_json({key: value for key, value in kd.items() if key != "local_batch"}, 0, 70.0, 100.0),
+                "batch_per_process": 32, "world_size": 8}
+    assert parse_run("v0_student_kd", recorded).method == "KD"
 
 
 def rows_of(out, *labels) -> dict:

@@ -82,10 +82,10 @@ def check_dataset_args(args) -> None:
     if args.image_size < 8 or args.workers < 0:
         raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
                         f"{args.workers}")
-    given_lr = args.lr
     if args.lr is None:
         args.lr = imagenet_lr(args.batch_size)
-    check_batch_per_process(args, given_lr)
+    if not args.resume:  # a --resume's batch is the run's own, checked once its flags are read (scripts)
+        check_batch_per_process(args)
 
 
 def imagenet_lr(batch_size: int) -> float:
@@ -93,18 +93,40 @@ def imagenet_lr(batch_size: int) -> float:
     return LR_PER_256 * batch_size / 256
 
 
-def check_batch_per_process(args, given_lr) -> None:
-    """Refuse fewer than BATCH_FLOOR images per process with BatchNorm per GPU, naming the global batch and lr to use."""
+def check_batch_per_process(args, resumed_run=None) -> None:
+    """Refuse an ImageNet batch that the processes cannot share evenly, or that leaves fewer than BATCH_FLOOR
+    images per process with BatchNorm per GPU, naming what to use instead. resumed_run: the folder of the run
+    a --resume continues, whose batch (args.batch_size, its own) cannot change."""
+    if args.dataset != "imagenet":  # CIFAR-100 runs on one process
+        return
+    if resumed_run is not None:
+        check_resumed_batch(args, resumed_run)
+        return
     world, local = ranks.world_size(), ranks.local_batch_size(args.batch_size)
     if world == 1 or local >= BATCH_FLOOR or args.sync_bn:
         return
     batch = BATCH_FLOOR * world
     lr = args.lr * batch / args.batch_size
-    rule = "your lr scaled by the same factor" if given_lr is not None else "0.1 per 256 images"
+    rule = "your lr scaled by the same factor" if "lr" in getattr(args, "given", ()) else "0.1 per 256 images"
     raise UserError(f"--batch-size {args.batch_size} over {world} processes leaves {local} images per process, under the "
                     f"floor of {BATCH_FLOOR}: BatchNorm (per GPU) and UNIX's k and b work on each process's batch, and "
                     f"BatchNorm's statistics grow noisy on small ones (docs/imagenet.md); use --batch-size {batch} --lr "
                     f"{lr:g} ({rule}), fewer processes, or --sync-bn")
+
+
+def check_resumed_batch(args, run) -> None:
+    """A resumed run keeps its batch: refuse a number of processes that cannot share it, or that would leave each
+    fewer than BATCH_FLOOR images (BatchNorm per GPU), naming the numbers of processes that can."""
+    batch, world = args.batch_size, ranks.world_size()
+    counts = [n for n in range(1, batch + 1)
+              if batch % n == 0 and (n == 1 or args.sync_bn or batch // n >= BATCH_FLOOR)]
+    if world in counts:
+        return
+    share = (f"{batch // world} images per process, under the floor of {BATCH_FLOOR} (BatchNorm per GPU: "
+             f"docs/imagenet.md)" if batch % world == 0 else "no even share")
+    raise UserError(f"{run} was started with --batch-size {batch}: on {world} processes that leaves {share}; resume "
+                    f"it on {', '.join(map(str, counts))} process(es), or start it over with --force (or in its own "
+                    f"folder with --tag NAME)")
 
 
 def available_cores() -> int:

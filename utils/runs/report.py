@@ -25,6 +25,7 @@ def training_summary(trainer, args, record: dict) -> dict:
         "wall_seconds": trainer.wall_seconds,
         "images_per_second": trainer.train_images / trainer.train_seconds,
         "world_size": distributed.world_size(),
+        "batch_per_process": args.batch_size // distributed.world_size(),  # what a student's resume must keep
         "data": data_record(trainer, args),
     }
 

@@ -93,19 +93,17 @@ def changed_inputs(summary: dict, inputs: dict) -> list:
             if summary.get(key) is not None and summary[key] != now]
 
 
-def check_same_flags(summary_file: Path, args, inputs=None) -> None:
+def check_same_flags(summary_file: Path, args, inputs=None, same_process_count: bool = False) -> None:
     """Continue with the run's own flags where none is given; refuse, in one line, a --resume whose given
     flags differ from the run's in anything but FREE_FLAGS, whose data is of another kind (synthetic,
-    CIFAR-100) or whose inputs (a student's teacher) are not those the run started with."""
+    CIFAR-100) or whose inputs (a student's teacher) are not those the run started with, and, with
+    same_process_count (a student), one on another number of processes than the run recorded."""
     try:
         summary = json.loads(summary_file.read_text())
         started = summary["args"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"cannot tell which flags {summary_file.parent} was started with ({summary_file}: "
                         f"{type(error).__name__}); pass --force to start it over") from None
-    if "local_batch" in started:
-        world = summary.get("world_size") or started["batch_size"] // started["local_batch"]
-        check_same_world_size(summary_file.parent, world, started["local_batch"], args.local_batch)
     kept = keep_started_flags(started, args)
     changes = (changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
                + changed_inputs(summary, inputs or {}))
@@ -114,16 +112,31 @@ def check_same_flags(summary_file: Path, args, inputs=None) -> None:
         other = "flags" if all(flag.startswith("--") for flag, _, _ in changes) else "settings"  # its data, its teacher
         raise UserError(f"{summary_file.parent} was started with other {other}: {listed}. Resume with its own flags, "
                         f"start it over with --force, or give the new run its own folder with --tag NAME")
+    if same_process_count:
+        check_same_process_count(summary_file.parent, summary, args.batch_size)
     if kept:
         print("--resume: the run's own " + ", ".join(f"{flag} {shown(value)}" for flag, value in kept)
               + " (flags not given keep the values the run started with)")
 
 
-def check_same_world_size(run, started: int, local_then: int, local_now: int) -> None:
-    """Refuse to resume a student on another number of processes: UNIX picks k and b within each process's batch."""
-    now = ranks.world_size()
-    if now != started:
-        raise UserError(f"{run} was started on {started} process(es) with batches of {local_then} per process and would "
-                        f"resume on {now} with {local_now}: UNIX picks its k and b images within each process's batch, "
-                        f"so the run would change method midway; resume it on {started} process(es), or start it over "
-                        f"on {now} with --force (or in its own folder with --tag NAME)")
+def started_world_size(summary: dict) -> int:
+    """The number of processes summary.json recorded (older students: told by their batch per process)."""
+    if summary.get("world_size"):
+        return summary["world_size"]
+    started = summary.get("args", {})
+    return started["batch_size"] // started["local_batch"] if started.get("local_batch") else 1
+
+
+def check_same_process_count(run: Path, summary: dict, batch: int) -> None:
+    """Refuse to resume a student on another number of processes than summary.json recorded: UNIX picks its k
+    and b images within each process's batch, so the run would change method midway. `batch`: the run's
+    global batch (a --batch-size given otherwise is refused before)."""
+    then, now = started_world_size(summary), ranks.world_size()
+    if now == then:
+        return
+    each_then = summary.get("batch_per_process") or batch // then
+    each_now = f"with {batch // now} images each" if batch % now == 0 else f"(which cannot share {batch} images evenly)"
+    raise UserError(f"{run} was started on {then} process(es) with {each_then} images each (--batch-size {batch}) and "
+                    f"would resume on {now} {each_now}: UNIX picks its k and b images within each process's batch, so "
+                    f"the run would change method midway; resume it on {then} process(es), or start it over on {now} "
+                    f"with --force (or in its own folder with --tag NAME)")

@@ -101,12 +101,13 @@ class RunDirectory:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def open_run(path, *, resume: bool, force: bool, epochs: int, args=None, inputs=None):
+def open_run(path, *, resume: bool, force: bool, epochs: int, args=None, inputs=None, same_process_count=False):
     """Lock the run directory and return (run, last checkpoint to resume from, or None).
 
     An existing run is refused unless --resume (continue it, with the flags it started with: those not
-    given are set in `args`, those given must match, and so must `inputs`: utils.runs.resume) or --force
-    (start over). With `args`, the run's length is args.epoch, read after the run's own flags are kept.
+    given are set in `args`, those given must match, and so must `inputs` and, with same_process_count, the
+    number of processes: utils.runs.resume) or --force (start over). With `args`, the run's length is
+    args.epoch, read after the run's own flags are kept.
     """
     run = RunDirectory(path)
     run.acquire()
@@ -128,7 +129,7 @@ def open_run(path, *, resume: bool, force: bool, epochs: int, args=None, inputs=
                             f"(or, for a published teacher put there by hand, `python -m utils.teachers import "
                             f"{run.ckpt}/best.pth --force` marks it finished: docs/teachers.md)")
         if args is not None:
-            check_same_flags(run.path / SUMMARY_FILE, args, inputs)
+            check_same_flags(run.path / SUMMARY_FILE, args, inputs, same_process_count)
             epochs = args.epoch
         state = load_checkpoint(run.last)
         if state["epoch"] >= epochs:

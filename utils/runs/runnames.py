@@ -1,5 +1,6 @@
 """Run directory names, known without building anything: the scripts write there, the run list looks there."""
-from utils.distillers import CIFAR100, KD, UNIXKD_FLAGS, changed_settings, setting_text, settings_revision
+from utils.distillers import (CIFAR100, KD, UNIXKD_FLAGS, changed_settings, default_unix_sizes, setting_text,
+                              settings_revision)
 
 SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.runs.report)
 # The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished
@@ -33,10 +34,12 @@ def tagged(tag) -> str:
     return f"_{tag}" if tag else ""
 
 
-def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
-    """student_v0.py's folder; `args` may leave out the settings that keep their default (named_settings)."""
-    name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}-{teacher_label}_strategy{args.strategy}"
-            f"_k{args.k}_b{args.b}_w{args.w:g}_seed{args.seed}")
+def student_run_name(args, teacher_arch: str, teacher_label: str, teacher_tag=None) -> str:
+    """student_v0.py's folder; `args` may leave out the settings that keep their default (named_settings).
+    teacher_tag: the --tag of the teacher's own run, so that students of a tagged teacher get their own folder."""
+    name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}{tagged(teacher_tag)}-{teacher_label}"
+            f"_strategy{args.strategy}_k{unix_size_text(args.k, 0)}_b{unix_size_text(args.b, 1)}_w{args.w:g}"
+            f"_seed{args.seed}")
     distiller = getattr(args, "distill", None) or KD
     if distiller != KD:  # KD's runs keep the names they had before --distill existed
         # The settings' revision: a run made with an earlier table keeps its folder (utils.distillers).
@@ -73,6 +76,15 @@ def row_name(args: dict, teacher, conventional: bool) -> str:
     if args.get("other_distill"):
         name += f" + {args['other_distill']}"
     return name
+
+
+def unix_size_text(size, which: int) -> str:
+    """k (which 0) or b (1) in a folder name: the number given, or, for ImageNet's default (None: a share of
+    each process's batch, whose size depends on the number of processes), the share itself: 0.75 and 0.5,
+    the paper's 48 and 32 of 64. So the name never depends on the number of processes or the batch."""
+    if size is not None:
+        return str(size)
+    return f"{default_unix_sizes(64)[which] / 64:g}"
 
 
 def is_imported(summary) -> bool:

@@ -109,27 +109,28 @@ class PairResults:
     data: str = "CIFAR-100"            # what its students trained on
 
 
-def method_family(args) -> str:
+def method_family(args, batch=None) -> str:
     """'KD' (or the distiller) for conventional distillation, 'UNIXKD' or 'UNIX + <distiller>' with UNIX:
     the method without its settings, one marker shape in the plot."""
     distiller = args.get("distill") or KD_DISTILLER
-    if is_conventional(args):
+    if is_conventional(args, batch):
         return distiller
     return "UNIXKD" if distiller == KD_DISTILLER else f"UNIX + {distiller}"
 
 
-def is_conventional(args) -> bool:
+def is_conventional(args, batch=None) -> bool:
     """The training step's own test (random order, all kept, none mixed), on the batch it ranks: each
-    process's own under DDP (local_batch, recorded since ImageNet runs), for which --k and --b are given."""
-    batch = args.get("local_batch") or args["batch_size"]
+    process's own under DDP, for which --k and --b are given (`batch`: summary.json's batch_per_process;
+    runs made before it was recorded kept it in their args as local_batch)."""
+    batch = batch or args.get("local_batch") or args["batch_size"]
     return DistillConfig(batch_size=batch, k=args["k"], b=args["b"], w=args["w"],
                          strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2)).conventional_kd
 
 
-def method_name(args, teacher=None):
+def method_name(args, teacher=None, batch=None):
     """The table's row of a student run (utils.runs.runnames.row_name), told conventional KD by the training
     step's own test."""
-    return row_name(args, teacher, is_conventional(args))
+    return row_name(args, teacher, is_conventional(args, batch))
 
 
 UNIXKD = method_name({**UNIXKD_FLAGS, "batch_size": 64})  # the setting of the paper's UNIXKD column
@@ -169,12 +170,12 @@ def parse_run(name, summary):
     return Run(
         teacher=teacher,
         student=str(summary["student_arch"]),
-        method=method_name(args, teacher),
+        method=method_name(args, teacher, summary.get("batch_per_process")),
         computation=float(summary["computation"]["computation"]),
         ft_fs=flops["teacher"] / flops["student"],
         variant=of_teacher + tag,
         of_main_teacher=not of_teacher,
-        family=method_family(args),
+        family=method_family(args, summary.get("batch_per_process")),
         teacher_acc=optional_float(summary.get("teacher_acc")),
         **common,
     )

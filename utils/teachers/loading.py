@@ -51,6 +51,20 @@ def student_run_arch(folder: Path):
     return named.group(1) if named else None
 
 
+def teacher_run_tag(teacher_path: str):
+    """The --tag of the run that trained the teacher (--teacher-path its folder, or a checkpoint in its ckpt/),
+    from its summary.json; None for an untagged run, a published file or a torchvision teacher."""
+    path = Path(teacher_path)
+    folder = path if path.is_dir() else path.parent.parent if path.parent.name == "ckpt" else None
+    if is_torchvision_teacher(teacher_path) or folder is None:
+        return None
+    try:
+        tag = json.loads((folder / SUMMARY_FILE).read_text())["args"]["tag"]
+    except (OSError, ValueError, KeyError, TypeError):  # no summary (a file laid out by hand): no tag known
+        return None
+    return tag if isinstance(tag, str) and tag else None
+
+
 def refuse_student_run(folder: Path) -> None:
     student = student_run_arch(folder)
     if student is not None:
