@@ -106,6 +106,15 @@ def test_flags_of_the_other_dataset_and_unknown_teachers_are_one_line(exit_statu
     assert message in bad(exit_status, capsys, student_v0.main, [*argv, "--student-arch", student])
 
 
+@pytest.mark.parametrize("flags, named, valid", [
+    (["--image-size", "7", "--loader", "dali", "--workers", "0"], "--image-size must be at least 8", "--workers"),
+    (["--image-size", "16", "--workers", "-1"], "--workers must be 0 or more, got -1", "--image-size"),
+])
+def test_a_bad_imagenet_flag_is_named_alone(exit_status, capsys, flags, named, valid):
+    err = bad(exit_status, capsys, teacher.main, ["--dataset", "imagenet", "--arch", "imagenet_resnet18", *flags])
+    assert named in err and valid not in err
+
+
 def test_cifar_names_are_not_imagenet_networks(exit_status, capsys):
     err = bad(exit_status, capsys, teacher.main, ["--dataset", "imagenet", "--arch", "ResNet18"])
     assert "imagenet_resnet18" in err and "wrn_40_2" not in err
