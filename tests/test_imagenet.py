@@ -1,6 +1,8 @@
 """--dataset imagenet in one process: protocol defaults, torchvision teachers (V1, their stated accuracy), top-5,
 computation at 224, the per-process batch floor, bad input."""
+import hashlib
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from models.imagenet import MODELS
 from utils.data.dataset_args import BATCH_FLOOR
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
+from utils.runs.report import counter_columns
 from utils.runs.resume import INPUTS
 from utils.teachers.loading import evaluate_teacher, teacher_source
 from utils.teachers.torchvision_zoo import (PINNED_WEIGHTS, load_torchvision_weights, resolve_torchvision_teacher,
@@ -204,6 +207,16 @@ def loaders(root, *flags):
     args = teacher.parse_args(["--dataset", "imagenet", "--arch", "imagenet_resnet18", "--data-root", str(root),
                                "--image-size", "16", "--workers", "0", "--batch-size", "4", *flags])
     return make_loaders(args, torch.device("cpu"))
+
+
+def test_counter_columns_of_an_image_folder_give_its_order_and_a_hash_to_check_it(image_root):
+    train, _ = loaders(image_root)
+    columns = counter_columns(SimpleNamespace(dataset="imagenet"), train)
+    folder = image_root / "train"
+    # ImageFolder's order: class folders sorted, then the files in each.
+    paths = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+    assert columns["images"] == len(paths) == 6 and columns["folder"] == str(folder.resolve())
+    assert columns["sha256_of_paths"] == hashlib.sha256("\n".join(paths).encode()).hexdigest()
 
 
 def one_epoch(loader) -> dict:

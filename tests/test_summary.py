@@ -330,3 +330,9 @@ def test_imagenet_rows_show_top5_beside_top1(tmp_path, capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if "(n=" in line]
     assert rows[0].endswith("top-5 best 89.00 +- 0.00, last 88.80 +- 0.00")  # the student alone
     assert rows[1].endswith("top-5 best 90.20 +- 0.28, last 89.70 +- 0.28")  # KD, two seeds
+
+
+def test_a_ddp_kd_run_is_kd_judged_on_each_processs_batch_as_its_step_was():
+    """KD on 4 GPUs: a global batch of 256, each process's step sees all 64 of its own images."""
+    assert method_name({**KD_ARGS, "batch_size": 256, "local_batch": 64}) == "KD"
+    assert method_name({**KD_ARGS, "batch_size": 256, "local_batch": 128}) == "UNIXKD (S0 k64 b64 w1000)"

@@ -23,14 +23,14 @@ from typing import Optional
 
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.runs.runnames import SUMMARY_FILE, is_imported, row_name
+from utils.runs.report import forward_macs
+from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, row_name
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
 from utils.table.protocol import departures, imported_departures
 from utils.training.steps import DistillConfig
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"
-ALONE = "trained alone"  # a teacher.py run: the network learns from the labels only
 PUBLISHED = "published checkpoint"  # a teacher imported by `python -m utils.teachers import`
 TEACHER_ROW, ALONE_ROW = "teacher", "student alone"  # a pair's rows of phase-1 runs
 TEACHER_LABELS = {PUBLISHED: "teacher (published checkpoint)", ALONE: "teacher (trained here)"}
@@ -83,9 +83,9 @@ class PairResults:
 
 def method_name(args, teacher=None):
     """The table's row of a student run (utils.runs.runnames.row_name), told conventional KD by the training
-    step's own test."""
-    config = DistillConfig(batch_size=args["batch_size"], k=args["k"], b=args["b"], w=args["w"],
-                           strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2))
+    step's own test on each process's batch (local_batch), as the run itself was."""
+    config = DistillConfig(batch_size=args.get("local_batch", args["batch_size"]), k=args["k"], b=args["b"],
+                           w=args["w"], strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2))
     return row_name(args, teacher, config.conventional_kd)
 
 
@@ -119,13 +119,13 @@ def parse_run(name, summary):
                   best_acc5=optional_float(summary.get("best_acc5")), last_acc5=optional_float(summary.get("last_acc5")))
     if "student_arch" not in summary:
         return Run(teacher=None, student=str(summary["arch"]), method=ALONE, **common)
-    flops = summary["flops"]
+    ft, fs = forward_macs(summary)
     return Run(
         teacher=str(summary["teacher_arch"]),
         student=str(summary["student_arch"]),
         method=method_name(args, str(summary["teacher_arch"])),
         computation=float(summary["computation"]["computation"]),
-        ft_fs=flops["teacher"] / flops["student"],
+        ft_fs=ft / fs,
         **common,
     )
 
