@@ -182,7 +182,7 @@ def distil(args, teacher_arch, weights_from, device, run, resume, inputs: dict) 
                            SelectionCounter(args.epoch, train_loader.num_samples, device), meter)
     cfg = FitConfig(epochs=args.epoch, best_file="student_best.pth", acc_key="best_acc", amp=args.amp,
                     capture=graph_capture(args.cuda_graphs, device), top5=args.dataset == "imagenet",
-                    print_freq=args.print_freq)
+                    print_freq=args.print_freq, log_freq=args.log_freq)
     report = StudentReport(run, args, teacher_fields, step)
     Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
 

@@ -64,7 +64,7 @@ def train(args) -> None:
         optimizer, scheduler = make_optimizer(model, args)
         cfg = FitConfig(epochs=args.epoch, snapshot_epochs=snapshot_epochs(args), amp=args.amp,
                         capture=graph_capture(args.cuda_graphs, device), top5=args.dataset == "imagenet",
-                        print_freq=args.print_freq)
+                        print_freq=args.print_freq, log_freq=args.log_freq)
         Trainer(model, SupervisedStep(distributed.train_model(model, device, args)), optimizer, scheduler, train_loader,
                 test_loader, run, cfg, TeacherReport(run, args)).fit(resume)
 

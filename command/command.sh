@@ -12,7 +12,8 @@
 # Other knobs (SEEDS, EPOCHS, DATA_ROOT, EXPERIMENTS_DIR, PYTHON, ONLY, ABLATIONS): docs/dispatchers.md;
 # EXTENSIONS=1 adds DKD and LSKD with and without UNIX: docs/distillers.md.
 # Resumable: only unfinished runs start, each with --resume, so after a crash or Ctrl-C the same
-# command continues each run from its last epoch. Every run is logged to $EXPERIMENTS_DIR/jobs.log.
+# command continues each run from its last epoch. Every run is logged to $EXPERIMENTS_DIR/jobs.log, and its
+# output kept in $EXPERIMENTS_DIR/logs/<run folder>.log (one run at a time: shown here too).
 set -euo pipefail
 cd "$(dirname "$0")/.."  # the scripts and ./experiments are relative to the repository root
 
@@ -56,7 +57,7 @@ for phase in teachers students; do
   echo "== ${title[$phase]}: $(wc -l <<< "$names") to run"
   if (( jobs == 1 )); then
     while IFS= read -r -u 3 name; do
-      "$PYTHON" -m utils.jobs run --gpus "$GPU" "$name" || failed=1
+      "$PYTHON" -m utils.jobs run --gpus "$GPU" --tee "$name" || failed=1
     done 3<<< "$names"
   else
     # Job slot {%} (1..jobs) picks the GPU, so each GPU always holds JOBS_PER_GPU runs; each run's output goes

@@ -34,7 +34,7 @@ def test_meter_conventional_kd_costs_exactly_100_percent():
     for n in (64, 64, 16):
         meter.add_batch(n, teacher_images=n, scoring_images=0, student_images=n)
     result = meter.as_dict()
-    assert result["flops_spent"] == result["flops_kd"]
+    assert result["macs_spent"] == result["macs_kd"]
     assert result["computation"] == 100.0
 
 
@@ -60,8 +60,8 @@ def test_meter_counts_a_smaller_last_batch():
     }
     # spent = 112*612 + 144*100 + 2*112*100 = 68544 + 14400 + 22400 = 105344
     # KD    = 144*612 + 2*144*100          = 88128 + 28800         = 116928
-    assert result["flops_spent"] == 105344
-    assert result["flops_kd"] == 116928
+    assert result["macs_spent"] == 105344
+    assert result["macs_kd"] == 116928
     assert result["computation"] == pytest.approx(100 * 105344 / 116928)
 
 
@@ -70,7 +70,7 @@ def test_meter_as_dict_is_plain_json():
     meter.add_batch(64, 48, 64, 48)
     result = meter.as_dict()
     assert json.loads(json.dumps(result)) == result
-    assert all(type(result[key]) is int for key in (*ComputationMeter.COUNTS, "flops_spent", "flops_kd"))
+    assert all(type(result[key]) is int for key in (*ComputationMeter.COUNTS, "macs_spent", "macs_kd"))
 
 
 def test_meter_before_any_batch_reports_zero():

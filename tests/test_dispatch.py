@@ -81,8 +81,10 @@ def test_one_gpu_runs_one_at_a_time_on_the_terminal_without_parallel(tiny_table,
     env["PATH"] = str(tools_without_parallel(tmp_path))
     done = command_sh(env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "epoch   1/1" in done.stdout  # the run's own output, here, not in a file
+    assert "epoch   1/1" in done.stdout  # the run's own output, here, as it comes
     [job] = read_jobs(tmp_path / JOB_LOG)
+    [log] = (tmp_path / OUTPUT_DIR).iterdir()  # and in its log, as every dispatcher keeps one
+    assert log.name == "teacher_resnet20_seed1.log" and "epoch   1/1" in log.read_text()
     assert (job.run, job.gpu, job.exit) == ("alone resnet20 seed1", "3", 0)
     assert done.stdout.count("runs: 1 done, 0 failed, 0 left of 1") == 1  # once, after the run, not again at the end
     assert "== phase 1, teacher.py: teachers and students trained alone: 1 to run" in done.stdout

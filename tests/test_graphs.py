@@ -13,6 +13,7 @@ import torch
 
 import student_v0
 from models import model_dict
+from tests.event_files import scalars
 from tests.graph_emulator import CaptureError, GeneratorState, emulated_capture, meta_trace
 from utils import unix
 from utils.data.loader import DeviceLoader
@@ -255,7 +256,8 @@ def test_student_v0_with_graphs_ends_where_the_eager_run_does(tmp_path, monkeypa
     for name, capture in (("eager", None), ("graphs", emulated_capture)):
         monkeypatch.setattr(graphs_module, "graph_capture", lambda requested, device: capture)  # student_v0 imports it late
         student_v0.main(["--teacher-path", str(teacher_file), "--student-arch", "resnet8", "--epoch", "3",
-                         "--milestones", "2", "--data-root", str(data), "--experiments-dir", str(tmp_path / name)])
+                         "--milestones", "2", "--log-freq", "2", "--data-root", str(data),
+                         "--experiments-dir", str(tmp_path / name)])
         (runs[name],) = (tmp_path / name).glob("v0_student_*")
     eager, graphs = (torch.load(runs[n] / "ckpt" / "last.pth", weights_only=True) for n in ("eager", "graphs"))
     for key, tensor in eager["state_dict"].items():
@@ -264,6 +266,9 @@ def test_student_v0_with_graphs_ends_where_the_eager_run_does(tmp_path, monkeypa
     summaries = [json.loads((runs[n] / "summary.json").read_text()) for n in ("eager", "graphs")]
     for key in ("best_acc", "last_acc", "computation"):
         assert summaries[0][key] == summaries[1][key], key
+    # TensorBoard's per-iteration loss, read from the sums a replayed graph adds into, every 2 of 15 iterations.
+    iterations = [scalars(runs[n] / "tensorboard" / "iterations") for n in ("eager", "graphs")]
+    assert sorted(iterations[1]["iteration/train_loss"]) == list(range(2, 15, 2)) and iterations[0] == iterations[1]
 
 
 def test_cuda_graphs_are_opt_in_and_a_cpu_run_says_it_runs_eagerly():

@@ -1,5 +1,6 @@
 """--dataset imagenet in one process: protocol defaults, torchvision teachers (V1, their stated accuracy), top-5,
 computation at 224, the per-process batch floor, bad input."""
+import hashlib
 import shutil
 from types import SimpleNamespace
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision.models import ResNet18_Weights
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import MobileNet_V2_Weights, ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
 
 import student_v0
 import teacher
@@ -16,7 +18,7 @@ from models.imagenet import MODELS
 from utils.data.dataset_args import BATCH_FLOOR
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
-from utils.runs.report import data_record
+from utils.runs.report import counter_columns, data_record
 from utils.runs.resume import INPUTS
 from utils.teachers.loading import evaluate_teacher, teacher_source
 from utils.teachers.torchvision_zoo import (PINNED_WEIGHTS, load_torchvision_weights, resolve_torchvision_teacher,
@@ -69,9 +71,28 @@ def test_unix_sizes_default_to_the_cifar_proportions_of_each_gpus_batch(monkeypa
     assert (cifar.k, cifar.b) == (48, 32)
 
 
-def test_computation_uses_the_imagenet_networks_at_224():
-    # torchvision publishes each network's GFLOPS (multiply-accumulates, as models.cost counts them).
-    assert model_cost("imagenet_resnet18")[1] / 1e9 == pytest.approx(ResNet18_Weights.DEFAULT.meta["_ops"], rel=0.01)
+IMAGENET_WEIGHTS = {"imagenet_resnet18": ResNet18_Weights.IMAGENET1K_V1,
+                    "imagenet_resnet34": ResNet34_Weights.IMAGENET1K_V1,
+                    "imagenet_resnet50": ResNet50_Weights.IMAGENET1K_V1,
+                    "imagenet_mobilenet_v2": MobileNet_V2_Weights.IMAGENET1K_V1}
+
+
+def conv_and_linear_macs(name: str) -> int:
+    """Multiply-accumulates of the convolutions and linear layers alone at 224 (torch's FLOP counter counts 2 each)."""
+    with torch.device("meta"):
+        model = MODELS[name](num_classes=1000).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 3, 224, 224))
+    return counter.get_total_flops() // 2
+
+
+def test_computation_uses_the_imagenet_networks_at_224_and_counts_more_than_torchvisions_gflops():
+    """docs/imagenet.md and docs/computation.md quote both sets: ours, and torchvision's published "GFLOPS",
+    which are the convolutions' and linear layers' multiply-accumulates (its weights' _ops)."""
+    assert [round(model_cost(name)[1] / 1e9, 3) for name in IMAGENET_WEIGHTS] == [1.822, 3.676, 4.122, 0.314]
+    published = [weights.meta["_ops"] for weights in IMAGENET_WEIGHTS.values()]
+    assert published == [1.814, 3.664, 4.089, 0.301]
+    assert [round(conv_and_linear_macs(name) / 1e9, 3) for name in IMAGENET_WEIGHTS] == published
 
 
 def test_a_torchvision_teacher_loads_from_the_hub_cache_and_a_file_with_code_is_refused(tmp_path, monkeypatch):
@@ -118,6 +139,15 @@ def test_missing_and_malformed_image_folders_are_one_line(exit_status, capsys, i
 def test_flags_of_the_other_dataset_and_unknown_teachers_are_one_line(exit_status, capsys, argv, message):
     student = "imagenet_resnet18" if "imagenet" in argv else "resnet8"
     assert message in bad(exit_status, capsys, student_v0.main, [*argv, "--student-arch", student])
+
+
+@pytest.mark.parametrize("flags, named, valid", [
+    (["--image-size", "7", "--loader", "dali", "--workers", "0"], "--image-size must be at least 8", "--workers"),
+    (["--image-size", "16", "--workers", "-1"], "--workers must be 0 or more, got -1", "--image-size"),
+])
+def test_a_bad_imagenet_flag_is_named_alone(exit_status, capsys, flags, named, valid):
+    err = bad(exit_status, capsys, teacher.main, ["--dataset", "imagenet", "--arch", "imagenet_resnet18", *flags])
+    assert named in err and valid not in err
 
 
 def test_cifar_names_are_not_imagenet_networks(exit_status, capsys):
@@ -189,6 +219,16 @@ def loaders(root, *flags):
     args = teacher.parse_args(["--dataset", "imagenet", "--arch", "imagenet_resnet18", "--data-root", str(root),
                                "--image-size", "16", "--workers", "0", "--batch-size", "4", *flags])
     return make_loaders(args, torch.device("cpu"))
+
+
+def test_counter_columns_of_an_image_folder_give_its_order_and_a_hash_to_check_it(image_root):
+    train, _ = loaders(image_root)
+    columns = counter_columns(SimpleNamespace(dataset="imagenet"), train)
+    folder = image_root / "train"
+    # ImageFolder's order: class folders sorted, then the files in each.
+    paths = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+    assert columns["images"] == len(paths) == 6 and columns["folder"] == str(folder.resolve())
+    assert columns["sha256_of_paths"] == hashlib.sha256("\n".join(paths).encode()).hexdigest()
 
 
 def one_epoch(loader) -> dict:

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboardX.proto.event_pb2 import SessionLog
 
 import student_v0
 import teacher
 import utils.runs.resume
 from models import model_dict
+from tests.event_files import events, scalars
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import Preempted, UserError
 from utils.process.cli import Flags
@@ -28,6 +30,7 @@ from utils.runs.runnames import student_run_name, teacher_run_name
 from utils.training.iteration import TrainIteration
 
 REPO = Path(__file__).resolve().parents[1]
+START = SessionLog.START
 # One thread: a 2-core machine shared with pytest itself runs these small steps faster without
 # OpenMP workers competing for the cores.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -52,7 +55,7 @@ def student_command(teacher_file, data_root, experiments, *extra, graphs=False):
     """graphs: --cuda-graphs through the CPU stand-in (tests/graph_stand_in.py), which records and replays."""
     runner = [sys.executable, "tests/graph_stand_in.py"] if graphs else [sys.executable]
     return [*runner, "student_v0.py", "--teacher-path", str(teacher_file), "--student-arch", "resnet8",
-            "--epoch", "3", "--milestones", "2", "--data-root", str(data_root),
+            "--epoch", "3", "--milestones", "2", "--log-freq", "2", "--data-root", str(data_root),
             "--experiments-dir", str(experiments), *extra]
 
 
@@ -101,12 +104,21 @@ def test_kill_and_resume_matches_the_uninterrupted_run(teacher_file, tiny_root, 
         assert torch.equal(tensor, final_b["state_dict"][key]), key
     assert np.array_equal(np.load(a / "counter.npy"), np.load(b / "counter.npy"))
     summary_a, summary_b = (json.loads((r / "summary.json").read_text()) for r in (a, b))
-    for key in ("best_acc", "last_acc", "epochs_done", "computation"):
+    for key in ("best_acc", "best_epoch", "last_acc", "epochs_done", "computation"):
         assert summary_a[key] == summary_b[key], key
+    assert without_seconds(summary_a["history"]) == without_seconds(summary_b["history"])  # epoch 1's carried over
+    # What TensorBoard shows: the killed process's points past epoch 1 are discarded, the resumed one's replace them.
+    assert scalars(a / "tensorboard" / "iterations") == scalars(b / "tensorboard" / "iterations")
+    starts = [event.step for event in events(b / "tensorboard" / "iterations") if event.session_log.status == START]
+    assert starts == [1, 6]  # the resumed process starts over at iteration 6, the first of epoch 2
+
+
+def without_seconds(history: list) -> list:
+    return [{key: value for key, value in entry.items() if key != "seconds"} for entry in history]
 
 
 def teacher_argv(data_root, experiments, *extra):
-    return ["--arch", "resnet8", "--epoch", "1", "--lr", "0.05", "--data-root", str(data_root),
+    return ["--arch", "resnet8", "--epoch", "1", "--lr", "0.05", "--log-freq", "2", "--data-root", str(data_root),
             "--experiments-dir", str(experiments), *extra]
 
 
@@ -154,6 +166,20 @@ def test_a_resume_may_extend_the_run_and_spell_paths_or_the_gpu_otherwise(tiny_r
     assert summary["epochs_done"] == 2 and summary["finished"]
     assert (summary["args"]["epoch"], summary["args"]["data_root"], summary["args"]["gpu_id"]) == (
         2, "cifar-100-python", 3)  # what the run uses now
+
+
+def test_a_run_whose_summary_was_written_before_the_history_resumes_and_keeps_it_from_then_on(tiny_root, experiments):
+    summary_file = experiments / "teacher_resnet8" / "summary.json"
+    old = json.loads(summary_file.read_text())
+    for key in ("history", "best_epoch", "method", "commit", "date"):
+        del old[key]
+    old["args"].update(resume=False, force=False)  # recorded then
+    summary_file.write_text(json.dumps(old))
+    teacher.main(teacher_argv(tiny_root, experiments, "--epoch", "2", "--resume"))
+    summary = json.loads(summary_file.read_text())
+    assert summary["epochs_done"] == 2 and [entry["epoch"] for entry in summary["history"]] == [2]
+    assert summary["best_epoch"] == (2 if summary["best_acc"] == summary["last_acc"] else None)  # epoch 1's unknown
+    assert "resume" not in summary["args"]
 
 
 def test_a_tag_gives_a_sweep_its_own_folders():
@@ -268,6 +294,10 @@ def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninter
     assert all(torch.equal(tensor, final[1][key]) for key, tensor in final[0].items())
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     assert summaries[0]["last_acc"] == summaries[1]["last_acc"] and summaries[1]["finished"]
+    assert without_seconds(summaries[0]["history"]) == without_seconds(summaries[1]["history"])
+    # The point after the stop averages iterations 3 and 4 alone, as the run never stopped does.
+    iterations = [scalars(run / "tensorboard" / "iterations") for run in runs]
+    assert sorted(iterations[1]["iteration/train_loss"]) == [2, 4] and iterations[0] == iterations[1]
 
 
 def test_a_resume_keeps_the_runs_own_value_of_each_flag_not_given(tmp_path, capsys):

@@ -38,6 +38,16 @@ def test_counter_marks_each_epochs_uncertain_images():
     assert (restored.to_numpy() == counter.to_numpy()).all()
 
 
+def test_the_hard_set_change_is_the_share_of_an_epochs_counted_images_new_to_it():
+    counter = SelectionCounter(epochs=3, num_samples=6, device="cpu")
+    for epoch, indices in enumerate(([0, 1, 2, 3], [2, 3, 4, 5], [2, 3, 4, 5])):
+        counter.start_epoch(epoch)
+        counter.record(torch.tensor(indices))
+    assert counter.changed_percent(0) is None  # no epoch before the first
+    assert counter.changed_percent(1) == 50.0  # 4 and 5 are new, 2 and 3 stay
+    assert counter.changed_percent(2) == 0.0
+
+
 def test_the_checkpointed_counter_is_packed_and_restores_exactly():
     counter = SelectionCounter(240, 50_000, "cpu")
     counter.start_epoch(4)

@@ -92,6 +92,8 @@ def test_random_order_with_every_image_kept_still_mixes_as_the_curve_says():
     m = torch.tensor([lam / (1 + math.exp(-10 * (r / 8 - 15 / 16))) for r in range(8)]).view(8, 1, 1, 1)
     assert student.batches == [8, 8] and out.stats
     assert torch.allclose(teacher.last_input, (1 - m) * x[rank] + m * x[partner], atol=1e-6)
+    total, count = out.stats["select/mix_weight_kept"]  # the mean mixing weight of the images kept
+    assert count == 8 and total.item() == pytest.approx(m.sum().item(), rel=1e-6)
     assert m.max() > 0.1 * lam
 
 

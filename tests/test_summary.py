@@ -454,3 +454,9 @@ def test_a_run_folder_given_as_the_experiments_folder_is_one_error(experiments, 
     assert exit_status(main, [str(experiments / "v0_student_kd_0")]) == 2
     assert capsys.readouterr() == ("", f"error: {experiments / 'v0_student_kd_0'} is a run folder (it holds summary.json); "
                                        f"give the experiments folder that holds the run folders, here {experiments}\n")
+
+
+def test_a_ddp_kd_run_is_kd_judged_on_each_processs_batch_as_its_step_was():
+    """KD on 4 GPUs: a global batch of 256, each process's step sees all 64 of its own images."""
+    assert method_name({**KD_ARGS, "batch_size": 256, "local_batch": 64}) == "KD"
+    assert method_name({**KD_ARGS, "batch_size": 256, "local_batch": 128}) == "UNIXKD (S0 k64 b64 w1000)"

@@ -1,6 +1,8 @@
 """End to end on the synthetic set: teacher.py, then student_v0.py as KD and as UNIXKD."""
+import hashlib
 import json
-import struct
+import subprocess
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -10,8 +12,10 @@ import student_v0
 import teacher
 from models import model_dict
 from models.cost import model_cost
+from tests.event_files import hparams, scalars
 from utils.distillers import fill_pair_defaults
 from utils.runs.runnames import student_run_name
+from utils.table.summary import parse_run
 
 COMMON = ["--batch-size", "64", "--milestones", "100"]  # no lr drop in these short runs...
 pytestmark = pytest.mark.filterwarnings("ignore:milestones")  # ...which the scripts rightly warn about
@@ -46,21 +50,12 @@ def test_teacher_reports_its_accuracy_in_summary_json(teacher_dir):
     assert summary["arch"] == "resnet8" and summary["args"]["seed"] == 0
     assert summary["best_acc"] == load(teacher_dir / "ckpt" / "best.pth")["acc"]
     assert summary["epochs_done"] == 4 and summary["finished"] and summary["wall_seconds"] > 0
+    assert summary["method"] == "trained alone" and hparams(teacher_dir / "tensorboard" / "hparams")[0]["arch"] == "resnet8"
 
 
 def logged_tags(run) -> set:
-    """Scalar tags in a run's TensorBoard event files (TFRecord framing: length, crc, event, crc)."""
-    from tensorboardX.proto import event_pb2
-
-    tags = set()
-    for path in (run / "tensorboard").glob("events.*"):
-        data, offset = path.read_bytes(), 0
-        while offset < len(data):
-            length = struct.unpack("<Q", data[offset:offset + 8])[0]
-            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
-            tags.update(value.tag for value in event.summary.value)
-            offset += 16 + length
-    return tags
+    """Scalar tags in a run's TensorBoard event files (per epoch: the folder itself)."""
+    return set(scalars(run / "tensorboard"))
 
 
 def distil(teacher_dir, synthetic_root, experiments, *extra):
@@ -71,8 +66,14 @@ def distil(teacher_dir, synthetic_root, experiments, *extra):
     return runs[-1]
 
 
-def test_unixkd_student_learns_and_leaves_all_outputs(teacher_dir, synthetic_root, experiments):
-    run = distil(teacher_dir, synthetic_root, experiments)
+@pytest.fixture(scope="module")
+def unixkd_run(teacher_dir, synthetic_root, experiments):
+    """UNIXKD for 2 epochs of 16 iterations (15 batches of 64, one of 40), TensorBoard's loss every 4 iterations."""
+    return distil(teacher_dir, synthetic_root, experiments, "--log-freq", "4")
+
+
+def test_unixkd_student_learns_and_leaves_all_outputs(unixkd_run):
+    run = unixkd_run
     assert run.name == "v0_student_resnet8_teacher_resnet8-best_strategy3_k48_b32_w10_seed0"
     best = load(run / "ckpt" / "student_best.pth")
     assert best["best_acc"] > 4.0  # chance is 1 %
@@ -95,6 +96,81 @@ def test_unixkd_student_learns_and_leaves_all_outputs(teacher_dir, synthetic_roo
     assert summary["computation"]["computation"] == pytest.approx(100 * spent / (1000 * (ft + 2 * fs)))
 
 
+def test_summary_json_names_the_method_and_keeps_the_history_best_epoch_commit_and_date(unixkd_run):
+    summary = json.loads((unixkd_run / "summary.json").read_text())
+    assert summary["method"] == "UNIXKD (S3 k48 b32 w10)" == parse_run(unixkd_run.name, summary).method
+    assert "resume" not in summary["args"] and "force" not in summary["args"]  # how it started, not what it computed
+    history = summary["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    per_epoch = scalars(unixkd_run / "tensorboard")
+    for entry in history:
+        assert set(entry) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "macs_spent"}
+        assert entry["val_acc"] == pytest.approx(per_epoch["val/acc"][entry["epoch"]])
+        assert entry["lr"] == 0.05 and entry["seconds"] > 0
+    assert history[-1]["val_acc"] == summary["last_acc"]
+    assert history[summary["best_epoch"] - 1]["val_acc"] == summary["best_acc"] == max(e["val_acc"] for e in history)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert summary["commit"] in (head, f"{head}-dirty")
+    assert abs(datetime.now().astimezone() - datetime.fromisoformat(summary["date"])) < timedelta(hours=1)
+
+
+def test_costs_are_named_multiply_accumulates_and_old_summaries_still_read(unixkd_run):
+    summary = json.loads((unixkd_run / "summary.json").read_text())
+    fs = model_cost("resnet8")[1]
+    assert summary["macs"] == {"teacher": fs, "student": fs} and "flops" not in summary
+    assert summary["history"][-1]["macs_spent"] == summary["computation"]["macs_spent"]
+    macs = summary.pop("macs")
+    old = {**summary, "flops": macs}  # as written before the costs were named MACs
+    assert parse_run("old", old).ft_fs == parse_run("new", {**summary, "macs": macs}).ft_fs == 1.0
+
+
+def test_counter_columns_say_which_image_each_column_is(unixkd_run, synthetic_root):
+    columns = json.loads((unixkd_run / "counter_columns.json").read_text())
+    train_file = synthetic_root / "cifar-100-python" / "train"
+    assert columns["images"] == np.load(unixkd_run / "counter.npy").shape[1] == 1000
+    assert columns["file"] == str(train_file.resolve())
+    assert columns["sha256"] == hashlib.sha256(train_file.read_bytes()).hexdigest()
+    assert columns["rows"].startswith("row e is epoch e + 1") and "column i is image i" in columns["columns"]
+
+
+def test_tensorboard_gets_the_loss_and_lr_every_n_iterations(unixkd_run):
+    iterations = scalars(unixkd_run / "tensorboard" / "iterations")
+    points = list(range(4, 33, 4))  # --log-freq 4 over 2 epochs of 16 iterations
+    for tag in ("iteration/train_loss", "iteration/train_loss_kd", "iteration/lr"):
+        assert sorted(iterations[tag]) == points, tag
+    assert list(iterations["iteration/lr"].values()) == pytest.approx([0.05] * len(points))
+    # Each point averages the iterations since the one before (48 images each, the last batch 40): together
+    # the epoch's four points are its training loss.
+    images = [4 * 48, 4 * 48, 4 * 48, 3 * 48 + 40]
+    per_epoch = scalars(unixkd_run / "tensorboard")["train/loss"]
+    for epoch in (1, 2):
+        losses = [iterations["iteration/train_loss"][16 * (epoch - 1) + point] for point in (4, 8, 12, 16)]
+        assert sum(n * loss for n, loss in zip(images, losses)) / sum(images) == pytest.approx(per_epoch[epoch])
+
+
+def test_tensorboard_gets_the_cost_so_far_the_teachers_accuracy_and_the_mixing(unixkd_run):
+    summary = json.loads((unixkd_run / "summary.json").read_text())
+    per_epoch = scalars(unixkd_run / "tensorboard")
+    spent = per_epoch["computation/macs_spent"]
+    assert spent[2] == pytest.approx(2 * spent[1]) and spent[2] == pytest.approx(summary["computation"]["macs_spent"])
+    assert per_epoch["teacher/acc"] == {1: pytest.approx(summary["teacher_acc"]), 2: pytest.approx(summary["teacher_acc"])}
+    assert all(0 < weight < 1 for weight in per_epoch["select/mix_weight_kept"].values())
+    counter = np.load(unixkd_run / "counter.npy").astype(bool)
+    new = (counter[1] & ~counter[0]).sum() / counter[1].sum()
+    assert per_epoch["select/changed_percent"] == {2: pytest.approx(100 * new)}  # none for the first epoch
+
+
+def test_a_finished_run_gives_tensorboard_its_settings_and_accuracy_as_hparams(unixkd_run):
+    summary = json.loads((unixkd_run / "summary.json").read_text())
+    folder = unixkd_run / "tensorboard" / "hparams"
+    settings, metrics = hparams(folder)
+    assert settings["method"] == "UNIXKD (S3 k48 b32 w10)"
+    assert (settings["lr"], settings["k"], settings["milestones"], settings["amp"]) == (0.05, 48, "100", False)
+    assert metrics == ["hparams/best_acc", "hparams/last_acc"]
+    assert scalars(folder) == {"hparams/best_acc": {2: pytest.approx(summary["best_acc"])},
+                               "hparams/last_acc": {2: pytest.approx(summary["last_acc"])}}
+
+
 def test_sp_variants_get_their_own_run_directories():
     argv = ["--teacher-path", "t.pth", "--student-arch", "resnet8", "--other-distill"]
     names = {student_run_name(student_v0.parse_args([*argv, sp]), "resnet8", "t") for sp in ("SP", "SP-batch")}
@@ -107,7 +183,8 @@ def test_kd_baseline_skips_scoring_and_shows_the_teacher_every_image(teacher_dir
     assert summary["computation"]["scoring_images"] == 0
     assert summary["computation"]["teacher_images"] == 2000
     assert summary["computation"]["computation"] == pytest.approx(100.0)
-    assert np.load(run / "counter.npy").all()  # with b = B every image counts
+    assert not (run / "counter.npy").exists()  # with b = B every image counts: an all-ones counter says nothing
+    assert summary["method"] == "KD" and "select/changed_percent" not in logged_tags(run)
 
 
 

@@ -79,9 +79,10 @@ def check_dataset_args(args) -> None:
             setattr(args, name, default)
     if "workers" not in getattr(args, "given", {"workers"}):  # more workers than cores only queue (and warn)
         args.workers = min(args.workers, available_cores())
-    if args.image_size < 8 or args.workers < 0:
-        raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
-                        f"{args.workers}")
+    if args.image_size < 8:
+        raise UserError(f"--image-size must be at least 8 (pixels), got {args.image_size}")
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
     if args.lr is None:
         args.lr = imagenet_lr(args.batch_size)
     if not args.resume:  # a --resume's batch is the run's own, checked once its flags are read (scripts)

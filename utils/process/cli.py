@@ -93,6 +93,9 @@ def add_common_args(parser, lr: float = 0.05) -> None:
     parser.add_argument("--print-freq", type=int, metavar="N",
                         help="off a terminal (SLURM logs, nohup): a progress line every N iterations with images per "
                              "second, data-wait time and the time left in the epoch (default: one a minute; 0: none)")
+    parser.add_argument("--log-freq", type=int, default=100, metavar="N",
+                        help="TensorBoard: the training loss (its mean over the last N iterations) and the lr every N "
+                             "iterations (default 100; 0: none), besides the per-epoch figures")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="record each training and evaluation step as a CUDA graph and replay it (CUDA only; "
                              "opt-in until measured on a GPU, see docs/cuda-graphs.md)")
@@ -109,6 +112,9 @@ def check_common_args(args) -> None:
     if args.print_freq is not None and args.print_freq < 0:
         raise UserError(f"--print-freq must be 0 (no progress lines) or a positive number of iterations, "
                         f"got {args.print_freq}")
+    if args.log_freq < 0:
+        raise UserError(f"--log-freq must be 0 (no per-iteration figures) or a positive number of iterations, "
+                        f"got {args.log_freq}")
     if args.resume and args.force:
         raise UserError("--resume and --force contradict each other; pass one of them")
     if args.compile and args.cuda_graphs:

@@ -1,4 +1,5 @@
-"""Checkpoint files: written atomically, read without executing code."""
+"""Checkpoint files: written atomically, read without executing code, identified by their sha256."""
+import hashlib
 import os
 import tempfile
 import zipfile
@@ -9,6 +10,7 @@ import torch
 from utils.errors import UserError
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip archive
+CHUNK_BYTES = 1 << 20
 
 
 def atomic_write(path, write) -> None:
@@ -31,6 +33,15 @@ def atomic_write(path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sha256_of(path) -> str:
+    """A file's sha256 (as sha256sum prints it), read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def current_umask() -> int:

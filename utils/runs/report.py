@@ -1,23 +1,41 @@
-"""What a run leaves besides checkpoints: summary.json (both scripts) each epoch, counter.npy (students) at
-the milestones and the end."""
+"""What a run leaves besides checkpoints: summary.json (both scripts) each epoch, counter.npy and what its
+columns are (UNIX students) at the milestones and the end, and, once it has finished, its settings with its
+best and last accuracy as TensorBoard hparams."""
+import hashlib
 import json
+import subprocess
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-from utils.data.cifar100 import dataset_kind
+from utils.data.cifar100 import data_folder, dataset_kind
 from utils.data.synthetic_imagenet import image_folder_kind
 from utils.process import distributed
-from utils.runs.checkpoint import atomic_write
-from utils.runs.runnames import SUMMARY_FILE
+from utils.runs.checkpoint import atomic_write, sha256_of
+from utils.runs.resume import STARTED_BY
+from utils.runs.runnames import ALONE, SUMMARY_FILE, row_name
+
+COUNTER_FILE = "counter.npy"
+COLUMNS_FILE = "counter_columns.json"  # what counter.npy's rows and columns are
+HPARAMS_FOLDER = "hparams"  # under the run's tensorboard/: TensorBoard's HParams view reads it
+PROJECT = Path(__file__).resolve().parents[2]
+# summary.json's history: {its key: the epoch record's}
+HISTORY_KEYS = {"train_loss": "train/loss", "train_acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc",
+                "val_acc5": "val/acc5", "lr": "lr", "seconds": "time/epoch_seconds",
+                "macs_spent": "computation/macs_spent"}
 
 
-def training_summary(trainer, args, record: dict) -> dict:
-    """What every run reports: its arguments, accuracy (top-5 too on ImageNet), progress and speed so far.
-    A run stopped mid-epoch (on the preemption signal) reports with an empty record: no new accuracy."""
+def training_summary(trainer, args, record: dict, history: list) -> dict:
+    """What every run reports: its settings, accuracy (top-5 too on ImageNet), progress, speed and history so far,
+    and the code and date it was written with. A run stopped mid-epoch (on the preemption signal) reports with
+    an empty record: no new accuracy."""
     top5 = {"best_acc5": trainer.best_acc5, "last_acc5": record["val/acc5"]} if "val/acc5" in record else {}
     return {
-        "args": vars(args),
+        "args": recorded_args(args),
         "best_acc": trainer.best_acc if trainer.epochs_done else None,
+        "best_epoch": best_epoch(history, trainer.best_acc),
         "last_acc": record.get("val/acc"),
         **top5,
         "epochs_done": trainer.epochs_done,
@@ -27,7 +45,33 @@ def training_summary(trainer, args, record: dict) -> dict:
         "world_size": distributed.world_size(),
         "batch_per_process": args.batch_size // distributed.world_size(),  # what a student's resume must keep
         "data": data_record(trainer, args),
+        "commit": project_commit(),
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "history": history,
     }
+
+
+def recorded_args(args) -> dict:
+    """The run's flags, less those that say how it was started (--resume, --force)."""
+    return {key: value for key, value in vars(args).items() if key not in STARTED_BY}
+
+
+def best_epoch(history: list, best_acc: float):
+    """The first epoch that reached the best accuracy; None when the history lacks it (a run begun by a version
+    that kept none)."""
+    return next((entry["epoch"] for entry in history if entry["val_acc"] == best_acc), None)
+
+
+@lru_cache(maxsize=None)
+def project_commit():
+    """The git commit of the code writing the summary, '-dirty' after it when tracked files differ from it;
+    None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"], cwd=PROJECT,
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def data_record(trainer, args) -> dict:
@@ -38,19 +82,67 @@ def data_record(trainer, args) -> dict:
             "train_images": trainer.train_loader.num_samples, "test_images": trainer.test_loader.num_samples}
 
 
+def forward_macs(summary: dict) -> tuple:
+    """(teacher, student) forward multiply-accumulates of one image from a student's summary.json; files written
+    before they were named so call them 'flops'."""
+    macs = summary.get("macs") or summary["flops"]
+    return macs["teacher"], macs["student"]
+
+
 def write_summary(run, summary: dict) -> None:
     # Atomic: the results table and the dispatchers read it while the run goes on.
     atomic_write(run.path / SUMMARY_FILE, lambda f: f.write(json.dumps(summary, indent=2).encode()))
+
+
+class History:
+    """summary.json's epochs: {epoch, train_loss, train_acc, val_loss, val_acc[, val_acc5], lr, seconds[,
+    macs_spent]} each. A resumed run reads back those before the epoch it continues from."""
+
+    def __init__(self, run):
+        self.run, self.entries = run, None
+
+    def update(self, epoch: int, record: dict) -> list:
+        """The history after 0-based `epoch`, with it when the record has its accuracy (not a stop mid-epoch)."""
+        if self.entries is None:
+            self.entries = [entry for entry in self._written() if entry["epoch"] <= epoch]
+        if "val/acc" in record:
+            self.entries.append({"epoch": epoch + 1, **{key: record[name] for key, name in HISTORY_KEYS.items()
+                                                        if name in record}})
+        return self.entries
+
+    def _written(self) -> list:
+        try:
+            return json.loads((self.run.path / SUMMARY_FILE).read_text()).get("history", [])
+        except (OSError, ValueError, AttributeError):  # none yet, or unreadable: resume has judged it already
+            return []
+
+
+def write_hparams(run, summary: dict, step: int) -> None:
+    """The run's settings and method with its best and last accuracy, for TensorBoard's HParams view."""
+    from tensorboardX.summary import hparams
+
+    settings = {"method": summary["method"], **{key: " ".join(map(str, value)) if isinstance(value, list) else value
+                                                for key, value in summary["args"].items()}}
+    metrics = {"hparams/best_acc": summary["best_acc"], "hparams/last_acc": summary["last_acc"]}
+    with run.events_writer(HPARAMS_FOLDER) as writer:
+        for event in hparams(settings, metrics):
+            writer.file_writer.add_summary(event)
+        for name, value in metrics.items():
+            writer.add_scalar(name, value, step)
 
 
 class TeacherReport:
     """The trainer's epoch-end hook for teacher.py: the table's teacher and student-alone accuracies."""
 
     def __init__(self, run, args):
-        self.run, self.args = run, args
+        self.run, self.args, self.history = run, args, History(run)
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
-        write_summary(self.run, {"arch": self.args.arch, **training_summary(trainer, self.args, record)})
+        history = self.history.update(epoch, record)
+        summary = {"arch": self.args.arch, "method": ALONE, **training_summary(trainer, self.args, record, history)}
+        write_summary(self.run, summary)
+        if summary["finished"] and "val/acc" in record:
+            write_hparams(self.run, summary, trainer.epochs_done)
 
 
 class StudentReport:
@@ -59,20 +151,66 @@ class StudentReport:
     def __init__(self, run, args, teacher: dict, step):
         """teacher: summary.json's teacher fields (teacher_arch, teacher_acc, teacher_identity, ...: utils.teachers.loading)."""
         self.run, self.args, self.step, self.teacher = run, args, step, teacher
+        self.history = History(run)
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
         computation = self.step.meter.as_dict()
-        record["computation/percent_of_kd"] = computation["computation"]
         ended = "val/acc" in record  # not a stop mid-epoch
-        if ended and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):  # last.pth holds it too
-            atomic_write(self.run.path / "counter.npy", lambda f: np.save(f, self.step.counter.to_numpy()))
-        write_summary(self.run, self.summary(trainer, record, computation))
+        if ended:
+            record.update(self.epoch_figures(epoch, computation))
+        if ended and self.writes_counter() and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):
+            self.write_counter(trainer)  # last.pth holds it too
+        summary = self.summary(trainer, record, computation, self.history.update(epoch, record))
+        write_summary(self.run, summary)
+        if summary["finished"] and ended:
+            write_hparams(self.run, summary, trainer.epochs_done)
 
-    def summary(self, trainer, record: dict, computation: dict) -> dict:
+    def epoch_figures(self, epoch: int, computation: dict) -> dict:
+        """TensorBoard's student figures: the computation share and the cumulative cost so far (the x-axis of
+        accuracy against computation), the teacher's accuracy (a reference line) and, under UNIX, how much of
+        the b most uncertain images changed since the epoch before."""
+        figures = {"computation/percent_of_kd": computation["computation"],
+                   "computation/macs_spent": computation["macs_spent"], "teacher/acc": self.teacher["teacher_acc"]}
+        changed = self.step.counter.changed_percent(epoch) if self.writes_counter() else None
+        return figures if changed is None else {**figures, "select/changed_percent": changed}
+
+    def writes_counter(self) -> bool:
+        """Conventional KD counts every image in every epoch: its counter says nothing, and is not written."""
+        return not self.step.cfg.conventional_kd
+
+    def write_counter(self, trainer) -> None:
+        if not (self.run.path / COLUMNS_FILE).is_file():
+            columns = counter_columns(self.args, trainer.train_loader)
+            atomic_write(self.run.path / COLUMNS_FILE, lambda f: f.write(json.dumps(columns, indent=2).encode()))
+        atomic_write(self.run.path / COUNTER_FILE, lambda f: np.save(f, self.step.counter.to_numpy()))
+
+    def summary(self, trainer, record: dict, computation: dict, history: list) -> dict:
         return {
             **self.teacher,
             "student_arch": self.args.student_arch,
-            **training_summary(trainer, self.args, record),
+            "method": row_name(vars(self.args), self.teacher["teacher_arch"], self.step.cfg.conventional_kd),
+            **training_summary(trainer, self.args, record, history),
             "computation": computation,
-            "flops": {"teacher": self.step.meter.ft, "student": self.step.meter.fs},
+            "macs": {"teacher": self.step.meter.ft, "student": self.step.meter.fs},
         }
+
+
+def counter_columns(args, train_loader) -> dict:
+    """counter_columns.json: what counter.npy's rows and columns are, and the training images' order with a
+    hash to check it against."""
+    if getattr(args, "dataset", "cifar100") == "cifar100":
+        train_file = data_folder(args.data_root) / "train"
+        order = {"columns": "column i is image i of the file (its data[i] and fine_labels[i]; "
+                            "utils.data.cifar100.load_cifar100(root).train_images[i])",
+                 "file": str(train_file.resolve()), "sha256": sha256_of(train_file)}
+    else:
+        dataset = train_loader.dataset
+        paths = "\n".join(str(Path(path).relative_to(dataset.root)) for path, _ in dataset.samples)
+        order = {"columns": "column i is torchvision.datasets.ImageFolder(folder).samples[i] (class folders sorted, "
+                            "then the files in each); sha256_of_paths is that of their paths relative to the "
+                            "folder, joined by newlines",
+                 "folder": str(Path(dataset.root).resolve()),
+                 "sha256_of_paths": hashlib.sha256(paths.encode()).hexdigest()}
+    return {"rows": "row e is epoch e + 1 (the rows of epochs not trained yet are 0)", **order,
+            "images": train_loader.num_samples,
+            "values": "1 where the image was among the b most uncertain of its batch in that epoch, else 0"}

@@ -10,20 +10,23 @@ from utils.data.cifar100 import data_folder, dataset_kind
 from utils.errors import UserError
 from utils.process import ranks
 
+# How a run was started, not what it computes: summary.json's args leave them out (older files hold them).
+STARTED_BY = ("resume", "force")
 # Flags that leave what a run computes unchanged, so a resume may change them.
 FREE_FLAGS = {
     "epoch": "extends (or shortens) the run; the lr schedule follows the milestones, not the length",
     "gpu_id": "where it runs",
     "experiments_dir": "where its folder is; the folder is found either way",
-    "resume": "how it starts", "force": "how it starts",
+    **dict.fromkeys(STARTED_BY, "how it starts"),
     "save_interval": "which snapshots are kept, not what is trained",
     "print_freq": "how often progress is printed",
+    "log_freq": "how often TensorBoard gets the training loss",
     "workers": "how many processes load the data; each image's crop is seeded by (seed, epoch, image)",
 }
 # Flags about where and how this process runs: a resume that does not give them uses their defaults, not
 # the run's (its GPU may be another's now, its cores fewer). Every other flag not given keeps the value the
 # run started with.
-PLACE_FLAGS = ("gpu_id", "experiments_dir", "resume", "force", "workers")
+PLACE_FLAGS = ("gpu_id", "experiments_dir", *STARTED_BY, "workers")
 # What a run's result depends on besides its flags, recorded in summary.json (key: what a message calls it).
 INPUTS = {"teacher_identity": "the teacher's weights"}
 # Not free although they are about speed: --amp and --compile round differently, and --cuda-graphs draws

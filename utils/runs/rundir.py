@@ -4,6 +4,7 @@ import fcntl
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 from utils.errors import Interrupted, RunFinished, UserError
@@ -23,6 +24,16 @@ class RunDirectory:
         self.tensorboard = self.path / "tensorboard"
         self._lock = self.path / LOCK_NAME
         self._created = []  # the folders acquire() made, deepest first: a failed start removes them
+
+    def events_writer(self, folder: str = "", purge_step=None):
+        """A TensorBoard writer into tensorboard/<folder>. Each gets a file of its own: tensorboardX names a file by
+        the second it opens it and truncates one of the same name, so a run stopped and resumed within a second
+        would lose what it wrote; the nanoseconds after that name keep every file, in the order TensorBoard reads
+        them. purge_step: where a resumed run starts over (TensorBoard then hides the points at or past it)."""
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter(str(self.tensorboard / folder), purge_step=purge_step,
+                             filename_suffix=f".{time.time_ns()}")
 
     def holds_run(self) -> bool:
         return self.ckpt.is_dir() and any(self.ckpt.glob("*.pth"))

@@ -7,6 +7,8 @@ SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten ever
 # phase-1 run for the dispatchers, "teacher (published checkpoint)" in the results table.
 IMPORTED = "imported"
 
+ALONE = "trained alone"  # the method of a teacher.py run: the network learns from the labels only
+
 # student_v0.py's mixing setting, added to the run's name when it is not the default (label, default).
 MIX_SETTING, MIX_LABEL, MIX_DEFAULT = "mix_strategy", "mix", 2
 

@@ -1,13 +1,14 @@
 """Running the run list's runs: one at a time, a job log, and how far the whole table is.
 
-    python -m utils.jobs run NAME [--gpus "0 1" [--slot N] [--pin]] [--to-file] [--jobs J]
+    python -m utils.jobs run NAME [--gpus "0 1" [--slot N] [--pin]] [--to-file | --tee] [--jobs J]
     python -m utils.jobs status [--jobs J] [--epochs N] [--experiments-dir DIR] [...]
 
 command/command.sh and command/slurm.sh start every run through `run`: it looks the run up in the run
 list (utils.table.runlist, same environment knobs), runs its command, appends one line to
 EXPERIMENTS_DIR/jobs.log (host, GPU, start, seconds, exit status, run) and prints how many runs of the
-list are done, failed and left, with an estimate of the time left. `status` prints that line and the
-failed runs.
+list are done, failed and left, with an estimate of the time left. Every dispatcher keeps each run's output
+in EXPERIMENTS_DIR/logs/<run folder>.log: --to-file there alone (GNU parallel, SLURM), --tee there and on
+the terminal (command/command.sh, one run at a time). `status` prints that line and the failed runs.
 """
 import fcntl
 import os
@@ -15,6 +16,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +29,7 @@ from utils.table.runlist import (add_settings_args, epochs_done, find_run, finis
 
 JOB_LOG = "jobs.log"
 LOG_COLUMNS = ("host", "gpu", "start", "seconds", "exit", "run")
-OUTPUT_DIR = "logs"  # each run's output with --to-file: logs/<run folder>.log
+OUTPUT_DIR = "logs"  # each run's output with --to-file or --tee: logs/<run folder>.log
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,8 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_job(run, gpu: str, pin: bool, output_file) -> tuple:
-    """(the Job, whether Ctrl-C stopped it)."""
+def run_job(run, gpu: str, pin: bool, output_file, tee: bool = False) -> tuple:
+    """(the Job, whether Ctrl-C stopped it). output_file: where the run's output goes (here too with tee)."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu} if pin else None
     host, start, began = socket.gethostname(), datetime.now().isoformat(timespec="milliseconds"), time.monotonic()
     where = f" (output: {output_file})" if output_file else ""
@@ -147,13 +149,25 @@ def run_job(run, gpu: str, pin: bool, output_file) -> tuple:
     try:
         if output_file:
             output_file.parent.mkdir(parents=True, exist_ok=True)
-            with open(output_file, "a") as output:
-                returncode = subprocess.call(run.argv, env=env, stdout=output, stderr=subprocess.STDOUT)
+            with open(output_file, "ab") as output:
+                returncode = (call_teeing(run.argv, env, output) if tee else
+                              subprocess.call(run.argv, env=env, stdout=output, stderr=subprocess.STDOUT))
         else:
             returncode = subprocess.call(run.argv, env=env)
     finally:
         signal.signal(signal.SIGINT, previous)
     return Job(host, gpu, start, time.monotonic() - began, exit_status(returncode), run.name), bool(interrupted)
+
+
+def call_teeing(argv, env, log) -> int:
+    """Run argv with its output and errors copied, as they come, to the binary file `log` and to stdout."""
+    env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}  # the run's lines as they are printed, not at its end
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        for chunk in iter(lambda: os.read(process.stdout.fileno(), 1 << 16), b""):
+            for stream in (sys.stdout.buffer, log):
+                stream.write(chunk)
+                stream.flush()
+    return process.returncode
 
 
 def gpu_of(args) -> str:
@@ -172,8 +186,11 @@ def parse_args(argv):
     run.add_argument("--gpus", help="the GPUs, e.g. '0 1'; the job's GPU is the slot's (default: CUDA_VISIBLE_DEVICES)")
     run.add_argument("--slot", type=int, default=1, help="job slot from 1 (GNU parallel's {%%}); default 1")
     run.add_argument("--pin", action="store_true", help="show the run only its GPU (CUDA_VISIBLE_DEVICES)")
-    run.add_argument("--to-file", action="store_true",
-                     help=f"write the run's output to EXPERIMENTS_DIR/{OUTPUT_DIR}/<run folder>.log, not here")
+    output = run.add_mutually_exclusive_group()
+    output.add_argument("--to-file", action="store_true",
+                        help=f"write the run's output to EXPERIMENTS_DIR/{OUTPUT_DIR}/<run folder>.log, not here")
+    output.add_argument("--tee", action="store_true",
+                        help=f"write the run's output to EXPERIMENTS_DIR/{OUTPUT_DIR}/<run folder>.log and here")
     status = commands.add_parser("status", help="done, failed and left runs, and the time left")
     add_settings_args(status)
     status.add_argument("--failed-only", action="store_true",
@@ -199,8 +216,8 @@ def main(argv=None):
             print("\n".join(lines))
         return 0
     run = find_run(settings, args.name)
-    output_file = settings.root / OUTPUT_DIR / f"{run.folder}.log" if args.to_file else None
-    job, interrupted = run_job(run, gpu_of(args), args.pin, output_file)
+    output_file = settings.root / OUTPUT_DIR / f"{run.folder}.log" if args.to_file or args.tee else None
+    job, interrupted = run_job(run, gpu_of(args), args.pin, output_file, args.tee)
     append_job(settings.root / JOB_LOG, job)
     outcome = "done" if job.exit == 0 else f"FAILED with exit status {job.exit}"
     print(f"{outcome}: {run.name} after {format_duration(job.seconds)}"

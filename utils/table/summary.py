@@ -27,7 +27,8 @@ from typing import Optional
 from utils.distillers import KD as KD_DISTILLER
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.runs.runnames import SUMMARY_FILE, is_imported, row_name, teacher_run_name
+from utils.runs.report import forward_macs
+from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, row_name, teacher_run_name
 from utils.table import plot
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
 from utils.table.protocol import data_name, departures, imported_departures
@@ -37,7 +38,6 @@ from utils.training.steps import DistillConfig
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"
-ALONE = "trained alone"  # a teacher.py run: the network learns from the labels only
 PUBLISHED = "published checkpoint"  # a teacher imported by `python -m utils.teachers import`
 TEACHER_ROW, ALONE_ROW = "teacher", "student alone"  # a pair's rows of phase-1 runs
 TEACHER_LABELS = {PUBLISHED: "teacher (published checkpoint)", ALONE: "teacher (trained here)"}
@@ -165,14 +165,14 @@ def parse_run(name, summary):
     tag = f" --tag {args['tag']}" if args.get("tag") else ""  # recorded since --tag exists
     if "student_arch" not in summary:
         return Run(teacher=None, student=str(summary["arch"]), method=ALONE, variant=tag, **common)
-    flops, teacher = summary["flops"], str(summary["teacher_arch"])
+    (ft, fs), teacher = forward_macs(summary), str(summary["teacher_arch"])
     of_teacher = teacher_variant(args.get("teacher_path"), teacher)
     return Run(
         teacher=teacher,
         student=str(summary["student_arch"]),
         method=method_name(args, teacher, summary.get("batch_per_process")),
         computation=float(summary["computation"]["computation"]),
-        ft_fs=flops["teacher"] / flops["student"],
+        ft_fs=ft / fs,
         variant=of_teacher + tag,
         of_main_teacher=not of_teacher,
         family=method_family(args, summary.get("batch_per_process")),

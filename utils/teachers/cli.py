@@ -15,8 +15,8 @@ from utils.data.cifar100 import data_folder, dataset_kind, load_cifar100
 from utils.data.loader import DeviceLoader
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, choose_device
-from utils.runs.checkpoint import load_weights
-from utils.teachers.download import download, sha256_of
+from utils.runs.checkpoint import load_weights, sha256_of
+from utils.teachers.download import download
 from utils.teachers.importing import import_teachers
 from utils.training.build import make_model
 from utils.training.iteration import evaluate

@@ -1,6 +1,5 @@
 """Downloading one large file over HTTP(S) with the standard library: a progress bar, and a download
 broken off (network, Ctrl-C) continued where it stopped, with an HTTP Range request."""
-import hashlib
 import http.client
 import re
 import sys
@@ -106,11 +105,3 @@ def receive(response, part: Path, start: int, progress: ByteProgress, url: str) 
                             "run the same command again to continue it") from None
         finally:
             progress.close()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(CHUNK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()

@@ -17,10 +17,9 @@ import torch
 
 from models import model_dict
 from utils.errors import UserError
-from utils.runs.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights
+from utils.runs.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights, sha256_of
 from utils.runs.rundir import RunDirectory
 from utils.runs.runnames import IMPORTED, SUMMARY_FILE, is_imported, teacher_run_name
-from utils.teachers.download import sha256_of
 from utils.training.build import check_arch
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")

@@ -6,9 +6,8 @@ from pathlib import Path
 
 from models import imagenet, model_dict
 from utils.errors import UserError
-from utils.runs.checkpoint import extract_state_dict, load_checkpoint, load_weights
+from utils.runs.checkpoint import extract_state_dict, load_checkpoint, load_weights, sha256_of
 from utils.runs.runnames import SUMMARY_FILE
-from utils.teachers.download import sha256_of
 from utils.teachers.importing import arch_from_name
 from utils.teachers.torchvision_zoo import (is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher,
                                            spelled, stated_accuracy, transform_difference)

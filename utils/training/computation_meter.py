@@ -1,7 +1,8 @@
-"""The paper's computation count: FLOPs of the passes a training run made, against conventional KD's.
+"""The paper's computation count: the cost of the passes a training run made, against conventional KD's.
 
-Costs are forward FLOPs of one image: Ft through the teacher, Fs through the student (models.cost
-counts multiply-accumulates, as the paper's "FLOPs" do; only their ratio matters here). A backward
+Costs are forward multiply-accumulates (MACs) of one image, models.cost's count, which the paper's "FLOPs"
+are too: Ft through the teacher, Fs through the student (only their ratio enters the paper's figure;
+summary.json names them MACs, one multiply-accumulate being two floating-point operations). A backward
 pass costs one forward, so training the student on an image costs 2 * Fs. Per batch of B images
 conventional KD spends B*Ft + 2*B*Fs; UNIXKD scores all B images with a no-grad student pass and
 then runs teacher and student training on k of them: k*Ft + B*Fs + 2*k*Fs.
@@ -12,25 +13,25 @@ from utils.errors import UserError
 from utils.process import distributed
 
 
-def flops_spent(ft, fs, teacher_images, scoring_images, student_images):
-    """FLOPs of the passes run: teacher forward, student no-grad scoring, student forward+backward."""
+def macs_spent(ft, fs, teacher_images, scoring_images, student_images):
+    """MACs of the passes run: teacher forward, student no-grad scoring, student forward+backward."""
     return teacher_images * ft + scoring_images * fs + 2 * student_images * fs
 
 
-def flops_kd(ft, fs, images):
-    """FLOPs conventional KD spends on the same images: no scoring, teacher and student see all."""
-    return flops_spent(ft, fs, images, 0, images)
+def macs_kd(ft, fs, images):
+    """MACs conventional KD spends on the same images: no scoring, teacher and student see all."""
+    return macs_spent(ft, fs, images, 0, images)
 
 
 def relative_computation(ft, fs, batch_size=64, k=48):
     """UNIXKD's computation per full batch as a fraction of KD's (0.8732 for Ft/Fs = 6.12)."""
-    return flops_spent(ft, fs, k, batch_size, k) / flops_kd(ft, fs, batch_size)
+    return macs_spent(ft, fs, k, batch_size, k) / macs_kd(ft, fs, batch_size)
 
 
 class ComputationMeter:
     """Counts the images each pass of a training run saw, and prices them against conventional KD.
 
-    The trainer knows n and k on the host, so counting never waits on the GPU. FLOPs follow from
+    The trainer knows n and k on the host, so counting never waits on the GPU. MACs follow from
     the counts (every cost is linear in them), so the state is the counts alone.
     """
 
@@ -62,20 +63,20 @@ class ComputationMeter:
         added = distributed.sum_ints_over_ranks([self.counts[key] - before[key] for key in self.COUNTS])
         self.counts = {key: before[key] + more for key, more in zip(self.COUNTS, added)}
 
-    def flops_spent(self):
+    def macs_spent(self):
         c = self.counts
-        return flops_spent(self.ft, self.fs, c["teacher_images"], c["scoring_images"], c["student_images"])
+        return macs_spent(self.ft, self.fs, c["teacher_images"], c["scoring_images"], c["student_images"])
 
-    def flops_kd(self):
-        return flops_kd(self.ft, self.fs, self.counts["images"])
+    def macs_kd(self):
+        return macs_kd(self.ft, self.fs, self.counts["images"])
 
     def as_dict(self):
         """Plain JSON-able numbers; computation in percent of KD (0.0 before the first batch)."""
-        spent, kd = self.flops_spent(), self.flops_kd()
+        spent, kd = self.macs_spent(), self.macs_kd()
         return {
             **self.counts,
-            "flops_spent": spent,
-            "flops_kd": kd,
+            "macs_spent": spent,
+            "macs_kd": kd,
             "computation": 100 * spent / kd if kd else 0.0,
         }
 

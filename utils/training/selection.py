@@ -33,6 +33,15 @@ class SelectionCounter:
         row = self.counts[self.row]
         self.counts[self.row] = distributed.sum_over_ranks(row)
 
+    def changed_percent(self, epoch: int):
+        """% of the images counted in `epoch` (the b most uncertain of their batch) that were not counted in the
+        epoch before: how much of the hard set changes from one epoch to the next. None in the first epoch."""
+        if epoch == 0:
+            return None
+        now, before = self.counts[epoch].bool(), self.counts[epoch - 1].bool()
+        counted, new = torch.stack([now.sum(), (now & ~before).sum()]).tolist()  # a sync, once per epoch
+        return 100.0 * new / counted if counted else None
+
     def to_numpy(self) -> np.ndarray:
         return self.counts.cpu().numpy()
 

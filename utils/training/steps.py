@@ -126,7 +126,8 @@ class UnixDistillStep:
         keep = batch.inputs.shape[0]
         feats_s, logits_s = self.student(batch.inputs, is_feat=True)
         feats_t, logits_t = self._teacher_forward(batch.inputs)
-        stats = {} if scoring_logits is None else selection_stats(scoring_logits, batch.rank, keep, logits_t)
+        stats = {} if scoring_logits is None else {**selection_stats(scoring_logits, batch.rank, keep, logits_t),
+                                                   "select/mix_weight_kept": (batch.mix.sum(), keep)}
         return StepOutput(logits_s, batch.targets_a, self._losses(batch, feats_s, logits_s, feats_t, logits_t), stats)
 
     def start_epoch(self, epoch: int) -> None:

@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from tensorboardX import SummaryWriter
-
 from utils.errors import NonFiniteLoss, Preempted
 from utils.process import distributed
 from utils.process.preemption import PreemptionWatch
@@ -17,6 +15,8 @@ from utils.process.seeding import derive_rng_state, rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
 from utils.runs.rundir import RunDirectory
 from utils.training.iteration import Evaluation, TrainIteration
+from utils.training.iteration_log import FOLDER as ITERATIONS_FOLDER
+from utils.training.iteration_log import IterationLog, first_step
 from utils.training.progress import EpochProgress
 
 
@@ -30,6 +30,7 @@ class FitConfig:
     capture: Optional[Callable] = None  # utils.training.graphs.capture_cuda_graph to replay steps as CUDA graphs
     top5: bool = False               # ImageNet: top-5 accuracy beside top-1
     print_freq: Optional[int] = None  # off a terminal: a progress line every N iterations (None: every minute)
+    log_freq: int = 0                # TensorBoard: the training loss and lr every N iterations (0: per epoch only)
 
 
 class Trainer:
@@ -55,14 +56,23 @@ class Trainer:
                       f"{self.epochs_done + 1}" if self._resume_batches else "")
             best = f" (best {self.best_acc:.2f})" if self.epochs_done else ""
             print(f"resumed {self.run.path} after epoch {self.epochs_done}{within}{best}")
-        writer = (SummaryWriter(str(self.run.tensorboard), purge_step=self.epochs_done + 1) if distributed.is_main()
-                  else contextlib.nullcontext())
-        with writer, self.preemption:
+        main = distributed.is_main()
+        writer = self.run.events_writer(purge_step=self.epochs_done + 1) if main else contextlib.nullcontext()
+        iterations = self._iteration_writer()
+        self.iteration_log = IterationLog(iterations, self.cfg.log_freq, len(self.train_loader))
+        with writer, iterations or contextlib.nullcontext(), self.preemption:
             for epoch in range(self.epochs_done, self.cfg.epochs):
                 record = self._epoch(epoch)
                 self._log(writer, epoch + 1, record)
         print(f"finished {self.run.path}: best accuracy {self.best_acc:.2f}, last {record['val/acc']:.2f}")
         return self.best_acc
+
+    def _iteration_writer(self):
+        """Rank 0's writer of the per-iteration figures (utils.training.iteration_log), when they are asked for."""
+        if not (self.cfg.log_freq and distributed.is_main()):
+            return None
+        purge = first_step(self.epochs_done, self._resume_batches, len(self.train_loader))
+        return self.run.events_writer(ITERATIONS_FOLDER, purge_step=purge)
 
     def _epoch(self, epoch: int) -> dict:
         start = time.perf_counter()
@@ -87,6 +97,7 @@ class Trainer:
         if distributed.is_main():
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, epoch, record)
+            self.iteration_log.flush()  # on disk before the commit point: a resumed run never redoes these
             # last.pth goes last: it is the commit point a resumed run starts from.
             atomic_save({**self._state(), **rank_rng}, self.run.last)
         record["time/save_seconds"] = time.perf_counter() - saving
@@ -99,10 +110,12 @@ class Trainer:
         loader_at_start = self.train_loader.state_dict()  # before plans() draws the epoch
         progress = EpochProgress(f"epoch {epoch + 1}/{self.cfg.epochs}", len(self.train_loader), self.cfg.print_freq,
                                  first_batch=first)
+        self.iteration_log.start_epoch(self.iteration.sums, first)
         waited = time.perf_counter()
         for done, plan in enumerate(self.train_loader.plans(first), start=first + 1):
             arrived = time.perf_counter()
             self.iteration(plan)
+            self.iteration_log.after(epoch, done, self.iteration.sums, self.optimizer.param_groups[0]["lr"])
             progress.update(done, plan.shape[-1], arrived - waited)
             if self.preemption.requested():
                 progress.close()
