@@ -28,7 +28,7 @@ from utils.data.imagenet import make_imagenet_loaders
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.distillers import default_unix_sizes
 from utils.errors import UserError
-from utils.process.cli import ArgumentParser, configure_device
+from utils.process.cli import ArgumentParser, select_device
 from utils.training.build import check_arch, make_model, make_optimizer
 from utils.training.computation_meter import ComputationMeter, relative_computation
 from utils.training.iteration import train_step
@@ -52,8 +52,7 @@ def parse_args(argv):
                         help="loader worker processes, or DALI threads (default: all cores)")
     parser.add_argument("--batches", type=int, default=4, help="loader batches timed (default 4)")
     parser.add_argument("--steps", type=int, default=3, help="training steps timed after one untimed (default 3)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="default: cuda when available, else cpu")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     parser.add_argument("--teacher", help="also time --arch distilled from this teacher by KD and by UNIXKD "
                                           "(e.g. imagenet_resnet34; default: the step alone)")
     parser.add_argument("--amp", action="store_true", help="the training steps under bf16 autocast, as --amp trains")
@@ -141,8 +140,7 @@ def unix_saving(rates: dict, unix_step) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device(args.device)
-    configure_device(device)
+    device = select_device(args.device)
     loaders = {}
     with tempfile.TemporaryDirectory(prefix="unixkd-bench-imagenet-") as tmp:
         root = args.data_root

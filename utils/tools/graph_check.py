@@ -16,7 +16,7 @@ import torch
 
 from utils.data.loader import DeviceLoader
 from utils.errors import UserError
-from utils.process.cli import ArgumentParser, run_main
+from utils.process.cli import ArgumentParser, run_main, select_device
 from utils.training.build import check_arch, make_model, make_optimizer
 from utils.training.computation_meter import ComputationMeter, check_sizes
 from utils.training.graphs import capture_cuda_graph
@@ -129,7 +129,7 @@ def compare(name, eager, graphed) -> bool:
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    device = select_device()
     capture = graph_capture_for(device)
     if capture is None:
         raise UserError("the graph check needs a CUDA device (on a CPU: python tests/graph_stand_in.py "
