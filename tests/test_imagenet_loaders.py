@@ -6,6 +6,9 @@ torch's and CUDA's generators alone and replay on resume, and bad files skipped 
 """
 import importlib.util
 import re
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -211,7 +214,7 @@ def test_validation_is_torchvisions_resize_and_centre_crop(name, most, mean, ram
 
 
 def test_dali_missing_is_one_line_saying_how_to_install(photos, monkeypatch, exit_status, capsys, tmp_path):
-    monkeypatch.setitem(__import__("sys").modules, "nvidia.dali", None)
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)
     argv = ["--dataset", "imagenet", "--data-root", str(photos), "--arch", "imagenet_resnet18", "--loader", "dali",
             "--experiments-dir", str(tmp_path)]
     assert exit_status(teacher.main, argv) == 2
@@ -239,7 +242,8 @@ def test_bench_reports_each_loaders_rate_beside_the_step(photos, capsys):
     main(["--dataset", "imagenet", "--data-root", str(photos), "--batch-size", "2", "--batches", "1",
           "--steps", "1", "--workers", "1", "--device", "cpu", "--image-size", "32"])
     out = capsys.readouterr().out
-    assert "loader torchvision (PIL, 1 worker process(es))" in out and "training step, imagenet_resnet18 at 32" in out
+    assert re.search(r"  loader torchvision \(PIL, 1 worker process\(es\)\) +[0-9.]+ +[0-9.]+ +[0-9.]+\n", out)
+    assert "per CPU-second   cores for 2,500/s" in out and "training step, imagenet_resnet18 at 32" in out
     assert ("loader dali (CPU backend, 1 thread(s))" in out) != ("loader dali: not installed" in out)
     assert "the pace is set by:" in out
 
@@ -368,3 +372,20 @@ def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(photos, m
     monkeypatch.setattr(nvidia_dali.backend, "GetSchema", lambda name: OlderSchema())
     with pytest.raises(UserError, match=r"random state per batch \(2\.4 has it; this is .*\): pip install"):
         import_dali()
+
+
+def test_the_loader_benchmark_counts_the_cpu_time_of_worker_processes():
+    """torchvision decodes in worker processes: their CPU seconds are the loader's too (DALI's threads are this
+    process's own)."""
+    from utils.tools.bench_imagenet import cpu_seconds
+
+    spin = "import time\ninput()\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\nprint('done', flush=True)\ninput()"
+    worker = subprocess.Popen([sys.executable, "-c", spin], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        before, mine = cpu_seconds(), time.process_time()
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        assert worker.stdout.readline() == "done\n"  # the worker has spun for 0.3 CPU-seconds
+        assert cpu_seconds() - before - (time.process_time() - mine) > 0.25
+    finally:
+        worker.kill()
