@@ -5,8 +5,8 @@ moments the host waits for the device: on CUDA those torch.cuda.set_sync_debug_m
 value read on the host, a blocking copy, a synchronize); on a CPU, where nothing waits, every read of a
 tensor's value on the host (.item(), bool() or int() of a tensor), which is what would wait on a GPU. Each
 is counted inside the training step that made it, or outside the steps (the loader between steps,
-evaluation, the epoch's end). The goal is none inside a step; a step that records a CUDA graph
-synchronises once, as torch.cuda.graph does before it captures.
+evaluation, the epoch's end). The goal is none inside a step; a step that records a CUDA graph may
+show the synchronisation torch.cuda.graph makes before it captures.
 
     host syncs: 0 inside 782 training steps; 14 outside them (loader, evaluation, epoch ends)
 """
