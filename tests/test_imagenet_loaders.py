@@ -279,6 +279,8 @@ def test_dali_builds_each_splits_pipeline_once_a_run_and_resets_it_each_pass(pho
     for _ in range(2):
         assert epoch(train) and epoch(val)
     assert sorted(built) == [False, True]
+    # The dynamic executor, set rather than left to DALI's default: validation reads a GPU node's shape on the CPU.
+    assert all(pipe.pipe.exec_dynamic for data in (train, val) for pipe in data._pipes.values())
 
 
 def test_batch_plans_reach_a_cuda_device_pinned_and_without_waiting(photos, monkeypatch):
