@@ -93,13 +93,13 @@ def test_every_stage_runs_through_the_stand_in_and_says_so(tmp_path, warm_python
     assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == sorted(STAGE_LOGS)  # small files
 
 
-def test_a_machine_with_one_gpu_and_no_dali_says_what_it_does_not_run(tmp_path, warm_python):
+def test_a_machine_with_one_gpu_and_no_dali_says_what_it_does_not_run(tmp_path):
     """Not this machine's to run, not failures: NCCL on one GPU, DALI where it is not installed."""
     (tmp_path / "fake").mkdir()
     versions = tmp_path / "fake" / "python"  # the real one, but reporting one CUDA device and no DALI
     versions.write_text(f'#!/usr/bin/env bash\nif [[ $1 == -c && $2 == *"imports missing"* ]]; then\n'
                         f'  printf "torch x\\nCUDA devices: 1\\nimports: all present\\nDALI: not installed\\n"; exit 0\nfi\n'
-                        f'exec "{warm_python}" "$@"\n')
+                        f'exec "{sys.executable}" "$@"\n')
     versions.chmod(0o755)
     done, summary = gpu_checks(tmp_path, versions, STAGES="dali nccl")
     assert done.returncode == 0, done.stdout + done.stderr
