@@ -197,10 +197,13 @@ def same(a, b):
     if isinstance(a, (list, tuple)):
         return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same, a, b))
     return a == b
+def random_states(checkpoint):  # whatever the checkpoint keeps of them (rng, rng_by_rank, ...)
+    return {key: value for key, value in checkpoint.items() if "rng" in key}
 whole, resumed = last(sys.argv[1]), last(sys.argv[2])
-equal = same(whole["rng"], resumed["rng"])
+equal = bool(random_states(whole)) and same(random_states(whole), random_states(resumed))
 weights = max((x.double() - y.double()).abs().max().item() for x, y in zip(whole["state_dict"].values(), resumed["state_dict"].values()))
-kinds, verdict = ", ".join(whole["rng"]), "identical to" if equal else "DIFFERENT FROM"
+kinds = "; ".join(key + ": " + ", ".join(value) if isinstance(value, dict) else key for key, value in random_states(whole).items())
+verdict = "identical to" if equal else "DIFFERENT FROM"
 print(f"random state after the resumed run ({kinds}): {verdict} the uninterrupted run\x27s; largest weight "
       f"difference {weights:.3g} (cuDNN autotuning may pick other kernels: not asserted)")
 sys.exit(0 if equal else 1)'

@@ -78,7 +78,7 @@ def test_every_stage_runs_through_the_stand_in_and_says_so(tmp_path, warm_python
     assert len(epochs) == 4 * 2 and sum("lr 0.005" in line for line in epochs) == 4  # the milestone, each run
     syncs = [line for line in summary if line.startswith("host syncs: ")]
     assert len(syncs) == 7 and all(line.startswith("host syncs: 0 inside ") for line in syncs)  # 4 CIFAR, 3 ImageNet
-    assert "random state after the resumed run (torch): identical to the uninterrupted run's; " \
+    assert "random state after the resumed run (rng: torch): identical to the uninterrupted run's; " \
            "largest weight difference 0 (cuDNN autotuning may pick other kernels: not asserted)" in summary
     assert "running eagerly" not in done.stderr + done.stdout
     (packing,) = [line for line in summary if line.startswith("2 runs at once (2 finished): ")]
