@@ -23,7 +23,8 @@
 #             steps; then a teacher and a UNIXKD student of one epoch each under python -m utils.torchrun and
 #             utils.sync_check (pinned uint8 batches, normalised on the device)
 #   dali      where DALI is installed: python -m utils.dali_check (the mixed pipeline against the CPU one on
-#             the stage's JPEGs, and a corrupt file), then a teacher epoch with --loader dali under sync_check
+#             DALI_DATA's photographs, else the imagenet stage's JPEGs, and a corrupt file), then a teacher
+#             epoch with --loader dali under sync_check
 #   nccl      with two CUDA devices or more: a teacher epoch on two of them under utils.torchrun (NCCL); on a
 #             machine without CUDA the same over gloo (a dry run); not run on one GPU
 #   ceiling   with CEILING=<script>: PYTHONPATH=. python <script> TEACHER STUDENT, the step's ceiling as one
@@ -70,6 +71,7 @@ IMAGENET_SIZE="${IMAGENET_SIZE:-375}"            # shorter side 375 to 749 (Imag
 IMAGENET_BENCH_ARGS="${IMAGENET_BENCH_ARGS:---batches 20 --steps 10}"  # after the stage's own flags: they win
 IMAGENET_RUN_ARGS="${IMAGENET_RUN_ARGS:-}"       # extra flags of the ImageNet runs (the protocol's batch, 256, by default)
 DALI_ARGS="${DALI_ARGS:-}"                       # extra utils.dali_check flags
+DALI_DATA="${DALI_DATA:-}"                       # an ImageFolder of photographs for utils.dali_check (default: the imagenet stage's)
 NCCL_ARGS="${NCCL_ARGS:-}"                       # extra flags of the two-process run (batch 256: 128 per process)
 CEILING="${CEILING:-}"                           # a graph-ceiling probe script, run as PYTHONPATH=. python CEILING TEACHER STUDENT
 DATA="$WORK/data"
@@ -293,11 +295,11 @@ if wanted dali; then
     skipped dali "the versions stage did not say whether DALI is installed"
   elif ! grep -q "^DALI: installed" "$LOGS/versions.log"; then
     not_run dali "DALI is not installed (pip install nvidia-dali-cuda130; its wheel is larger than a device call carries)"
-  elif [[ ! -d $images ]]; then
-    skipped dali "the imagenet stage's JPEGs are missing"
+  elif [[ ! -d ${DALI_DATA:-$images} ]]; then
+    skipped dali "${DALI_DATA:-$images} is missing"
   else
     # shellcheck disable=SC2086  # a list of flags
-    run_stage "dali check" 120 dali_check.log "$PYTHON" -m utils.dali_check --data-root "$images" $DALI_ARGS
+    run_stage "dali check" 120 dali_check.log "$PYTHON" -m utils.dali_check --data-root "${DALI_DATA:-$images}" $DALI_ARGS
     grep -E '^(dali check|(train|val): [0-9]+ images|corrupt file:)' "$LOGS/dali_check.log" | tee -a "$SUMMARY"
     if ((scripts_can_run)); then
       # shellcheck disable=SC2086  # a list of flags
