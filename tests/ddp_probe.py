@@ -4,7 +4,8 @@
 
 Into <probe dir>/rank<R>.pt each rank saves its final weights (buffers included), its model's outputs on
 its own share of the val split, the loss/statistics terms of each of its training steps in the last
-epoch, and the record the trainer logged: so a test can recompute the metrics from all ranks' outputs.
+epoch, the record the trainer logged (so a test can recompute the metrics from all ranks' outputs), and
+whether DDP broadcast the buffers at every forward.
 """
 import os
 import sys
@@ -43,8 +44,10 @@ def recording_fit(self, resume=None):
         for plan in self.test_loader.plans():
             x, y, idx = self.test_loader.assemble(plan)
             outputs.append((self.model(x), y, idx))
+    trained = getattr(self.step, "model", None) or self.step.student  # what the step trains: the DDP module
     torch.save({"weights": self.model.state_dict(), "val": outputs, "steps": SEEN["steps_in_epoch"],
-                "record": SEEN["records"][-1]}, PROBE / f"rank{os.environ['RANK']}.pt")
+                "record": SEEN["records"][-1], "broadcast_buffers": trained.broadcast_buffers},
+               PROBE / f"rank{os.environ['RANK']}.pt")
     return best
 
 

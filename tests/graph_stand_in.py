@@ -29,6 +29,7 @@ def main(argv: list) -> None:
     utils.training.graphs.graph_capture = stand_in_for
     utils.tools.bench.graph_capture_for = utils.tools.graph_check.graph_capture_for = lambda device: emulated_capture
     if argv[0] == "-c":
+        sys.argv = ["-c", *argv[2:]]  # as python -c CODE ARGS... sets it
         exec(argv[1], {"__name__": "__main__"})
     elif argv[0] == "-m":  # the imported module, patched above, not a fresh copy as runpy would make
         sys.argv = [argv[1], *argv[2:]]

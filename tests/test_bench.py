@@ -59,14 +59,6 @@ def test_with_a_graph_capture_the_report_adds_graph_pipelines_and_their_ratios(c
         assert any(line.startswith(start) for line in report), start
 
 
-@pytest.mark.parametrize("name, available, expected", [
-    ("cuda", True, "cuda:0"), (None, True, "cuda:0"), (None, False, "cpu"), ("cpu", True, "cpu"),
-])
-def test_the_device_carries_an_index_as_torch_cuda_set_device_requires(name, available, expected, monkeypatch):
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    assert str(bench.resolve_device(name, available)) == expected
-
-
 @pytest.mark.parametrize("argv, named", [
     (["--teacher", "resnet9", "--student", "resnet8"], "'resnet9'"),
     (["--teacher", "resnet8", "--student", "resnet8", "--device", "tpu"], "'tpu'"),

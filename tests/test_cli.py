@@ -244,3 +244,64 @@ def test_help_states_every_default_and_the_other_benchmark(capsys, exit_status):
     assert "python -m utils.bench --dataset imagenet" in " ".join(capsys.readouterr().out.split())
     assert exit_status(computation.main, ["--teacher", "resnet9", "--student", "resnet8"]) == 2
     assert "--dataset" not in capsys.readouterr().err
+
+
+class DeviceSetUp(Exception):
+    """Raised by the stand-in torch.cuda.set_device: the command got as far as setting its device up."""
+
+
+@pytest.fixture
+def one_cuda_device(monkeypatch):
+    """A machine with one CUDA device as the device set-up sees it; torch.cuda.set_device refuses a device
+    without an index, as torch's does, and otherwise stops the command there."""
+    for name, value in (("is_available", True), ("device_count", 1), ("current_device", 0)):
+        monkeypatch.setattr(torch.cuda, name, lambda value=value: value)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "stand-in GPU")
+
+    def set_device(device):
+        if torch.device(device).index is None:
+            raise ValueError(f"Expected a torch.device with a specified index or an integer, but got:{device}")
+        raise DeviceSetUp(torch.device(device))
+
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+
+
+def commands():
+    from utils.tools import bench, graph_check
+
+    return {"teacher.py": lambda: teacher.main(["--arch", "resnet8"]),
+            "utils.bench": lambda: bench.main(["--teacher", "resnet8", "--student", "resnet8"]),
+            "utils.bench --dataset imagenet": lambda: bench.main(["--dataset", "imagenet"]),
+            "utils.bench --dataset imagenet --device cuda": lambda: bench.main(["--dataset", "imagenet", "--device", "cuda"]),
+            "utils.graph_check": lambda: graph_check.main([])}
+
+
+@pytest.mark.parametrize("command", list(commands()))
+def test_every_command_sets_up_its_cuda_device_with_an_index(command, one_cuda_device):
+    with pytest.raises(DeviceSetUp) as set_up:
+        commands()[command]()
+    assert set_up.value.args[0] == torch.device("cuda", 0)
+
+
+@pytest.mark.parametrize("name, gpu_id, expected", [
+    ("cuda", None, "cuda:0"), (None, None, "cuda:0"), (None, 1, "cuda:1"), ("cpu", 1, "cpu"),
+])
+def test_the_device_carries_an_index_as_torch_cuda_set_device_requires(name, gpu_id, expected, monkeypatch):
+    from utils.process.cli import resolve_device
+
+    for attribute, value in (("is_available", True), ("device_count", 2), ("current_device", 0)):
+        monkeypatch.setattr(torch.cuda, attribute, lambda value=value: value)
+    assert str(resolve_device(name, gpu_id)) == expected
+
+
+def test_a_gpu_id_the_machine_lacks_and_cuda_without_cuda_are_one_line(monkeypatch):
+    from utils.process.cli import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="^--device cuda: CUDA is not available on this machine; use --device cpu$"):
+        resolve_device("cuda")
+    assert str(resolve_device(None, 3)) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UserError, match=r"^--gpu-id 3 does not exist; this machine has CUDA devices 0\.\.1$"):
+        resolve_device(None, 3)

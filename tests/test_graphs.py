@@ -277,3 +277,17 @@ def test_cuda_graphs_are_opt_in_and_a_cpu_run_says_it_runs_eagerly():
     assert graph_capture(True, torch.device("cuda", 0)) is capture_cuda_graph
     with pytest.warns(UserWarning, match="--cuda-graphs needs a CUDA device; running eagerly on the cpu"):
         assert graph_capture(True, torch.device("cpu")) is None
+
+
+def test_the_graph_check_compares_unixs_draws_call_by_call(capsys):
+    """Replayed, UNIX's lambda and partners are the eager calls' own draws (torch's CUDA Graph-safe RNG note);
+    a replay that drew nothing new would be seen."""
+    from utils.tools import graph_check
+
+    args = graph_check.parse_args(["--batch-size", "8", "--k", "6", "--b", "4"])
+    cpu = torch.device("cpu")
+    eager = graph_check.draws_copy(args, cpu, None)
+    assert graph_check.compare("draws", eager, graph_check.draws_copy(args, cpu, emulated_capture))
+    frozen = lambda fn, inputs: ((lambda: None), fn(*inputs))  # noqa: E731  (a replay that draws nothing)
+    assert not graph_check.compare("draws", eager, graph_check.draws_copy(args, cpu, frozen))
+    assert capsys.readouterr().out.splitlines()[-1].startswith("draws: DIFFERENT (6 steps, ")

@@ -4,7 +4,11 @@ What they must share: the protocol's augmentation (RandomResizedCrop's areas and
 half the time; validation resized and centre-cropped as torchvision does), random draws that leave
 torch's and CUDA's generators alone and replay on resume, and bad files skipped and counted, not fatal.
 """
+import importlib.util
 import re
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -126,14 +130,26 @@ def test_a_resumed_loader_replays_the_following_epoch(name, photos):
 @pytest.mark.parametrize("name", ["torchvision", "dali"])
 def test_an_epoch_resumed_mid_way_gives_the_rest_of_its_batches_as_the_whole_epoch_does(name, photos, monkeypatch):
     """A run stopped mid-epoch goes on from the next batch: the same images and crops as the uninterrupted
-    epoch's. torchvision's loader does not read the batches before it again (DALI's stream replays them)."""
+    epoch's, and neither loader decodes the batches before it again (each crop comes from its image's or its
+    batch's own random draws)."""
     whole, resumed = loader(name, photos / "train", True, batch=4), loader(name, photos / "train", True, batch=4)
-    read, original = [], IndexedImageFolder.__getitem__
-    monkeypatch.setattr(IndexedImageFolder, "__getitem__", lambda self, item: read.append(item[1]) or original(self, item))
+    read = files_read(monkeypatch)
     rest = [tuple(t.cpu() for t in resumed.assemble(plan)) for plan in resumed.plans(first_batch=2)]
-    if name == "torchvision":
-        assert sorted(read) == sorted(torch.cat([idx for _, _, idx in rest]).tolist())
+    assert sorted(read) == sorted(resumed.dataset.samples[i][0] for i in torch.cat([idx for _, _, idx in rest]).tolist())
     assert len(rest) == len(whole) - 2 and same_batches(rest, epoch(whole)[2:])
+
+
+def files_read(monkeypatch) -> list:
+    """The paths of the files either loader reads from now on, as they are read."""
+    read, original = [], IndexedImageFolder.__getitem__
+    monkeypatch.setattr(IndexedImageFolder, "__getitem__",
+                        lambda self, item: read.append(self.samples[item[1]][0]) or original(self, item))
+    if importlib.util.find_spec("nvidia.dali"):
+        from utils.data.dali import BatchInputs
+
+        dali_original = BatchInputs.as_dali
+        monkeypatch.setattr(BatchInputs, "as_dali", lambda self: read.extend(self.paths) or dali_original(self))
+    return read
 
 
 @pytest.mark.parametrize("name", LOADERS)
@@ -198,7 +214,7 @@ def test_validation_is_torchvisions_resize_and_centre_crop(name, most, mean, ram
 
 
 def test_dali_missing_is_one_line_saying_how_to_install(photos, monkeypatch, exit_status, capsys, tmp_path):
-    monkeypatch.setitem(__import__("sys").modules, "nvidia.dali", None)
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)
     argv = ["--dataset", "imagenet", "--data-root", str(photos), "--arch", "imagenet_resnet18", "--loader", "dali",
             "--experiments-dir", str(tmp_path)]
     assert exit_status(teacher.main, argv) == 2
@@ -226,7 +242,8 @@ def test_bench_reports_each_loaders_rate_beside_the_step(photos, capsys):
     main(["--dataset", "imagenet", "--data-root", str(photos), "--batch-size", "2", "--batches", "1",
           "--steps", "1", "--workers", "1", "--device", "cpu", "--image-size", "32"])
     out = capsys.readouterr().out
-    assert "loader torchvision (PIL, 1 worker process(es))" in out and "training step, imagenet_resnet18 at 32" in out
+    assert re.search(r"  loader torchvision \(PIL, 1 worker process\(es\)\) +[0-9.]+ +[0-9.]+ +[0-9.]+\n", out)
+    assert "per CPU-second   cores for 2,500/s" in out and "training step, imagenet_resnet18 at 32" in out
     assert ("loader dali (CPU backend, 1 thread(s))" in out) != ("loader dali: not installed" in out)
     assert "the pace is set by:" in out
 
@@ -249,3 +266,128 @@ def test_bench_times_kd_and_unixkd_steps_from_a_teacher_under_autocast(photos, c
     out = capsys.readouterr().out
     assert "steps in bf16 autocast" in out and amps and all(amps)
     assert re.search(r"UNIXKD / KD per batch: wall time [0-9.]+, FLOPs [0-9.]+", out)
+
+
+def test_dali_builds_each_splits_pipeline_once_a_run_and_resets_it_each_pass(photos, monkeypatch):
+    """DALI's GPU decoder set-up is paid once: two epochs and two validation passes, one pipeline each."""
+    pytest.importorskip("nvidia.dali")
+    from utils.data.dali import DaliLoader
+
+    built, original = [], DaliLoader._pipeline
+    monkeypatch.setattr(DaliLoader, "_pipeline", lambda self, *args: built.append(self.train) or original(self, *args))
+    train, val = loader("dali", photos / "train", True), loader("dali", photos / "val", False)
+    for _ in range(2):
+        assert epoch(train) and epoch(val)
+    assert sorted(built) == [False, True]
+    # The dynamic executor, set rather than left to DALI's default: validation reads a GPU node's shape on the CPU.
+    assert all(pipe.pipe.exec_dynamic for data in (train, val) for pipe in data._pipes.values())
+
+
+def test_batch_plans_reach_a_cuda_device_pinned_and_without_waiting(photos, monkeypatch):
+    """A copy from pageable memory makes the host wait for the GPU's queue (the previous step) on every batch."""
+    from utils.data import loader as loader_module
+
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: calls.append("pinned") or self.clone())
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, device, non_blocking=False: calls.append((str(device), non_blocking)) or self)
+    loader_module.host_to_device([3, 1, 2], torch.device("cuda", 0))
+    assert calls == ["pinned", ("cuda:0", True)]
+    monkeypatch.undo()
+    pytest.importorskip("nvidia.dali")
+    from utils.data import dali
+
+    copied = []
+    monkeypatch.setattr(dali, "host_to_device", lambda values, device: copied.append(list(values)) or torch.tensor(values))
+    data = loader("dali", photos / "train", True, batch=5)
+    assert [idx.tolist() for _, _, idx in epoch(data)] == copied and len(copied) == len(data)
+
+
+def test_dali_validation_truncates_the_longer_side_as_torchvision_does(tmp_path):
+    """640 x 427 resized to a shorter side of 256: torchvision makes it 383 x 256 (int(383.7)); DALI's own
+    resize_shorter rounds to 384, a 0.26 % larger scale that moved the 224 crop's pixels (3.6/255 on average
+    on this photograph, at most 135/255; now 0.15/255, at most 1/255)."""
+    pytest.importorskip("nvidia.dali")
+    from matplotlib import cbook
+
+    (tmp_path / "c0").mkdir()
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB").resize((640, 427), Image.BILINEAR)
+    photo.save(tmp_path / "c0" / "photo.png")  # lossless: the decoders agree, only the geometry is compared
+    x, _, _ = epoch(loader("dali", tmp_path, False, size=224))[0]
+    reference = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.PILToTensor()])(photo)
+    difference = ((x[0] * STD[0] + MEAN[0]) * 255 - reference).abs()
+    assert difference.mean() < 0.5 and difference.max() <= 1 + 1e-3
+
+
+def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatch):
+    """On a CPU, a stand-in for the mixed decoder: DALI's CPU pipeline, failing as nvJPEG would on one file that
+    the CPU decoder reads. The epoch comes out whole, every batch as the plain CPU pipeline gives it (the
+    same random states, so the same crops), and the file's later batches go to the CPU pipeline directly."""
+    pytest.importorskip("nvidia.dali")
+    from utils.data import dali
+
+    rejected = str(sorted((photos / "train").rglob("*.JPEG"))[3])
+
+    class RejectingGpuDecoder(dali.DecodingPipeline):
+        runs = []
+
+        def __init__(self, build, decoder, batch_size, stream):
+            super().__init__(build, "cpu", batch_size, stream)
+            self.decoder = decoder
+
+        def next(self):
+            self.runs.append(self.decoder)
+            if self.decoder == "mixed" and rejected in self.pending[0].paths:
+                raise RuntimeError("stand-in: nvJPEG cannot decode it")
+            return super().next()
+
+    plain = loader("dali", photos / "train", True, batch=4)
+    expected = [epoch(plain), epoch(plain)]
+    monkeypatch.setattr(dali, "DecodingPipeline", RejectingGpuDecoder)
+    data = loader("dali", photos / "train", True, batch=4)
+    data.decoder = "mixed"
+    assert same_batches(epoch(data), expected[0])
+    assert data.cpu_only == {data.dataset.samples.index((rejected, data.dataset.class_to_idx[Path(rejected).parent.name]))}
+    RejectingGpuDecoder.runs.clear()
+    assert same_batches(epoch(data), expected[1])
+    assert RejectingGpuDecoder.runs.count("cpu") == 1  # the file's one batch, and no failure on the GPU first
+
+
+def test_the_mixed_decoder_upsamples_chroma_as_the_cpu_one_and_preallocates_for_imagenets_largest_image():
+    pytest.importorskip("nvidia.dali")
+    from utils.data.dali import MIXED_DECODER
+
+    # DALI's ResNet-50 example: NVIDIA/DALI docs/examples/use_cases/pytorch/resnet50/main.py at 6f89a6d.
+    assert MIXED_DECODER == {"jpeg_fancy_upsampling": True, "preallocate_width_hint": 5980,
+                             "preallocate_height_hint": 6430}
+
+
+def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(photos, monkeypatch):
+    pytest.importorskip("nvidia.dali")
+    import nvidia.dali as nvidia_dali
+
+    from utils.data.dali import import_dali
+    from utils.errors import UserError
+
+    class OlderSchema:
+        pass
+
+    monkeypatch.setattr(nvidia_dali.backend, "GetSchema", lambda name: OlderSchema())
+    with pytest.raises(UserError, match=r"random state per batch \(2\.4 has it; this is .*\): pip install"):
+        import_dali()
+
+
+def test_the_loader_benchmark_counts_the_cpu_time_of_worker_processes():
+    """torchvision decodes in worker processes: their CPU seconds are the loader's too (DALI's threads are this
+    process's own)."""
+    from utils.tools.bench_imagenet import cpu_seconds
+
+    spin = "import time\ninput()\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\nprint('done', flush=True)\ninput()"
+    worker = subprocess.Popen([sys.executable, "-c", spin], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        before, mine = cpu_seconds(), time.process_time()
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        assert worker.stdout.readline() == "done\n"  # the worker has spun for 0.3 CPU-seconds
+        assert cpu_seconds() - before - (time.process_time() - mine) > 0.25
+    finally:
+        worker.kill()

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METHOD = {"utils.errors", "utils.unix", "utils.losses", "utils.distillers"}
 PACKAGES = ["process", "data", "runs", "training", "teachers", "table", "tools"]
 ENTRY_POINTS = {"bench", "computation", "digits_comparison", "graph_check", "jobs", "runlist", "summary", "torchrun",
-                "synthetic", "synthetic_imagenet"}
+                "synthetic", "synthetic_imagenet", "sync_check", "dali_check"}
 
 
 def module_name(path: Path) -> str:

@@ -4,26 +4,46 @@ Each rank's share of a split and its order are the default loader's (utils.data.
 the same images per rank and epoch, the same padding); DALI gets each batch as a list of file paths.
 Training: decoders.image_random_crop (the protocol's area and aspect-ratio ranges, 10 tries; decoding
 only the crop), resize to the image size, and crop_mirror_normalize flipping half the images; validation:
-the shorter side resized to size x 256/224, the centre crop. With CUDA the decoder runs on the `mixed`
-device (nvJPEG and the GPU's JPEG engines) and the rest on the GPU; without it the same pipeline runs on
-DALI's CPU backend, which is how the tests run it.
+the shorter side resized to size x 256/224 and the longer one truncated, as torchvision's Resize does, then
+the centre crop. With CUDA the decoder runs on the `mixed` device (nvJPEG and the GPU's JPEG engines) and
+the rest on the GPU; without it the same pipeline runs on DALI's CPU backend, which is how the tests run it.
 
-Each epoch gets a new pipeline seeded from (seed, epoch, rank): the draws are a function of those, so a
-resumed run replays the following epochs exactly without DALI's reader checkpoints (the trainer resumes
-at epoch boundaries only). DALI has no per-file error handling: a batch holding a file it cannot decode
-fails as a whole, so the loader tries that batch's files one by one on DALI's CPU decoder, skips the
-unreadable ones (utils.data.unreadable) and runs the batch again without them in a new pipeline.
+One pipeline per split and run, built at its first pass and reset at the end of each (as DALI's own
+iterators do). Each batch comes with two random states, for its crops and its flips, derived from (seed,
+epoch, rank, batch): the draws are a function of those alone, so a resumed run replays the following epochs
+exactly without DALI's reader checkpoints, and one resumed mid-epoch starts at its next batch without
+decoding the ones before. DALI takes them through `_random_state`, the argument its own dynamic mode feeds
+its random operators; it is not in DALI's documented pipeline API, so the loader checks at start that the
+installed DALI has it (2.4 is the version tested) and refuses one without it in one line.
+
+DALI has no per-file error handling: a batch holding a file it cannot decode fails as a whole, and its
+pipeline with it. The loader then tries the batch's files one at a time: one DALI's CPU decoder cannot read
+is skipped (utils.data.unreadable); one only the GPU decoder rejects is decoded on the CPU from then on (its
+batches go through a second pipeline, its decoder on the CPU, with the same random states: the same crops).
+The rest of the pass runs on new pipelines.
 """
+from collections import deque
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from utils.data.imagenet_recipe import ATTEMPTS, IMAGENET_MEAN, IMAGENET_STD, RATIO, RESIZE_RATIO, SCALE
+from utils.data.loader import host_to_device
 from utils.data.shares import rank_indices
 from utils.data.unreadable import UnreadableImages
 from utils.errors import UserError
 from utils.process import distributed
 
 INSTALL = "pip install nvidia-dali-cuda130"
+TESTED_DALI = "2.4"
+STATE_WORDS = 7  # a random state as DALI's random operators take it: 7 uint32 words (DALI's dynamic mode draws as many)
+CROPS, FLIPS = 0, 1  # the two draws of a training batch, each from its own state
+# The mixed decoder's options. Fancy upsampling: nvJPEG's default chroma upsampling differs from libjpeg-turbo's,
+# which PIL and DALI's CPU decoder use. The hints: the largest image of ImageNet, so that the hardware decoder
+# allocates once rather than regrowing its buffers (DALI's ResNet-50 example, NVIDIA/DALI
+# docs/examples/use_cases/pytorch/resnet50/main.py at 6f89a6d).
+MIXED_DECODER = {"jpeg_fancy_upsampling": True, "preallocate_width_hint": 5980, "preallocate_height_hint": 6430}
 
 
 def import_dali():
@@ -33,6 +53,10 @@ def import_dali():
     except ImportError:
         raise UserError(f"--loader dali needs NVIDIA DALI, an optional dependency: {INSTALL} "
                         "(CUDA 13 builds, as torch's; its CPU backend runs without a GPU)") from None
+    schema = dali.backend.GetSchema("decoders__ImageRandomCrop")
+    if not getattr(schema, "HasRandomStateArg", lambda: False)():
+        raise UserError(f"--loader dali needs a DALI whose random operators take a random state per batch "
+                        f"({TESTED_DALI} has it; this is {dali.__version__}): {INSTALL}")
     return dali, dali_torch
 
 
@@ -41,8 +65,50 @@ def encoded(paths) -> list:
     return [np.frombuffer(path.encode(), dtype=np.uint8) for path in paths]
 
 
+def random_state(key: list) -> np.ndarray:
+    return np.random.SeedSequence(key).generate_state(STATE_WORDS).astype(np.uint32)
+
+
+@dataclass
+class BatchInputs:
+    """What a pipeline pulls for one batch: its files, and the random states of its crops and flips."""
+    paths: list
+    states: tuple
+
+    def as_dali(self) -> tuple:
+        n = len(self.paths)
+        return (encoded(self.paths), *([state] * n for state in self.states))
+
+
+class DecodingPipeline:
+    """A built DALI pipeline run pass after pass: start() gives it a pass's batches, which it pulls one at a
+    time (a few ahead), next() returns them in order, finish() readies it for the next pass."""
+
+    def __init__(self, build, decoder: str, batch_size: int, stream):
+        self.decoder, self.stream = decoder, stream
+        self.pending = deque()  # the BatchInputs not yet returned, in order
+        self._queue = iter(())
+        self.pipe = build(decoder, batch_size, self._pull)
+
+    def _pull(self):
+        return next(self._queue).as_dali()  # StopIteration ends DALI's pass
+
+    def start(self, inputs: list) -> None:
+        self.pending.extend(inputs)
+        self._queue = iter(inputs)
+
+    def next(self):
+        """The next batch's images (DALI's TensorList), bound to `stream` (None: host-synchronous)."""
+        (images,) = self.pipe.run(self.stream)
+        self.pending.popleft()
+        return images
+
+    def finish(self) -> None:
+        self.pipe.reset()
+
+
 class DaliLoader:
-    """One rank's share of a split through a DALI pipeline, in the trainer's plans()/assemble() interface."""
+    """One rank's share of a split through DALI pipelines, in the trainer's plans()/assemble() interface."""
 
     def __init__(self, dataset, local_batch: int, device, seed: int, threads: int, channels_last: bool = True):
         self.dali, self.dali_torch = import_dali()
@@ -53,6 +119,10 @@ class DaliLoader:
         self.indices = rank_indices(len(dataset), self.train, seed)
         self.unreadable = UnreadableImages("train" if self.train else "val")
         self.bad = {}  # index: (path, reason) of the files DALI could not read
+        self.decoder = "mixed" if self.device.type == "cuda" else "cpu"
+        self.cpu_only = set()  # indices of the files the GPU decoder rejects and the CPU decoder reads
+        self.stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+        self._pipes, self._probes = {}, {}  # decoder: DecodingPipeline, each built once and kept
         self.labels = torch.tensor(dataset.targets, device=self.device)
         self.epoch, self._images = 0, None
 
@@ -60,21 +130,22 @@ class DaliLoader:
         return -(-len(self.indices) // self.local_batch)
 
     def plans(self, first_batch: int = 0):
-        """The epoch's batches from batch `first_batch` on. DALI draws each crop from its pipeline's one
-        random stream, in order: the batches before `first_batch` are decoded again (not trained on), so the
-        rest come out as they would have."""
+        """The epoch's batches from batch `first_batch` on; the ones before it are not decoded (each batch's draws
+        come from its own random states)."""
         epoch = self.epoch
         if self.train:
             self.indices.set_epoch(epoch)
             self.epoch += 1
-        batches, done = self._batches(), 0
-        while done < len(batches):
-            pipe = self._pipeline(batches[done:], self._seed(epoch, done))
-            for images in self._outputs(pipe, batches, done):
-                if done >= first_batch:
+        batches, done, finished = self._batches(), first_batch, False
+        try:
+            while done < len(batches):
+                for images in self._decoded(batches, done, epoch):
                     self._images = images
-                    yield torch.tensor(batches[done], device=self.device)
-                done += 1
+                    yield host_to_device(batches[done], self.device)
+                    done += 1
+            finished = True
+        finally:
+            self._end_pass(finished)
         self.unreadable.end_pass()
 
     def _batches(self) -> list:
@@ -91,6 +162,65 @@ class DaliLoader:
             raise UserError(f"every image of a batch is unreadable ({', '.join(self.bad[i][0] for i in batch)})")
         return kept
 
+    def _decoded(self, batches: list, first: int, epoch: int):
+        """Batches `first`.. as torch tensors, each from the pipeline of its decoder; a batch that fails has its
+        files sorted out (_recover) and ends the generator, the pipelines dropped."""
+        route = ["cpu" if self.cpu_only & set(batch) else self.decoder for batch in batches]
+        for decoder in set(route[first:]):
+            self._pipe(decoder).start([self._inputs(batches[number], epoch, number)
+                                       for number in range(first, len(batches)) if route[number] == decoder])
+        for number in range(first, len(batches)):
+            try:
+                images = self._pipes[route[number]].next()
+            except RuntimeError as error:
+                self._pipes.clear()  # a pipeline that failed does not run again; the others are mid-pass
+                self._recover(batches, number, route[number], error)
+                return
+            yield self._to_torch(images)
+
+    def _inputs(self, batch: list, epoch: int, number: int) -> BatchInputs:
+        key = [self.seed, epoch, distributed.rank(), number]
+        states = (random_state(key + [CROPS]), random_state(key + [FLIPS])) if self.train else ()
+        return BatchInputs([self.dataset.samples[index][0] for index in batch], states)
+
+    def _pipe(self, decoder: str) -> DecodingPipeline:
+        if decoder not in self._pipes:
+            self._pipes[decoder] = DecodingPipeline(self._pipeline, decoder, self.local_batch, self.stream)
+        return self._pipes[decoder]
+
+    def _end_pass(self, finished: bool) -> None:
+        """Ready the pipelines for the next pass; a pass left before its end leaves them mid-pass: dropped."""
+        for pipe in self._pipes.values():
+            pipe.finish()
+        if not finished:
+            self._pipes.clear()
+
+    def _recover(self, batches: list, failed: int, decoder: str, error: RuntimeError) -> None:
+        """After `decoder`'s pipeline failed on batch `failed`: its files no decoder reads are skipped, those the
+        GPU decoder alone rejects go to the CPU decoder; a failure neither explains is raised again."""
+        paths = {self.dataset.samples[index][0]: index for index in batches[failed]}
+        unreadable = {path: reason for path in paths if (reason := self._cannot_decode(path, "cpu"))}
+        rejected = set()
+        if not unreadable and decoder != "cpu":
+            rejected = {paths[path] for path in paths if self._cannot_decode(path, decoder)}
+        if not unreadable and not rejected:
+            raise error
+        self.bad.update((paths[path], (path, reason)) for path, reason in unreadable.items())
+        self.cpu_only |= rejected
+        batches[failed] = self._readable(batches[failed])
+
+    def _cannot_decode(self, path: str, decoder: str):
+        """Why `decoder` cannot decode the file (DALI's words), or None where it can."""
+        probe = self._probes.pop(decoder, None) or DecodingPipeline(self._probe_pipeline, decoder, 1, self.stream)
+        probe.start([BatchInputs([path], ())])
+        try:
+            probe.next()
+        except RuntimeError as exc:
+            return dali_reason(exc)  # a failed pipeline is not run again
+        probe.finish()
+        self._probes[decoder] = probe
+        return None
+
     def assemble(self, plan: torch.Tensor):
         """The batch plans() last yielded: normalised by DALI, (N, H, W, C) seen as channels-last NCHW."""
         x = self._images.permute(0, 3, 1, 2)
@@ -102,82 +232,36 @@ class DaliLoader:
     def load_state_dict(self, state: dict) -> None:
         self.epoch = state["epoch"]
 
-    def _seed(self, epoch: int, first_batch: int) -> int:
-        """The seed of the pipeline that starts the epoch (first_batch 0) or restarts it after a bad file."""
-        key = [self.seed, epoch, distributed.rank(), first_batch]
-        return int(np.random.SeedSequence(key).generate_state(1)[0]) % 2**31
+    def _pipeline_def(self, batch_size: int):
+        # The dynamic executor, explicitly: validation reads a GPU node's shape on the CPU, and run() returns
+        # batches bound to torch's stream rather than waiting for them (it is DALI 2.4's default anyway).
+        return self.dali.pipeline_def(batch_size=batch_size, num_threads=self.threads, device_id=self.device.index,
+                                      exec_dynamic=True, seed=self.seed)
 
-    def _outputs(self, pipe, batches, done):
-        """The pipeline's batches as torch tensors; a batch that fails loses its unreadable files and ends the pipeline."""
-        for _ in range(len(batches) - done):
-            try:
-                (images,) = pipe.run()
-            except RuntimeError as exc:
-                self._drop_unreadable(batches, done, exc)
-                return
-            yield self._to_torch(images)
-            done += 1
-
-    def _drop_unreadable(self, batches, failed: int, error: RuntimeError) -> None:
-        paths = {self.dataset.samples[index][0]: index for index in batches[failed]}
-        bad = self._undecodable(paths)
-        if not bad:
-            raise error
-        self.bad.update((paths[path], (path, reason)) for path, reason in bad.items())
-        batches[failed] = self._readable(batches[failed])
-
-    def _undecodable(self, paths) -> dict:
-        """{path: reason} of the files DALI's CPU decoder cannot read, tried one at a time."""
-        bad, probe = {}, None
-        for path in paths:
-            probe = probe or self._probe()
-            probe.feed_input("path", encoded([path]))
-            try:
-                probe.run()
-            except RuntimeError as exc:
-                bad[path], probe = dali_reason(exc), None  # a failed pipeline is not run again
-        return bad
-
-    def _probe(self):
+    def _pipeline(self, decoder: str, batch_size: int, source):
         fn, types = self.dali.fn, self.dali.types
+        ops = "gpu" if self.device.type == "cuda" else "cpu"
+        size, options = self.dataset.image_size, MIXED_DECODER if decoder == "mixed" else {}
 
-        @self.dali.pipeline_def(batch_size=1, num_threads=1, device_id=None, prefetch_queue_depth=1)
-        def probe():
-            return fn.decoders.image(fn.io.file.read(fn.external_source(name="path")), device="cpu",
-                                     output_type=types.RGB)
-
-        pipe = probe()
-        pipe.build()
-        return pipe
-
-    def _pipeline(self, batches, seed: int):
-        dali, fn, types = self.dali, self.dali.fn, self.dali.types
-        cuda = self.device.type == "cuda"
-        device_id = None if not cuda else torch.cuda.current_device() if self.device.index is None else self.device.index
-        decoder, ops = ("mixed", "gpu") if cuda else ("cpu", "cpu")
-        size = self.dataset.image_size
-        paths = [[self.dataset.samples[index][0] for index in batch] for batch in batches]
-
-        def source():
-            yield from (encoded(batch) for batch in paths)
-
-        @dali.pipeline_def(batch_size=self.local_batch, num_threads=self.threads, device_id=device_id, seed=seed)
+        @self._pipeline_def(batch_size)
         def pipeline():
-            files = fn.io.file.read(fn.external_source(source=source, batch=True, cycle=False))
+            paths, *states = external_source(self.dali, source, states=2 if self.train else 0)
+            files = fn.io.file.read(paths)
             if self.train:
+                crops, flips = states
                 images = fn.decoders.image_random_crop(files, device=decoder, output_type=types.RGB,
                                                        random_area=list(SCALE), random_aspect_ratio=list(RATIO),
-                                                       num_attempts=ATTEMPTS)
+                                                       num_attempts=ATTEMPTS, _random_state=crops, **options)
                 images = fn.resize(images, device=ops, size=[size, size], interp_type=types.INTERP_LINEAR,
                                    antialias=True)
-                mirror, crop = fn.random.coin_flip(probability=0.5), {}
+                mirror, crop = fn.random.coin_flip(probability=0.5, _random_state=flips), {}
             else:
-                images = fn.decoders.image(files, device=decoder, output_type=types.RGB)
-                images = fn.resize(images, device=ops, resize_shorter=round(size * RESIZE_RATIO),
-                                   interp_type=types.INTERP_LINEAR, antialias=True, subpixel_scale=False)
+                images = fn.decoders.image(files, device=decoder, output_type=types.RGB, **options)
+                images = fn.resize(images, device=ops, size=resized_like_torchvision(self.dali, images, size),
+                                   interp_type=types.INTERP_LINEAR, antialias=True)
                 shape = images.shape(dtype=types.INT32)
-                mirror, crop = 0, {"crop": [size, size], "crop_pos_y": centre(dali.math, shape[0], size),
-                                   "crop_pos_x": centre(dali.math, shape[1], size)}
+                mirror, crop = 0, {"crop": [size, size], "crop_pos_y": centre(self.dali.math, shape[0], size),
+                                   "crop_pos_x": centre(self.dali.math, shape[1], size)}
             return fn.crop_mirror_normalize(images, device=ops, dtype=types.FLOAT, output_layout="HWC", mirror=mirror,
                                             mean=[255 * m for m in IMAGENET_MEAN], std=[255 * s for s in IMAGENET_STD],
                                             **crop)
@@ -186,12 +270,42 @@ class DaliLoader:
         pipe.build()
         return pipe
 
+    def _probe_pipeline(self, decoder: str, batch_size: int, source):
+        """The whole file decoded by `decoder`, nothing else: whether it can be read at all."""
+        fn, types = self.dali.fn, self.dali.types
+
+        @self._pipeline_def(batch_size)
+        def probe():
+            (paths,) = external_source(self.dali, source, states=0)
+            options = MIXED_DECODER if decoder == "mixed" else {}
+            return fn.decoders.image(fn.io.file.read(paths), device=decoder, output_type=types.RGB, **options)
+
+        pipe = probe()
+        pipe.build()
+        return pipe
+
     def _to_torch(self, images) -> torch.Tensor:
         dense = images.as_tensor()
         out = torch.empty(dense.shape(), dtype=torch.float32, device=self.device)
-        stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
-        self.dali_torch.feed_ndarray(dense, out, cuda_stream=stream)
+        self.dali_torch.feed_ndarray(dense, out, cuda_stream=self.stream)
         return out
+
+
+def external_source(dali, source, states: int) -> list:
+    """The nodes a batch's BatchInputs become: its file paths, then `states` random states."""
+    types = dali.types
+    return dali.fn.external_source(source=source, num_outputs=1 + states, batch=True,
+                                   dtype=[types.UINT8] + [types.UINT32] * states)
+
+
+def resized_like_torchvision(dali, images, size: int):
+    """[height, width] of torchvision's Resize(round(size x 256/224)): the shorter side to that, the longer one
+    scaled alike and truncated (DALI's resize_shorter rounds it: 640 x 427 became 384 x 256, not 383 x 256)."""
+    shorter = round(size * RESIZE_RATIO)
+    shape = images.shape(dtype=dali.types.INT32)
+    height, width = shape[0], shape[1]
+    short = dali.math.min(height, width)
+    return dali.fn.cast(dali.fn.stack(height * shorter // short, width * shorter // short), dtype=dali.types.FLOAT)
 
 
 def centre(math, length, crop: int):

@@ -14,6 +14,15 @@ from utils.data.cifar100 import CIFAR100_MEAN, CIFAR100_STD, CROP_PADDING, IMAGE
 MAX_OFFSET = 2 * CROP_PADDING  # a crop starts 0..8 pixels into the padded 40x40 image
 
 
+def host_to_device(values, device: torch.device) -> torch.Tensor:
+    """Host values (a list, a CPU tensor) as a tensor on `device` without making the host wait: on CUDA pinned,
+    then copied asynchronously; a copy from pageable memory waits for everything queued on the GPU before it."""
+    tensor = torch.as_tensor(values)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 def normalize_uint8(images_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 NCHW to float32 in the same arithmetic as ToTensor then Normalize: (x / 255 - mean) / std."""
     return (images_uint8.float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
@@ -93,7 +102,7 @@ class DeviceLoader:
         order = torch.randperm(n, generator=self._generator)
         offsets = torch.randint(0, MAX_OFFSET + 1, (2, n), generator=self._generator)
         flip = torch.randint(0, 2, (1, n), generator=self._generator)
-        return torch.cat([order[None], offsets, flip]).to(self.device)
+        return host_to_device(torch.cat([order[None], offsets, flip]), self.device)
 
     def state_dict(self) -> dict:
         return {"generator": self._generator.get_state()}

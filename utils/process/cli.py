@@ -143,18 +143,38 @@ def configure_device(device) -> None:
         torch.set_flush_denormal(True)
 
 
-def choose_device(gpu_id: int):
+def resolve_device(name=None, gpu_id=None):
+    """The one place a command's device is made: name "cpu", "cuda" or None (CUDA where there is one); a CUDA
+    device always carries its index (gpu_id, else the current device), which torch.cuda.set_device requires."""
     import torch
 
-    if not torch.cuda.is_available():
-        device = torch.device("cpu")
-        print("device: cpu (CUDA is not available)")
-    elif not 0 <= gpu_id < torch.cuda.device_count():
+    available = torch.cuda.is_available()
+    if name == "cuda" and not available:
+        raise UserError("--device cuda: CUDA is not available on this machine; use --device cpu")
+    if name == "cpu" or not available:
+        return torch.device("cpu")
+    index = torch.cuda.current_device() if gpu_id is None else gpu_id
+    if not 0 <= index < torch.cuda.device_count():
         raise UserError(f"--gpu-id {gpu_id} does not exist; this machine has CUDA devices 0..{torch.cuda.device_count() - 1}")
-    else:
-        device = torch.device("cuda", gpu_id)
-        print(f"device: {device} ({torch.cuda.get_device_name(device)})")
+    return torch.device("cuda", index)
+
+
+def select_device(name=None, gpu_id=None):
+    """resolve_device's device, set up for speed (configure_device)."""
+    device = resolve_device(name, gpu_id)
     configure_device(device)
+    return device
+
+
+def choose_device(gpu_id: int):
+    """The training scripts' device (--gpu-id, or the CPU without CUDA), said in one line."""
+    import torch
+
+    device = select_device(None, gpu_id)
+    if device.type == "cpu":
+        print("device: cpu (CUDA is not available)")
+    else:
+        print(f"device: {device} ({torch.cuda.get_device_name(device)})")
     return device
 
 

@@ -112,8 +112,8 @@ def broadcast_object(obj):
 def broadcast_buffers(model) -> None:
     """Rank 0's BatchNorm running statistics to every rank.
 
-    With BatchNorm per GPU each rank's running statistics follow its own batches; DDP copies rank 0's
-    at the start of each training forward, so after an epoch the ranks differ until this is called.
+    With BatchNorm per GPU each rank's running statistics follow its own batches (DDP's own broadcast at
+    every forward is off: train_model), so after an epoch the ranks differ until this is called.
     Evaluating and saving after it makes every rank hold, and score, the very model rank 0 saves.
     """
     if active():
@@ -148,4 +148,8 @@ def train_model(model, device: torch.device, args):
 
     if args.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # in place below the top module
-    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    # broadcast_buffers=False: DDP would broadcast rank 0's BatchNorm statistics at every forward, two a step
+    # under UNIX (scoring and training); training reads only each batch's own statistics, and rank 0's
+    # running ones reach every rank before evaluation and saving (broadcast_buffers above).
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                   broadcast_buffers=False)

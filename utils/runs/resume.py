@@ -29,8 +29,9 @@ FREE_FLAGS = {
 PLACE_FLAGS = ("gpu_id", "experiments_dir", *STARTED_BY, "workers")
 # What a run's result depends on besides its flags, recorded in summary.json (key: what a message calls it).
 INPUTS = {"teacher_identity": "the teacher's weights"}
-# Not free although they are about speed: --amp and --compile round differently, and --cuda-graphs draws
-# its random numbers from another stream on a GPU; a run switching mid-way would match neither kind.
+# Not free although they are about speed: --amp and --compile round differently. --cuda-graphs draws what an
+# eager run draws (torch's note "CUDA Graph-safe RNG states") and replays the same kernels, but until a GPU
+# has shown a graphed run bit-identical to an eager one (command/gpu_checks.sh) a switch mid-way stays refused.
 # Paths that may be spelt differently as long as they name the same files.
 PATH_FLAGS = {"data_root": data_folder, "teacher_path": Path}
 

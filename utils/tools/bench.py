@@ -37,7 +37,7 @@ from utils.data.cifar100 import ClassicCIFAR100, load_cifar100
 from utils.data.loader import DeviceLoader
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import UserError
-from utils.process.cli import ArgumentParser, configure_device, run_main
+from utils.process.cli import ArgumentParser, run_main, select_device
 from utils.training.build import check_arch, make_model, make_optimizer
 from utils.training.computation_meter import ComputationMeter, check_sizes, relative_computation
 from utils.training.graphs import capture_cuda_graph
@@ -95,22 +95,6 @@ def check_args(args) -> None:
         if value is not None and value < least:
             raise UserError(f"{flag} {value}: must be a {'positive' if least else 'non-negative'} integer")
     check_sizes(args.batch_size, args.k, args.b)
-
-
-def resolve_device(name, cuda_available: bool) -> torch.device:
-    """--device as a torch.device; CUDA with an index, which torch.cuda.set_device requires."""
-    if name == "cuda" and not cuda_available:
-        raise UserError("--device cuda: CUDA is not available on this machine; use --device cpu")
-    if name == "cpu" or not cuda_available:
-        return torch.device("cpu")
-    return torch.device("cuda", torch.cuda.current_device())
-
-
-def select_device(name) -> torch.device:
-    """The requested device with the speed settings training uses (utils.process.cli.choose_device), without its printout."""
-    device = resolve_device(name, torch.cuda.is_available())
-    configure_device(device)
-    return device
 
 
 def graph_capture_for(device: torch.device):

@@ -4,9 +4,12 @@
                           [--teacher imagenet_resnet34] [--amp] [--workers N] [--batches 4] [--steps 3]
                           [--device cpu|cuda]
 
-Reports images per second, in total and per worker (process or DALI thread), of each loader available:
-torchvision (PIL in worker processes, uint8 batches) and, where NVIDIA DALI is installed, DALI (its
-`mixed` JPEG decoder and GPU operators on CUDA, its CPU backend otherwise); then one process's training
+Reports, for each loader available, its images per second in total and per CPU-second, and the CPU cores
+it would take for 2,500 images a second (the goal per GPU): torchvision (PIL in worker processes, uint8
+batches; the training step normalises them on the device) and, where NVIDIA DALI is installed, DALI (its
+`mixed` JPEG decoder and GPU operators on CUDA, its CPU backend otherwise; it normalises in its pipeline).
+The CPU seconds are those of every process and thread the loader runs on (on Linux, from /proc: this
+process, DALI's threads among its own, and the worker processes). Then one process's training
 step (forward, backward, SGD) at 224 (--image-size) on batches already on the device: --arch trained
 alone (teacher.py's step) and, with --teacher, distilled by conventional KD and by UNIXKD (student_v0.py's
 ImageNet defaults: k and b 3/4 and 1/2 of the batch, w 10, entropy), with UNIXKD's wall time per batch
@@ -17,6 +20,8 @@ import importlib.util
 import os
 import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -28,7 +33,7 @@ from utils.data.imagenet import make_imagenet_loaders
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.distillers import default_unix_sizes
 from utils.errors import UserError
-from utils.process.cli import ArgumentParser, configure_device
+from utils.process.cli import ArgumentParser, select_device
 from utils.training.build import check_arch, make_model, make_optimizer
 from utils.training.computation_meter import ComputationMeter, relative_computation
 from utils.training.iteration import train_step
@@ -36,6 +41,7 @@ from utils.training.selection import SelectionCounter
 from utils.training.steps import SupervisedStep, UnixDistillStep, paper_methods
 
 CLASSES = 1000
+GOAL = 2500  # images per second per H100/H200 for ResNet-34 -> ResNet-18 UNIXKD, loader included (docs/imagenet.md)
 ALONE, KD, UNIX = "training step", "KD step", "UNIXKD step"  # the steps timed, as their rows begin
 
 
@@ -52,8 +58,7 @@ def parse_args(argv):
                         help="loader worker processes, or DALI threads (default: all cores)")
     parser.add_argument("--batches", type=int, default=4, help="loader batches timed (default 4)")
     parser.add_argument("--steps", type=int, default=3, help="training steps timed after one untimed (default 3)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="default: cuda when available, else cpu")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     parser.add_argument("--teacher", help="also time --arch distilled from this teacher by KD and by UNIXKD "
                                           "(e.g. imagenet_resnet34; default: the step alone)")
     parser.add_argument("--amp", action="store_true", help="the training steps under bf16 autocast, as --amp trains")
@@ -66,19 +71,46 @@ def parse_args(argv):
     return args
 
 
-def loader_rate(args, root, device, name: str) -> float:
-    """Images per second of a training loader, the first batch (worker or pipeline start-up) untimed."""
+@dataclass
+class LoaderRate:
+    per_second: float      # images per wall-clock second
+    per_cpu_second: float  # images per CPU-second of every process and thread the loader ran on
+
+    def cores_for(self, images_per_second: float) -> float:
+        return images_per_second / self.per_cpu_second
+
+
+def loader_rate(args, root, device, name: str) -> LoaderRate:
+    """A training loader's rates over --batches batches, the first batch (worker or pipeline start-up) untimed.
+
+    What the loader does until it hands a batch over, wherever it does it: torchvision's workers decode and
+    crop to uint8, DALI's pipeline decodes, crops and normalises. The batch's assembly on the device
+    (torchvision's copy and normalisation, DALI's view of its output) belongs to the training step."""
     settings = SimpleNamespace(data_root=root, batch_size=args.batch_size, seed=0, image_size=args.image_size,
                                workers=args.workers, loader=name)
     loader = make_imagenet_loaders(settings, device)[0]
     plans = loader.plans()
-    loader.assemble(next(plans))
-    start, images = time.perf_counter(), 0
+    next(plans)
+    start, cpu, images = time.perf_counter(), cpu_seconds(), 0
     for _, plan in zip(range(args.batches), plans):
-        images += len(loader.assemble(plan)[0])
+        images += plan.shape[-1]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return images / (time.perf_counter() - start)
+    return LoaderRate(images / (time.perf_counter() - start), images / max(cpu_seconds() - cpu, 1e-9))
+
+
+def cpu_seconds() -> float:
+    """CPU time (user and system) of this process, all its threads (DALI's among them), and its live child
+    processes (the DataLoader's workers), read from /proc; where there is no /proc, this process's alone."""
+    me, tick, total = str(os.getpid()), os.sysconf("SC_CLK_TCK"), time.process_time()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except (OSError, IndexError):  # a process that ended meanwhile
+            continue
+        if fields[1] == me:  # the parent's pid; utime and stime are the stat file's 14th and 15th fields
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def loader_label(name: str, workers: int, device) -> str:
@@ -141,8 +173,7 @@ def unix_saving(rates: dict, unix_step) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device(args.device)
-    configure_device(device)
+    device = select_device(args.device)
     loaders = {}
     with tempfile.TemporaryDirectory(prefix="unixkd-bench-imagenet-") as tmp:
         root = args.data_root
@@ -157,14 +188,15 @@ def main(argv=None):
     precision = "bf16 autocast" if args.amp else "float32"
     print(f"ImageNet pipeline on {where} (torch {torch.__version__}, steps in {precision}), images per second:")
     width = max(58, *(len(step_label(what, args)) for what in steps))
-    print(f"  {'':<{width}} {'total':>9} {'per worker':>11}")
-    workers = max(1, args.workers)  # 0 workers: the main process loads
+    print(f"  {'':<{width}} {'total':>9} {'per CPU-second':>15} {f'cores for {GOAL:,}/s':>19}")
     for name, rate in loaders.items():
-        print(f"  {loader_label(name, args.workers, device):<{width}} {rate:9.1f} {rate / workers:11.1f}")
+        print(f"  {loader_label(name, args.workers, device):<{width}} {rate.per_second:9.1f} "
+              f"{rate.per_cpu_second:15.1f} {rate.cores_for(GOAL):19.1f}")
     for what, rate in rates.items():
         print(f"  {step_label(what, args):<{width}} {rate:9.1f}")
     if UNIX in steps:
         print(unix_saving(rates, steps[UNIX][0]))
     slowest = min(rates.values())  # the step of the run to be paced: the distilling one when timed
     for name, rate in loaders.items():
-        print(f"with --loader {name} the pace is set by: {'the loader' if rate < slowest else 'the training step'}")
+        pace = "the loader" if rate.per_second < slowest else "the training step"
+        print(f"with --loader {name} the pace is set by: {pace}")

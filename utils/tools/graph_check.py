@@ -7,7 +7,11 @@ the same kernels in the same order (the printout gives the largest difference ei
 with the lr dropped after the second: full batches are recorded in epoch 1 and again after the drop,
 the last, smaller batch is recorded in epoch 5 and replayed in epoch 6. The control keeps the old
 recording across the drop and must come out different, or the check could not see a replay bug.
-Evaluation cases compare four passes (two warm-ups, the recording, a replay).
+Evaluation cases compare four passes (two warm-ups, the recording, a replay). Each training copy's random
+state at the end is compared too, and the draws case compares UNIX's own draws (lambda and the partner
+permutation) call by call: torch's note "CUDA Graph-safe RNG states" (ATen/cuda/CUDAGeneratorImpl.h) has
+a replay read and advance the generator as the eager calls would, so a graphed run draws what an eager
+one draws.
 """
 from types import SimpleNamespace
 
@@ -16,15 +20,17 @@ import torch
 
 from utils.data.loader import DeviceLoader
 from utils.errors import UserError
-from utils.process.cli import ArgumentParser, run_main
+from utils.process.cli import ArgumentParser, run_main, select_device
 from utils.training.build import check_arch, make_model, make_optimizer
 from utils.training.computation_meter import ComputationMeter, check_sizes
 from utils.training.graphs import capture_cuda_graph
-from utils.training.iteration import Evaluation, TrainIteration
+from utils.training.iteration import Evaluation, TrainIteration, maybe_captured
 from utils.training.selection import SelectionCounter
 from utils.training.steps import SupervisedStep, UnixDistillStep, paper_methods
+from utils.unix import random_permutation
 
 EPOCHS = 6
+DRAW_CALLS = 6  # two warm-ups, the recording, three replays
 SGD = SimpleNamespace(lr=0.05, momentum=0.9, weight_decay=5e-4, milestones=[2], gamma=0.1)
 # name: (what trains, bf16 autocast, a new recording after the lr drop)
 CASES = {
@@ -34,6 +40,7 @@ CASES = {
     "teacher float32": ("teacher", False, True),
     "evaluation float32": ("evaluation", False, True),
     "evaluation bf16": ("evaluation", True, True),
+    "draws": ("draws", False, True),
     "control: teacher keeping its old recording": ("teacher", False, False),
 }
 
@@ -96,7 +103,25 @@ def train_copy(args, what, amp, rerecord, device, capture):
         scheduler.step()
         if epoch + 1 in SGD.milestones and rerecord:
             iteration.learning_rate_changed()
-    return sums, [t.clone() for t in model.state_dict().values()]
+    return sums, [t.clone() for t in model.state_dict().values()] + [generator_state(device)]
+
+
+def generator_state(device) -> torch.Tensor:
+    """The state of the generator UNIX draws from: the device's (seed and offset on CUDA)."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def unix_draws(x):
+    """The draws of a UNIX step on x's device (utils/unix.py): lambda, then the partner permutation."""
+    return torch.rand((), device=x.device), random_permutation(len(x), x.device)
+
+
+def draws_copy(args, device, capture):
+    """UNIX's draws call by call, eagerly or recorded and replayed, from the same seed; and the state after."""
+    torch.manual_seed(args.seed)
+    call, x = maybe_captured(unix_draws, capture), torch.zeros(args.batch_size, device=device)
+    draws = [torch.cat([lam.view(1), partner.float()]) for lam, partner in (call(x) for _ in range(DRAW_CALLS))]
+    return draws, [generator_state(device)]
 
 
 def evaluate_copy(args, amp, device, capture):
@@ -112,11 +137,11 @@ def largest_difference(a: list, b: list) -> float:
 
 def compare(name, eager, graphed) -> bool:
     """Print the case's outcome; True where it is what it must be (the control: different)."""
-    (sums_e, weights_e), (sums_g, weights_g) = eager, graphed
-    same_steps = [torch.equal(x, y) for x, y in zip(sums_e, sums_g)]
-    same = all(same_steps) and all(torch.equal(x, y) for x, y in zip(weights_e, weights_g))
-    detail = (f"{len(sums_e)} steps, largest difference: sums {largest_difference(sums_e, sums_g):.3g}, "
-              f"weights {largest_difference(weights_e, weights_g):.3g}")
+    (steps_e, end_e), (steps_g, end_g) = eager, graphed  # per step: running sums (draws); at the end: weights, state
+    same_steps = [torch.equal(x, y) for x, y in zip(steps_e, steps_g)]
+    same = all(same_steps) and all(torch.equal(x, y) for x, y in zip(end_e, end_g))
+    detail = (f"{len(steps_e)} steps, largest difference: per step {largest_difference(steps_e, steps_g):.3g}, "
+              f"at the end {largest_difference(end_e, end_g):.3g}")
     if not all(same_steps):
         detail += f", first differing step {same_steps.index(False) + 1}"
     control = name.startswith("control")
@@ -129,7 +154,7 @@ def compare(name, eager, graphed) -> bool:
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    device = select_device()
     capture = graph_capture_for(device)
     if capture is None:
         raise UserError("the graph check needs a CUDA device (on a CPU: python tests/graph_stand_in.py "
@@ -141,6 +166,8 @@ def main(argv=None):
     for name, (what, amp, rerecord) in CASES.items():
         if what == "evaluation":
             runs = [evaluate_copy(args, amp, device, c) for c in (None, capture)]
+        elif what == "draws":
+            runs = [draws_copy(args, device, c) for c in (None, capture)]
         else:
             runs = [train_copy(args, what, amp, rerecord, device, c) for c in (None, capture)]
         if not compare(name, *runs):
