@@ -10,14 +10,15 @@ from utils.runs.checkpoint import atomic_write
 from utils.runs.runnames import SUMMARY_FILE
 
 
-def training_summary(trainer, args, record: dict) -> dict:
+def training_summary(trainer, args) -> dict:
     """What every run reports: its arguments, accuracy (top-5 too on ImageNet), progress and speed so far.
-    A run stopped mid-epoch (on the preemption signal) reports with an empty record: no new accuracy."""
-    top5 = {"best_acc5": trainer.best_acc5, "last_acc5": record["val/acc5"]} if "val/acc5" in record else {}
+    The accuracies are the last finished epoch's: a run stopped mid-epoch keeps them."""
+    last = trainer.last_scores
+    top5 = {"best_acc5": trainer.best_acc5, "last_acc5": last["val/acc5"]} if "val/acc5" in last else {}
     return {
         "args": vars(args),
         "best_acc": trainer.best_acc if trainer.epochs_done else None,
-        "last_acc": record.get("val/acc"),
+        "last_acc": last.get("val/acc"),
         **top5,
         "epochs_done": trainer.epochs_done,
         "finished": trainer.epochs_done >= args.epoch,
@@ -47,7 +48,7 @@ class TeacherReport:
         self.run, self.args = run, args
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
-        write_summary(self.run, {"arch": self.args.arch, **training_summary(trainer, self.args, record)})
+        write_summary(self.run, {"arch": self.args.arch, **training_summary(trainer, self.args)})
 
 
 class StudentReport:
@@ -63,13 +64,13 @@ class StudentReport:
         ended = "val/acc" in record  # not a stop mid-epoch
         if ended and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):  # last.pth holds it too
             atomic_write(self.run.path / "counter.npy", lambda f: np.save(f, self.step.counter.to_numpy()))
-        write_summary(self.run, self.summary(trainer, record, computation))
+        write_summary(self.run, self.summary(trainer, computation))
 
-    def summary(self, trainer, record: dict, computation: dict) -> dict:
+    def summary(self, trainer, computation: dict) -> dict:
         return {
             **self.teacher,
             "student_arch": self.args.student_arch,
-            **training_summary(trainer, self.args, record),
+            **training_summary(trainer, self.args),
             "computation": computation,
             "flops": {"teacher": self.step.meter.ft, "student": self.step.meter.fs},
         }
