@@ -4,7 +4,8 @@
 
 Into <probe dir>/rank<R>.pt each rank saves its final weights (buffers included), its model's outputs on
 its own share of the val split, the loss/statistics terms of each of its training steps in the last
-epoch, and the record the trainer logged: so a test can recompute the metrics from all ranks' outputs. With PROBE_RANK1_READS=<file>, rank 1 alone reads that file as the
+epoch, the number of steps it took, and the record the trainer logged: so a test can recompute the
+metrics from all ranks' outputs. With PROBE_RANK1_READS=<file>, rank 1 alone reads that file as the
 run's last.pth (a node that sees a damaged copy).
 """
 import os
@@ -46,7 +47,7 @@ def recording_fit(self, resume=None):
             x, y, idx = self.test_loader.assemble(plan)
             outputs.append((self.model(x), y, idx))
     torch.save({"weights": self.model.state_dict(), "val": outputs, "steps": SEEN["steps_in_epoch"],
-                "record": SEEN["records"][-1]}, PROBE / f"rank{os.environ['RANK']}.pt")
+                "step_count": len(SEEN["steps"]), "record": SEEN["records"][-1]}, PROBE / f"rank{os.environ['RANK']}.pt")
     return best
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
+from torchvision.datasets import ImageFolder
 
 import student_v0
 import teacher
@@ -179,6 +181,28 @@ def test_an_error_on_rank_1_alone_is_the_launchers_last_line_once_with_its_statu
                                             f"({len(whole) // 2} bytes), an interrupted download or copy, or a "
                                             f"damaged disk")
     assert output.count("error: ") == 1 and "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("loader", ["torchvision", "dali"])
+def test_a_batch_of_unreadable_files_on_rank_1_neither_ends_the_run_nor_puts_the_ranks_out_of_step(loader, tmp_path):
+    """34 training images: 17 per rank, in batches of 16 and 1 (the one image of a rank's last batch is real: a
+    split's size seldom divides). Rank 1's one-image batch and a file of its first batch are unreadable: each rank still takes 2 steps (the empty batch takes a stand-in image), and the pass's
+    line counts both files, summed over the ranks."""
+    if loader == "dali":
+        pytest.importorskip("nvidia.dali")
+    root = write_image_folder(tmp_path / "data", classes=2, train_per_class=17, val_per_class=1, size=36)
+    share = list(DistributedSampler(range(34), num_replicas=2, rank=1, shuffle=True, seed=0))  # epoch 1's
+    paths = [Path(path) for path, _ in ImageFolder(root / "train").samples]
+    alone, other = paths[share[16]], paths[share[0]]
+    alone.write_bytes(alone.read_bytes()[:len(alone.read_bytes()) // 2])
+    other.write_bytes(b"")
+    done = torchrun("teacher", tmp_path / "probe", "--data-root", str(root), "--arch", "imagenet_resnet18",
+                    "--image-size", "64",  # a one-image batch trains at 64: BatchNorm after layer4 sees 2 x 2 values
+                    "--epoch", "1", "--loader", loader, "--experiments-dir", str(tmp_path / "e"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"train: 2 unreadable image file(s) skipped in this pass: {', '.join(sorted(map(str, (alone, other))))}" in \
+        done.stdout
+    assert [seen["step_count"] for seen in ranks(tmp_path / "probe")] == [2, 2]
 
 
 def test_a_batch_that_the_world_size_does_not_divide_ends_every_rank_with_one_line(image_root, tmp_path):

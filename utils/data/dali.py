@@ -19,7 +19,7 @@ import torch
 
 from utils.data.imagenet_recipe import ATTEMPTS, IMAGENET_MEAN, IMAGENET_STD, RATIO, RESIZE_RATIO, SCALE
 from utils.data.shares import rank_indices
-from utils.data.unreadable import UnreadableImages
+from utils.data.unreadable import UnreadableImages, stand_in
 from utils.errors import UserError
 from utils.process import distributed
 
@@ -80,16 +80,29 @@ class DaliLoader:
     def _batches(self) -> list:
         """The epoch's batches of indices, less the files already found unreadable (counted again, not tried again)."""
         order = list(self.indices)
-        return [self._readable(order[start:start + self.local_batch]) for start in range(0, len(order), self.local_batch)]
+        batches = (self._readable(order[start:start + self.local_batch]) for start in range(0, len(order), self.local_batch))
+        return [batch for batch in batches if batch]
 
     def _readable(self, batch: list) -> list:
-        """The batch less its known unreadable files, each counted in this pass."""
+        """The batch less its known unreadable files, each counted in this pass. Left empty, a training batch takes
+        a stand-in (utils.data.unreadable.stand_in) and a validation batch is dropped ([])."""
         for index in sorted(self.bad.keys() & set(batch)):
             self.unreadable.skip(*self.bad[index])
         kept = [index for index in batch if index not in self.bad]
-        if not kept:
-            raise UserError(f"every image of a batch is unreadable ({', '.join(self.bad[i][0] for i in batch)})")
-        return kept
+        if kept or not self.train:
+            return kept
+        return [stand_in(batch[0], len(self.dataset), self._decodable)]
+
+    def _decodable(self, index: int):
+        """index if DALI decodes its file, else None (an unreadable one is noted, not counted in this pass)."""
+        if index in self.bad:
+            return None
+        path = self.dataset.samples[index][0]
+        bad = self._undecodable([path])
+        if bad:
+            self.bad[index] = (path, bad[path])
+            return None
+        return index
 
     def assemble(self, plan: torch.Tensor):
         """The batch plans() last yielded: normalised by DALI, (N, H, W, C) seen as channels-last NCHW."""
@@ -124,7 +137,11 @@ class DaliLoader:
         if not bad:
             raise error
         self.bad.update((paths[path], (path, reason)) for path, reason in bad.items())
-        batches[failed] = self._readable(batches[failed])
+        kept = self._readable(batches[failed])
+        if kept:
+            batches[failed] = kept
+        else:  # a validation batch left empty
+            del batches[failed]
 
     def _undecodable(self, paths) -> dict:
         """{path: reason} of the files DALI's CPU decoder cannot read, tried one at a time."""
