@@ -23,7 +23,7 @@ BATCH_FLOOR = 16
 IMAGENET_ONLY = {
     "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
     "workers": (8, "data-loading worker processes per GPU, or DALI threads per GPU with --loader dali (default 8, "
-                   "or the cores available if fewer)"),
+                   "or each process's share of the cores available if fewer)"),
     "loader": ("torchvision", "torchvision (default: PIL in worker processes, uint8 batches normalised on the "
                               "device) or dali (NVIDIA DALI: decoding and augmentation on the GPU; pip install "
                               "nvidia-dali-cuda130); see docs/imagenet.md"),
@@ -78,7 +78,7 @@ def check_dataset_args(args) -> None:
         if getattr(args, name) is None:
             setattr(args, name, default)
     if "workers" not in getattr(args, "given", {"workers"}):  # more workers than cores only queue (and warn)
-        args.workers = min(args.workers, available_cores())
+        args.workers = min(args.workers, cores_per_process())
     if args.image_size < 8 or args.workers < 0:
         raise UserError(f"--image-size must be at least 8 and --workers at least 0, got {args.image_size} and "
                         f"{args.workers}")
@@ -100,6 +100,11 @@ def check_batch_per_process(args, given_lr) -> None:
                     f"floor of {BATCH_FLOOR}: BatchNorm (per GPU) and UNIX's k and b work on each process's batch, and "
                     f"BatchNorm's statistics grow noisy on small ones (docs/imagenet.md); use --batch-size {batch} --lr "
                     f"{lr:g} ({rule}), fewer processes, or --sync-bn")
+
+
+def cores_per_process() -> int:
+    """This process's share of the cores: torchrun's processes on a node share them."""
+    return max(1, available_cores() // ranks.local_world_size())
 
 
 def available_cores() -> int:
