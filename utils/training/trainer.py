@@ -98,7 +98,7 @@ class Trainer:
         first = self._continue_epoch()
         loader_at_start = self.train_loader.state_dict()  # before plans() draws the epoch
         progress = EpochProgress(f"epoch {epoch + 1}/{self.cfg.epochs}", len(self.train_loader), self.cfg.print_freq,
-                                 first_batch=first)
+                                 first_batch=first, processes=distributed.world_size())
         waited = time.perf_counter()
         for done, plan in enumerate(self.train_loader.plans(first), start=first + 1):
             arrived = time.perf_counter()
