@@ -21,6 +21,7 @@ from utils.data.shares import rank_indices
 from utils.data.unreadable import UnreadableImages, stand_in
 from utils.errors import UserError
 from utils.process import distributed
+from utils.process.preemption import leave_stops_to_the_main_process
 
 PREFETCH_BATCHES = 4  # per worker: hides a slow file without much memory (uint8: 4.8 MB a batch of 32 at 224)
 
@@ -112,6 +113,7 @@ class ImageFolderLoader:
         self.loader = DataLoader(dataset, batch_size=local_batch, sampler=self.sampler, num_workers=workers,
                                  collate_fn=collate_uint8, pin_memory=self.device.type == "cuda",
                                  persistent_workers=workers > 0, prefetch_factor=PREFETCH_BATCHES if workers else None,
+                                 worker_init_fn=leave_stops_to_the_main_process,
                                  generator=torch.Generator().manual_seed(seed))  # its draw would move torch's
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
         self.std = torch.tensor(IMAGENET_STD, device=self.device)

@@ -101,6 +101,16 @@ class StopWatch:
             os.replace(partial, self.stop_file)
 
 
+def leave_stops_to_the_main_process(worker_id: int = 0) -> None:
+    """A DataLoader worker's start: out of reach of the stop signals meant for the run. Ctrl-C reaches the terminal's
+    whole process group, and torchrun's agent signals each of its workers' (os.killpg); dead of one, the loader's
+    workers would fail the next batch before the run saves. So a worker takes a process group of its own and
+    ignores SIGINT and the preemption signal; SIGTERM sent to it still ends it (torch ends its workers so)."""
+    os.setpgid(0, 0)
+    for number in (signal.SIGINT, PREEMPTION_SIGNAL):
+        signal.signal(number, signal.SIG_IGN)
+
+
 def stopped(reason: int, where: str) -> BaseException:
     """The exception that ends a run stopped for `reason`; `where`: where it stopped and what it saved."""
     if reason == PREEMPTION:
