@@ -196,8 +196,8 @@ def test_a_batch_of_unreadable_files_on_rank_1_neither_ends_the_run_nor_puts_the
     alone, other = paths[share[16]], paths[share[0]]
     alone.write_bytes(alone.read_bytes()[:len(alone.read_bytes()) // 2])
     other.write_bytes(b"")
-    done = torchrun("teacher", tmp_path / "probe", "--data-root", str(root), "--arch", "imagenet_resnet18",
-                    "--image-size", "64",  # a one-image batch trains at 64: BatchNorm after layer4 sees 2 x 2 values
+    done = torchrun("teacher", tmp_path / "probe", "--data-root", str(root), "--arch", "imagenet_mobilenet_v2",
+                    "--image-size", "64",  # a one-image batch trains at 64: the last BatchNorm sees 2 x 2 values
                     "--epoch", "1", "--loader", loader, "--experiments-dir", str(tmp_path / "e"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert f"train: 2 unreadable image file(s) skipped in this pass: {', '.join(sorted(map(str, (alone, other))))}" in \
@@ -206,8 +206,11 @@ def test_a_batch_of_unreadable_files_on_rank_1_neither_ends_the_run_nor_puts_the
 
 
 def test_a_batch_that_the_world_size_does_not_divide_ends_every_rank_with_one_line(image_root, tmp_path):
-    done = torchrun("teacher", tmp_path, "--data-root", str(image_root), "--arch", "imagenet_resnet18",
-                    "--batch-size", "31", "--experiments-dir", str(tmp_path))
+    """Plain torchrun on teacher.py itself (not the probe, which imports torch first: the flags are checked before)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "teacher.py",
+               *SMALL, "--data-root", str(image_root), "--arch", "imagenet_resnet18", "--batch-size", "31",
+               "--experiments-dir", str(tmp_path)]
+    done = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error:")]
     assert done.returncode != 0
     assert errors == ["error: --batch-size 31 is not divisible by the world size 2 (processes started by torchrun); "

@@ -199,11 +199,11 @@ def test_ctrl_c_mid_epoch_keeps_what_the_epoch_did_and_the_last_finished_epochs_
                                                                                            capsys):
     """Ctrl-C at iteration 1 of 3 in epoch 2 (ImageNet: top-5 too): the run saves there, as on the preemption
     signal, and exits 130; summary.json keeps epoch 1's accuracies; --resume says where it continues."""
-    root = write_image_folder(tmp_path / "data", classes=3, train_per_class=4, val_per_class=1, size=36)
-    argv = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_resnet18", "--image-size", "32",
-            "--workers", "0", "--batch-size", "4", "--epoch", "2", "--milestones", "1",
+    root = write_image_folder(tmp_path / "data", classes=3, train_per_class=2, val_per_class=1, size=36)
+    argv = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_mobilenet_v2", "--image-size", "32",
+            "--workers", "0", "--batch-size", "2", "--epoch", "2", "--milestones", "1",
             "--experiments-dir", str(tmp_path / "e")]
-    run, original, calls, before = tmp_path / "e" / "teacher_imagenet_resnet18", TrainIteration.__call__, [], {}
+    run, original, calls, before = tmp_path / "e" / "teacher_imagenet_mobilenet_v2", TrainIteration.__call__, [], {}
 
     def interrupted_in_epoch_2(self, plan):
         original(self, plan)

@@ -34,7 +34,7 @@ class UnreadableImages:
 
 
 def stand_in(after: int, size: int, read):
-    """read(index) of the first image after `after` (on round the split's end) that it reads (read gives None for
+    """read(index) of the first image after `after` (wrapping round the split's end) that reads (read gives None for
     an unreadable one): the one image of a training batch whose every file is unreadable.
 
     Under DDP each step averages every rank's gradients, so a rank cannot skip one: a rank without a batch would
