@@ -5,7 +5,7 @@ The stops, each noted by a handler while the training loop runs:
   command/imagenet_slurm.sh writes it when SLURM signals the job's shell before the time limit, a path that
   reaches the run whatever SLURM's process tracker signals (torchrun starts each worker in a session of its
   own, out of reach of a signal to the task's process group). Exit status 75: requeue it.
-- SIGTERM (torchrun's agent when it stops, `kill`, SLURM on scancel and at the time limit): status 143.
+- SIGTERM (`kill`, torchrun's agent when it stops its workers): status 143.
 - SIGINT (Ctrl-C; torchrun's agent passes it to the workers): status 130. Ctrl-C again, a second or more
   later (a signal sent twice, by srun and by torchrun's agent, comes at once), ends the run at once
   (KeyboardInterrupt), from its last checkpoint.
