@@ -4,8 +4,9 @@
 
 Into <probe dir>/rank<R>.pt each rank saves its final weights (buffers included), its model's outputs on
 its own share of the val split, the loss/statistics terms of each of its training steps in the last
-epoch, the record the trainer logged (so a test can recompute the metrics from all ranks' outputs), and
-whether DDP broadcast the buffers at every forward.
+epoch, the number of steps it took, the record the trainer logged (so a test can recompute the metrics
+from all ranks' outputs), and whether DDP broadcast the buffers at every forward. With PROBE_RANK1_READS=<file>,
+rank 1 alone reads that file as the run's last.pth (a node that sees a damaged copy).
 """
 import os
 import sys
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import student_v0  # noqa: E402
 import teacher  # noqa: E402
+from utils.runs import rundir  # noqa: E402
 from utils.training import iteration, trainer  # noqa: E402
 from utils.process.cli import run_main  # noqa: E402
 
@@ -46,7 +48,7 @@ def recording_fit(self, resume=None):
             outputs.append((self.model(x), y, idx))
     trained = getattr(self.step, "model", None) or self.step.student  # what the step trains: the DDP module
     torch.save({"weights": self.model.state_dict(), "val": outputs, "steps": SEEN["steps_in_epoch"],
-                "record": SEEN["records"][-1], "broadcast_buffers": trained.broadcast_buffers},
+                "step_count": len(SEEN["steps"]), "record": SEEN["records"][-1], "broadcast_buffers": trained.broadcast_buffers},
                PROBE / f"rank{os.environ['RANK']}.pt")
     return best
 
@@ -54,6 +56,9 @@ def recording_fit(self, resume=None):
 original_terms, iteration.epoch_terms = iteration.epoch_terms, recording_terms
 original_log, trainer.Trainer._log = trainer.Trainer._log, recording_log
 original_fit, trainer.Trainer.fit = trainer.Trainer.fit, recording_fit
+if os.environ.get("PROBE_RANK1_READS") and os.environ["RANK"] == "1":
+    original_load = rundir.load_checkpoint
+    rundir.load_checkpoint = lambda path, *args: original_load(os.environ["PROBE_RANK1_READS"], *args)
 
 if __name__ == "__main__":
     PROBE.mkdir(parents=True, exist_ok=True)

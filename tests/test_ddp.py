@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
+from torchvision.datasets import ImageFolder
 
 import student_v0
 import teacher
@@ -23,7 +25,9 @@ from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import NonFiniteLoss, UserError
 from utils.process import distributed
 from utils.process.seeding import derive_rng_state, rng_state, seed_everything
+from utils.process import last_words
 from utils.process import ranks as places
+from utils.process.last_words import LAST_WORDS
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -37,10 +41,11 @@ def image_root(tmp_path_factory):
                               size=36)
 
 
-def torchrun(script, probe, *flags):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+def torchrun(script, probe, *flags, launcher="torch.distributed.run", env=ENV):
+    """Two processes through the probe, started by plain torchrun or (launcher="utils.torchrun") the project's."""
+    command = [sys.executable, "-m", launcher, "--standalone", "--nproc_per_node=2",
                "tests/ddp_probe.py", script, str(probe), *SMALL, *flags]
-    return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def ranks(probe):
@@ -177,9 +182,51 @@ def assert_another_process_count_may_not_resume_it(image_root, teacher_run, run)
     assert (run / "ckpt" / "last.pth").read_bytes() == before
 
 
+def test_an_error_on_rank_1_alone_is_the_launchers_last_line_once_with_its_status(image_root, teacher_run, tmp_path):
+    """Rank 1 alone reads a damaged last.pth (its node sees a bad copy): its `error:` line ends the output, once,
+    with its status; rank 0, which lost its peer, ends without a traceback."""
+    experiments, broken = tmp_path / "experiments", tmp_path / "last.pth"
+    shutil.copytree(teacher_run[0].parent, experiments)
+    whole = (teacher_run[0] / "ckpt" / "last.pth").read_bytes()
+    broken.write_bytes(whole[:len(whole) // 2])
+    done = torchrun("teacher", tmp_path / "probe", *teacher_flags(image_root, experiments, 3), "--resume",
+                    launcher="utils.torchrun", env={**ENV, "PROBE_RANK1_READS": str(broken)})
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-3000:]
+    assert done.stderr.splitlines()[-1] == (f"error: cannot read checkpoint {broken}: a zip archive cut short "
+                                            f"({len(whole) // 2} bytes), an interrupted download or copy, or a "
+                                            f"damaged disk")
+    assert output.count("error: ") == 1 and "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("loader", ["torchvision", "dali"])
+def test_a_batch_of_unreadable_files_on_rank_1_neither_ends_the_run_nor_puts_the_ranks_out_of_step(loader, tmp_path):
+    """34 training images: 17 per rank, in batches of 16 and 1 (the one image of a rank's last batch is real: a
+    split's size seldom divides). Rank 1's one-image batch and a file of its first batch are unreadable: each rank still takes 2 steps (the empty batch takes a stand-in image), and the pass's
+    line counts both files, summed over the ranks."""
+    if loader == "dali":
+        pytest.importorskip("nvidia.dali")
+    root = write_image_folder(tmp_path / "data", classes=2, train_per_class=17, val_per_class=1, size=36)
+    share = list(DistributedSampler(range(34), num_replicas=2, rank=1, shuffle=True, seed=0))  # epoch 1's
+    paths = [Path(path) for path, _ in ImageFolder(root / "train").samples]
+    alone, other = paths[share[16]], paths[share[0]]
+    alone.write_bytes(alone.read_bytes()[:len(alone.read_bytes()) // 2])
+    other.write_bytes(b"")
+    done = torchrun("teacher", tmp_path / "probe", "--data-root", str(root), "--arch", "imagenet_mobilenet_v2",
+                    "--image-size", "64",  # a one-image batch trains at 64: the last BatchNorm sees 2 x 2 values
+                    "--epoch", "1", "--loader", loader, "--experiments-dir", str(tmp_path / "e"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"train: 2 unreadable image file(s) skipped in this pass: {', '.join(sorted(map(str, (alone, other))))}" in \
+        done.stdout
+    assert [seen["step_count"] for seen in ranks(tmp_path / "probe")] == [2, 2]
+
+
 def test_a_batch_that_the_world_size_does_not_divide_ends_every_rank_with_one_line(image_root, tmp_path):
-    done = torchrun("teacher", tmp_path, "--data-root", str(image_root), "--arch", "imagenet_resnet18",
-                    "--batch-size", "31", "--experiments-dir", str(tmp_path))
+    """Plain torchrun on teacher.py itself (not the probe, which imports torch first: the flags are checked before)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "teacher.py",
+               *SMALL, "--data-root", str(image_root), "--arch", "imagenet_resnet18", "--batch-size", "31",
+               "--experiments-dir", str(tmp_path)]
+    done = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error:")]
     assert done.returncode != 0
     assert errors == ["error: --batch-size 31 is not divisible by the world size 2 (processes started by torchrun); "
@@ -187,15 +234,37 @@ def test_a_batch_that_the_world_size_does_not_divide_ends_every_rank_with_one_li
 
 
 @pytest.mark.parametrize("error, status", [(UserError("bad flag"), 2), (NonFiniteLoss("nan"), 1)])
-def test_another_rank_leaves_the_error_line_to_rank_0(monkeypatch, error, status):
-    # torchrun stops every worker when one fails: a rank ending at once could get rank 0 killed unheard.
+def test_under_plain_torchrun_another_rank_says_its_error_after_rank_0_had_time_to(monkeypatch, capsys, error, status):
+    """torchrun stops every worker when one fails: a rank ending at once could get rank 0 killed unheard. An error
+    every rank meets is rank 0's to say (its exit ends this rank in the wait); this rank's own is said after it."""
     monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv(LAST_WORDS, raising=False)
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # main_speaks silences this rank's stdout
     waits = []
     monkeypatch.setattr(places.time, "sleep", waits.append)
     with pytest.raises(SystemExit) as ended, distributed.main_speaks():
         raise error
     assert ended.value.code == status and waits == [places.RANK_0_GRACE_SECONDS]
+    assert capsys.readouterr().err == f"error: {error}\n"
+
+
+def test_under_the_launcher_a_rank_leaves_its_error_at_once_and_a_lost_peer_ends_quietly(monkeypatch, tmp_path, capsys):
+    """utils.torchrun prints the first rank's line: rank 1 leaves its own without waiting; rank 0, whose next
+    collective then fails (gloo: "Connection closed by peer"), ends with status 1 and no traceback."""
+    monkeypatch.setenv(LAST_WORDS, str(tmp_path))
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    monkeypatch.setattr(places.time, "sleep", lambda seconds: pytest.fail("waited"))
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(SystemExit) as ended, distributed.main_speaks():
+        raise UserError("cannot read checkpoint last.pth")
+    assert ended.value.code == 2 and last_words.first(tmp_path) == (2, "error: cannot read checkpoint last.pth")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(SystemExit) as ended, distributed.main_speaks():
+        raise RuntimeError("Connection closed by peer")
+    assert ended.value.code == 1 and capsys.readouterr().err == ""
+    (tmp_path / "rank1").unlink()  # no other rank's word: an error of rank 0's own, shown whole
+    with pytest.raises(RuntimeError), distributed.main_speaks():
+        raise RuntimeError("a bug")
 
 
 def test_each_rank_seeds_its_own_random_draws_and_rank_0_those_of_one_process(monkeypatch):

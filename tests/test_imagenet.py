@@ -15,6 +15,7 @@ import student_v0
 import teacher
 from models.cost import model_cost
 from models.imagenet import MODELS
+from utils.data import dataset_args
 from utils.data.dataset_args import BATCH_FLOOR
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import UserError
@@ -52,6 +53,17 @@ def test_protocol_defaults_follow_the_batch_and_cifar_keeps_its_own(monkeypatch)
     monkeypatch.delenv("WORLD_SIZE")
     cifar = teacher.parse_args(["--arch", "resnet8"])
     assert (cifar.epoch, cifar.batch_size, cifar.lr, cifar.weight_decay) == (240, 64, 0.05, 5e-4)
+
+
+def test_the_default_workers_are_capped_at_each_processs_share_of_the_cores(monkeypatch):
+    """16 cores for a node's 8 processes: 2 loader workers each, not 8 each (64 on 16 cores); one process: 8."""
+    monkeypatch.setattr(dataset_args, "available_cores", lambda: 16)
+    argv = ["--dataset", "imagenet", "--arch", "imagenet_resnet18"]
+    assert teacher.parse_args(argv).workers == 8
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert teacher.parse_args(argv).workers == 2
+    assert teacher.parse_args([*argv, "--workers", "6"]).workers == 6  # given: as given
 
 
 def test_unix_sizes_default_to_the_cifar_proportions_of_each_gpus_batch(monkeypatch):

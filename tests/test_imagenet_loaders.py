@@ -5,7 +5,10 @@ half the time; validation resized and centre-cropped as torchvision does), rando
 torch's and CUDA's generators alone and replay on resume, and bad files skipped and counted, not fatal.
 """
 import importlib.util
+import multiprocessing
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -108,6 +111,22 @@ def test_the_loaders_leave_torch_and_cuda_generators_alone(name, photos, monkeyp
     before = torch.get_rng_state()
     assert epoch(data)
     assert torch.equal(torch.get_rng_state(), before) and reseeded == []
+
+
+def test_loader_workers_leave_the_stop_signals_to_the_main_process(photos):
+    """Ctrl-C reaches the terminal's whole process group, and torchrun's agent signals each worker's: the loader's
+    worker processes are out of it, and live on through SIGINT and SIGUSR1, so that the run saves where it is."""
+    data = loader("torchvision", photos / "train", True, batch=4, workers=1)
+    plans = data.plans()
+    batches = [next(plans)]
+    workers = multiprocessing.active_children()
+    assert workers and all(os.getpgid(worker.pid) not in (os.getpgid(0), 0) for worker in workers)
+    for number in (signal.SIGINT, signal.SIGUSR1):
+        for worker in workers:
+            os.kill(worker.pid, number)
+    time.sleep(0.5)
+    batches += list(plans)
+    assert len(batches) == len(data) and all(worker.is_alive() for worker in workers)
 
 
 def test_persistent_workers_draw_each_epochs_own_crops(photos):

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch.distributed.run
 from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 from utils.errors import Preempted
-from utils.process import distributed, launch
-from utils.process.cli import LAST_WORDS, run_main
+from utils.process import distributed, launch, last_words
+from utils.process.cli import run_main
+from utils.process.last_words import LAST_WORDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,10 +56,49 @@ def test_a_rank_other_than_0_leaves_ctrl_c_to_rank_0(monkeypatch, capsys):
 def test_the_preemption_stop_under_the_launcher_ends_with_rank_0s_line_and_status_75(tmp_path, monkeypatch, capsys):
     """Rank 0's "stopped on the preemption signal ... --resume continues" is the launcher's last line, not
     torchrun's failure report."""
-    words = tmp_path / "rank0"
-    monkeypatch.setenv(LAST_WORDS, str(words))
+    monkeypatch.setenv(LAST_WORDS, str(tmp_path))
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(SystemExit) as exited:
         run_main(lambda: (_ for _ in ()).throw(Preempted("stopped; --resume continues")))
-    assert exited.value.code == 75 and launch.rank_0_word(words) == (75, "stopped; --resume continues")
+    assert exited.value.code == 75 and last_words.first(tmp_path) == (75, "stopped; --resume continues")
     assert capsys.readouterr().out == ""
+
+
+def test_the_launcher_ends_with_the_first_line_any_rank_said_and_its_status(tmp_path, monkeypatch):
+    """Rank 1 met an error first, rank 0 another later (rank 2 stopped without a line of its own): rank 1's line
+    and status end the run, the root cause, not rank 0's. Where no rank said a line, the first status left ends
+    it, silently."""
+    monkeypatch.setenv(LAST_WORDS, str(tmp_path))
+    clock = iter([10.0, 11.0, 12.0])
+    monkeypatch.setattr(last_words.time, "time", lambda: next(clock))
+    for rank, line, status in (("2", "", 143), ("1", "error: cannot read checkpoint x.pth", 2),
+                               ("0", "error: loss became non-finite", 1)):
+        monkeypatch.setenv("RANK", rank)
+        last_words.leave(line, status)
+    assert last_words.first(tmp_path) == (2, "error: cannot read checkpoint x.pth")
+    for rank in (0, 1):
+        (tmp_path / f"rank{rank}").unlink()
+    assert last_words.first(tmp_path) == (143, "")
+
+
+def failed_workers(*failures) -> ChildFailedError:
+    """torchrun's error for workers (rank, exit code, when it failed) that left no word."""
+    found = {}
+    for rank, exitcode, when in failures:
+        found[rank] = ProcessFailure(local_rank=rank, pid=100 + rank, exitcode=exitcode, error_file="")
+        found[rank].timestamp = when
+    return ChildFailedError("teacher.py", found)
+
+
+@pytest.mark.parametrize("failures, status", [([(0, -15, 2), (1, 2, 1)], 2), ([(0, 1, 5), (1, -9, 4)], 137)],
+                         ids=["rank-1-first", "rank-1-killed-first"])
+def test_without_a_word_the_launcher_exits_with_torchruns_root_cause_a_signal_as_128_plus_it(failures, status,
+                                                                                               monkeypatch, capsys):
+    """torchrun's root cause is its first failure by time: rank 1 exiting 2 before torchrun killed rank 0 with
+    SIGTERM (-15, not 241), or rank 1 killed by SIGKILL (137) before rank 0 failed."""
+    def failed(args):
+        raise failed_workers(*failures)
+
+    monkeypatch.setattr(torch.distributed.run, "run", failed)
+    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == status
+    assert "Root Cause" in capsys.readouterr().err

@@ -58,3 +58,12 @@ def test_a_run_resumed_mid_epoch_counts_its_rates_from_there():
     clock.now = 2.0
     progress.update(7, 64, 0.5)
     assert stream.getvalue() == "epoch 2/2 [ 7/10] 32 img/s, data wait 0.500 s/it (25 %), 0:06 left\n"
+
+
+def test_under_ddp_the_line_gives_the_jobs_rate_and_each_processs():
+    """The epoch line's img/s is the job's: so is the progress line's, beside the rate of the process that prints it."""
+    stream, clock = io.StringIO(), Clock()
+    progress = EpochProgress("epoch 1/2", batches=10, every=1, stream=stream, clock=clock, processes=8)
+    clock.now = 2.0
+    progress.update(1, 32)
+    assert stream.getvalue() == "epoch 1/2 [ 1/10] 128 img/s in all (16 per process), data wait 0.000 s/it (0 %), 0:18 left\n"

@@ -20,7 +20,9 @@ import utils.runs.resume
 from models import model_dict
 from tests.event_files import events, scalars
 from utils.data.synthetic import write_synthetic_cifar100
-from utils.errors import Preempted, UserError
+from utils.data.synthetic_imagenet import write_image_folder
+from utils.errors import Interrupted, Preempted, UserError
+from utils.process import preemption
 from utils.process.cli import Flags
 from utils.process.seeding import rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
@@ -282,6 +284,7 @@ def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninter
             os.kill(os.getpid(), signal.SIGUSR1)
 
     monkeypatch.setattr(TrainIteration, "__call__", signalled_at_the_second)
+    monkeypatch.setattr(preemption, "CHECK_SECONDS", 0)  # a check after every iteration: the stop comes at once
     with pytest.raises(Preempted, match=r"after iteration 2/5 of epoch 1, saved in .*last\.pth; --resume continues"):
         teacher.main(teacher_argv(tiny_root, tmp_path))
     monkeypatch.setattr(TrainIteration, "__call__", original)
@@ -298,6 +301,41 @@ def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninter
     # The point after the stop averages iterations 3 and 4 alone, as the run never stopped does.
     iterations = [scalars(run / "tensorboard" / "iterations") for run in runs]
     assert sorted(iterations[1]["iteration/train_loss"]) == [2, 4] and iterations[0] == iterations[1]
+
+
+def test_ctrl_c_mid_epoch_keeps_what_the_epoch_did_and_the_last_finished_epochs_accuracies(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """Ctrl-C at iteration 1 of 3 in epoch 2 (ImageNet: top-5 too): the run saves there, as on the preemption
+    signal, and exits 130; summary.json keeps epoch 1's accuracies; --resume says where it continues."""
+    root = write_image_folder(tmp_path / "data", classes=3, train_per_class=2, val_per_class=1, size=36)
+    argv = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_mobilenet_v2", "--image-size", "32",
+            "--workers", "0", "--batch-size", "2", "--epoch", "2", "--milestones", "1",
+            "--experiments-dir", str(tmp_path / "e")]
+    run, original, calls, before = tmp_path / "e" / "teacher_imagenet_mobilenet_v2", TrainIteration.__call__, [], {}
+
+    def interrupted_in_epoch_2(self, plan):
+        original(self, plan)
+        calls.append(plan)
+        if len(calls) == 4:
+            before.update(json.loads((run / "summary.json").read_text()))  # epoch 1's
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(TrainIteration, "__call__", interrupted_in_epoch_2)
+    monkeypatch.setattr(preemption, "CHECK_SECONDS", 0)  # a check after every iteration: the stop comes at once
+    with pytest.raises(Interrupted, match=r"^interrupted after iteration 1/3 of epoch 2, saved in .*last\.pth; "
+                                          r"--resume continues from there$") as interrupted:
+        teacher.main(argv)
+    assert interrupted.value.status == 130
+    stopped = torch.load(run / "ckpt" / "last.pth", weights_only=True)
+    assert (stopped["epoch"], stopped["batches_done"]) == (1, 1)
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("best_acc", "last_acc", "best_acc5", "last_acc5"):
+        assert summary[key] == before[key] and summary[key] is not None, key
+    monkeypatch.setattr(TrainIteration, "__call__", original)
+    capsys.readouterr()
+    teacher.main([*argv, "--resume"])
+    assert (f"resumed {run} after epoch 1, 1 of 3 iterations into epoch 2 (best {before['best_acc']:.2f}): "
+            f"continues with epoch 2, iteration 2 of 3\n") in capsys.readouterr().out
 
 
 def test_a_resume_keeps_the_runs_own_value_of_each_flag_not_given(tmp_path, capsys):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -90,8 +91,9 @@ class LocalSlurm:
             f"StateSaveLocation={home / 'state'}", f"SlurmdSpoolDir={home / 'spool'}",
             f"SlurmctldPidFile={home / 'run' / 'slurmctld.pid'}", f"SlurmdPidFile={home / 'run' / 'slurmd.pid'}",
             f"SlurmctldLogFile={home / 'log' / 'slurmctld.log'}", f"SlurmdLogFile={home / 'log' / 'slurmd.log'}",
-            # No cgroups, accounting or MPI: plain processes on one node.
-            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
+            # No cgroups, accounting or MPI: plain processes on one node. proctrack/pgid: a signal to a task reaches
+            # its process group only, not torchrun's workers (each in a session of its own), as on such clusters.
+            "ProctrackType=proctrack/pgid", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none", "MpiDefault=none", "ReturnToService=2",
             "SchedulerType=sched/builtin", "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU",
             f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN",
@@ -184,15 +186,84 @@ def test_extensions_add_their_runs_to_the_students_array(tiny_table, tmp_path):
 IMAGENET_SCRIPT = SCRIPT.parent / "imagenet_slurm.sh"
 
 
-def test_imagenet_dry_run_prints_one_multi_node_job_with_its_cpus_memory_and_signal(tmp_path):
-    env = {**os.environ, "DRY_RUN": "1", "NODES": "4", "SBATCH_ARGS": "--partition=gpu --time=48:00:00"}
-    done = subprocess.run(["bash", str(IMAGENET_SCRIPT), "teacher.py", "--dataset", "imagenet"], env=env,
+def imagenet_dry_run(*flags, cwd=None, **knobs):
+    env = {**os.environ, "DRY_RUN": "1", **knobs}
+    return subprocess.run(["bash", str(IMAGENET_SCRIPT), "teacher.py", *flags], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=60)
+
+
+def test_imagenet_dry_run_prints_one_multi_node_job_with_its_cpus_memory_and_signal(tmp_path):
+    """Whole nodes: each task takes its node's CPUs (the job derives its share); CPUS_PER_GPU asks a number."""
+    done = imagenet_dry_run("--dataset", "imagenet", NODES="4", SBATCH_ARGS="--partition=gpu --time=48:00:00")
     assert done.returncode == 0, done.stderr
     call, task = done.stdout.splitlines()
-    assert " --nodes 4 --ntasks 4 --cpus-per-task 72 --mem 0 --exclusive --export=ALL --signal B:USR1@180 --requeue " in call
+    assert " --nodes 4 --ntasks 4 --mem 0 --exclusive --export=ALL --signal B:USR1@180 --requeue " in call
     assert " --gres=gpu:8 --partition=gpu --time=48:00:00 " in call
     assert "--nproc_per_node=8 --rdzv_backend=c10d" in task and task.endswith("--dataset imagenet --resume")
+    asked = imagenet_dry_run(NODES="4", CPUS_PER_GPU="6").stdout.splitlines()[0]
+    assert " --ntasks 4 --cpus-per-task 48 --mem 0 " in asked
+
+
+def test_imagenet_relative_paths_are_where_the_job_was_submitted_not_the_repository(tmp_path):
+    done = imagenet_dry_run("--data-root", "data/imagenet", "--experiments-dir=./exp", "--teacher-path", "t.pth",
+                            cwd=tmp_path, LOG_DIR="logs")
+    (tmp_path / "t.pth").touch()
+    found = imagenet_dry_run("--teacher-path", "t.pth", "--teacher-path", "torchvision:resnet34", cwd=tmp_path)
+    call, task = done.stdout.splitlines()
+    assert f" --output {tmp_path}/logs/slurm-imagenet-%j.out " in call
+    assert task.endswith(f" --data-root {tmp_path}/data/imagenet --experiments-dir={tmp_path}/exp "
+                         f"--teacher-path t.pth --resume")  # no such file: left as given
+    assert found.stdout.splitlines()[1].endswith(f" --teacher-path {tmp_path}/t.pth --teacher-path "
+                                                 f"torchvision:resnet34 --resume")
+
+
+def test_imagenet_more_tasks_than_nodes_on_gpus_is_refused_in_one_line():
+    """Two torchruns on one node would both take its GPUs 0..7; without GPUs (GRES=) they are a CPU trial."""
+    done = imagenet_dry_run(NODES="1", TASKS="2")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("error: TASKS=2 on NODES=1 would start several torchruns on a node, each on its GPUs 0..7: "
+                           "leave TASKS unset (one torchrun per node), set NODES=2, or GRES= for a trial without "
+                           "GPUs\n")
+    assert imagenet_dry_run(NODES="1", TASKS="2", GRES="").returncode == 0
+
+
+FAKE_SRUN = """#!/usr/bin/env bash
+# srun standing in for a run: waits for the job's stop file, then stops as the run would (STOPS=1: it marks the
+# file and exits 75) or ends as if it had finished meanwhile (exits 0).
+touch "$LOG_DIR/srun-started"
+until [[ -e "$UNIXKD_STOP_FILE" ]]; do sleep 0.05; done
+[[ "$STOPS" == 1 ]] && echo stopped > "$UNIXKD_STOP_FILE" && exit 75
+exit 0
+"""
+
+
+@pytest.mark.parametrize("stops", [True, False], ids=["stopped", "ended"])
+def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues_only_a_stopped_run(stops, tmp_path):
+    """SLURM signals the job's shell; the shell writes the stop file (a signal to the tasks need not reach
+    torchrun's workers) and requeues the job only where the run marked it stopped, not where it ended otherwise."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(FAKE_SRUN)
+    (bin_dir / "scontrol").write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path}/scontrol\n')
+    for tool in ("srun", "scontrol"):
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG_DIR": str(tmp_path), "STOPS": str(int(stops)),
+           "SLURM_JOB_ID": "42", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_CPUS_PER_NODE": "8"}
+    job = subprocess.Popen(["bash", str(IMAGENET_SCRIPT), "--job", "teacher.py"], env=env, stdout=subprocess.PIPE,
+                           text=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "srun-started").exists():
+        assert time.monotonic() < deadline and job.poll() is None
+        time.sleep(0.05)
+    job.send_signal(signal.SIGUSR1)
+    out, _ = job.communicate(timeout=30)
+    assert "start 1: 2 task(s) of 4 CPU(s) (SLURM_JOB_CPUS_PER_NODE=8)" in out  # the node's 8 CPUs, shared
+    requeued = (tmp_path / "scontrol").read_text() if (tmp_path / "scontrol").exists() else ""
+    assert job.returncode == (75 if stops else 0) and not (tmp_path / "slurm-imagenet-42.stop").exists()
+    if stops:
+        assert requeued == "requeue 42\n" and "requeueing job 42" in out
+    else:
+        assert requeued == "" and "the run ended (status 0) before it stopped on the preemption signal: not requeued" in out
 
 
 def log_shows(log: Path, text: str) -> bool:
@@ -207,15 +278,29 @@ def submit_imagenet(env, *flags) -> str:
 
 
 @needs_slurm
+def test_imagenet_asking_more_cpus_than_a_node_has_says_what_to_set(cluster, tmp_path):
+    """SLURM (without EnforcePartLimits) would queue such a job for ever: it is refused in one line instead."""
+    env = {**os.environ, "SLURM_CONF": str(cluster.conf), "GPUS_PER_NODE": "1", "GRES": "", "CPUS_PER_GPU": "9",
+           "EXCLUSIVE": "0", "LOG_DIR": str(tmp_path)}
+    refused = subprocess.run(["bash", str(IMAGENET_SCRIPT), "teacher.py"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    cores = os.cpu_count()
+    assert refused.returncode == 2 and refused.stdout == "" and cluster.command("squeue", "-h") == ""
+    assert refused.stderr == (f"error: each task would ask 9 CPUs (GPUS_PER_NODE 1 x CPUS_PER_GPU 9), more than any "
+                              f"node has ({cores}): set CPUS_PER_GPU={cores}, or leave it unset with EXCLUSIVE=1 "
+                              f"(each node's own)\n")
+
+
+@needs_slurm
 def test_imagenet_job_gets_its_cpus_resumes_after_the_preemption_signal_and_on_fewer_tasks(cluster, tmp_path):
-    """Two torchrun tasks; SIGUSR1 to the job's shell mid-epoch (what --signal=B:USR1@180 sends): the run saves and
-    stops, the job requeues itself and continues mid-epoch; submitted again on one task, it continues on one process."""
+    """Two torchrun tasks on a whole node, sharing its CPUs; SIGUSR1 to the job's shell mid-epoch (what
+    --signal=B:USR1@180 sends), under proctrack/pgid: the stop file reaches the run, which saves and stops, and the
+    job requeues itself and continues mid-epoch; submitted again on one task, it continues on one process."""
     from utils.data.synthetic_imagenet import write_image_folder
 
     root = write_image_folder(tmp_path / "imagenet", classes=4, train_per_class=40, val_per_class=2, size=36)
-    env = {**os.environ, "SLURM_CONF": str(cluster.conf), "TASKS": "2", "GPUS_PER_NODE": "1", "CPUS_PER_GPU": "1",
-           "GRES": "", "EXCLUSIVE": "0", "NCCL_DEBUG": "WARN", "LOG_DIR": str(tmp_path), "OMP_NUM_THREADS": "1",
-           "PYTHON": sys.executable}
+    env = {**os.environ, "SLURM_CONF": str(cluster.conf), "TASKS": "2", "GPUS_PER_NODE": "1", "GRES": "",
+           "NCCL_DEBUG": "WARN", "LOG_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
     flags = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_resnet18", "--image-size", "32",
              "--workers", "0", "--milestones", "2", "--batch-size", "32", "--print-freq", "1",
              "--experiments-dir", str(tmp_path / "exp")]
@@ -229,16 +314,18 @@ def test_imagenet_job_gets_its_cpus_resumes_after_the_preemption_signal_and_on_f
     time.sleep(2)
     cluster.command("scontrol", "update", f"jobid={job}", "StartTime=now")
     cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=300)
-    fewer = submit_imagenet({**env, "TASKS": "1", "CPUS_PER_GPU": "2"}, *flags, "--epoch", "3")
+    fewer = submit_imagenet({**env, "TASKS": "1", "CPUS_PER_GPU": "2", "EXCLUSIVE": "0"}, *flags, "--epoch", "3")
     cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=300)
 
     text = log.read_text() + (tmp_path / f"slurm-imagenet-{fewer}.out").read_text()
     run = tmp_path / "exp" / "teacher_imagenet_resnet18"
-    for expected in ("start 1: 2 task(s) of 1 CPU(s) (SLURM_JOB_CPUS_PER_NODE=2); NCCL settings: NCCL_DEBUG=WARN",
+    for expected in (f"start 1: 2 task(s) of {os.cpu_count() // 2} CPU(s) (SLURM_JOB_CPUS_PER_NODE={os.cpu_count()}); "
+                     "NCCL settings: NCCL_DEBUG=WARN",
                      "2 process(es) x batch 16", "stopped on the preemption signal after iteration ", "requeueing job",
                      "start 2: 2 task(s)", " iterations into epoch 1", "1 task(s) of 2 CPU(s) (SLURM_JOB_CPUS_PER_NODE=2)",
                      f"note: {run} ran on 2 process(es) and continues on 1: ", "1 process(es) x batch 32"):
         assert expected in text, text[-4000:]
     assert "Traceback" not in text, text[-4000:]  # utils.torchrun: the stop's line, not torchrun's failure report
+    assert not (tmp_path / f"slurm-imagenet-{job}.stop").exists()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["finished"] and summary["epochs_done"] == 3 and summary["world_size"] == 1

@@ -22,4 +22,9 @@ class Preempted(Exception):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C in a run, with the hint that fits: --resume where a checkpoint was kept, else start again."""
+    """Ctrl-C (or SIGTERM) in a run, with the hint that fits: --resume where a checkpoint was kept, else start again.
+    Exit status `status`: 128 + the signal's number (130 for Ctrl-C's SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str = "", status: int = 130):
+        super().__init__(message)
+        self.status = status

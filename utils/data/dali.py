@@ -31,7 +31,7 @@ import torch
 from utils.data.imagenet_recipe import ATTEMPTS, IMAGENET_MEAN, IMAGENET_STD, RATIO, RESIZE_RATIO, SCALE
 from utils.data.loader import host_to_device
 from utils.data.shares import rank_indices
-from utils.data.unreadable import UnreadableImages
+from utils.data.unreadable import UnreadableImages, stand_in
 from utils.errors import UserError
 from utils.process import distributed
 
@@ -151,16 +151,29 @@ class DaliLoader:
     def _batches(self) -> list:
         """The epoch's batches of indices, less the files already found unreadable (counted again, not tried again)."""
         order = list(self.indices)
-        return [self._readable(order[start:start + self.local_batch]) for start in range(0, len(order), self.local_batch)]
+        batches = (self._readable(order[start:start + self.local_batch]) for start in range(0, len(order), self.local_batch))
+        return [batch for batch in batches if batch]
 
     def _readable(self, batch: list) -> list:
-        """The batch less its known unreadable files, each counted in this pass."""
+        """The batch less its known unreadable files, each counted in this pass. Left empty, a training batch takes
+        a stand-in (utils.data.unreadable.stand_in) and a validation batch is dropped ([])."""
         for index in sorted(self.bad.keys() & set(batch)):
             self.unreadable.skip(*self.bad[index])
         kept = [index for index in batch if index not in self.bad]
-        if not kept:
-            raise UserError(f"every image of a batch is unreadable ({', '.join(self.bad[i][0] for i in batch)})")
-        return kept
+        if kept or not self.train:
+            return kept
+        return [stand_in(batch[0], len(self.dataset), self._decodable)]
+
+    def _decodable(self, index: int):
+        """index if DALI decodes its file, else None (an unreadable one is noted, not counted in this pass)."""
+        if index in self.bad:
+            return None
+        path = self.dataset.samples[index][0]
+        reason = self._cannot_decode(path, "cpu")
+        if reason:
+            self.bad[index] = (path, reason)
+            return None
+        return index
 
     def _decoded(self, batches: list, first: int, epoch: int):
         """Batches `first`.. as torch tensors, each from the pipeline of its decoder; a batch that fails has its
@@ -207,7 +220,11 @@ class DaliLoader:
             raise error
         self.bad.update((paths[path], (path, reason)) for path, reason in unreadable.items())
         self.cpu_only |= rejected
-        batches[failed] = self._readable(batches[failed])
+        kept = self._readable(batches[failed])
+        if kept:
+            batches[failed] = kept
+        else:  # a validation batch left empty
+            del batches[failed]
 
     def _cannot_decode(self, path: str, decoder: str):
         """Why `decoder` cannot decode the file (DALI's words), or None where it can."""

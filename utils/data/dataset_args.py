@@ -23,7 +23,7 @@ BATCH_FLOOR = 16
 IMAGENET_ONLY = {
     "image_size": (224, "training crop side; val is resized to size x 256/224 then centre-cropped (default 224)"),
     "workers": (8, "data-loading worker processes per GPU, or DALI threads per GPU with --loader dali (default 8, "
-                   "or the cores available if fewer)"),
+                   "or each process's share of the cores available if fewer)"),
     "loader": ("torchvision", "torchvision (default: PIL in worker processes, uint8 batches normalised on the "
                               "device) or dali (NVIDIA DALI: decoding and augmentation on the GPU; pip install "
                               "nvidia-dali-cuda130); see docs/imagenet.md"),
@@ -78,7 +78,7 @@ def check_dataset_args(args) -> None:
         if getattr(args, name) is None:
             setattr(args, name, default)
     if "workers" not in getattr(args, "given", {"workers"}):  # more workers than cores only queue (and warn)
-        args.workers = min(args.workers, available_cores())
+        args.workers = min(args.workers, cores_per_process())
     if args.image_size < 8:
         raise UserError(f"--image-size must be at least 8 (pixels), got {args.image_size}")
     if args.workers < 0:
@@ -128,6 +128,11 @@ def check_resumed_batch(args, run) -> None:
     raise UserError(f"{run} was started with --batch-size {batch}: on {world} processes that leaves {share}; resume "
                     f"it on {', '.join(map(str, counts))} process(es), or start it over with --force (or in its own "
                     f"folder with --tag NAME)")
+
+
+def cores_per_process() -> int:
+    """This process's share of the cores: torchrun's processes on a node share them."""
+    return max(1, available_cores() // ranks.local_world_size())
 
 
 def available_cores() -> int:

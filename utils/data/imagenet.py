@@ -18,9 +18,10 @@ from torchvision import datasets
 from utils.data.imagenet_recipe import IMAGENET_MEAN, IMAGENET_STD, image_generator, train_crop, val_crop
 from utils.data.loader import normalize_uint8
 from utils.data.shares import rank_indices
-from utils.data.unreadable import UnreadableImages
+from utils.data.unreadable import UnreadableImages, stand_in
 from utils.errors import UserError
 from utils.process import distributed
+from utils.process.preemption import leave_stops_to_the_main_process
 
 PREFETCH_BATCHES = 4  # per worker: hides a slow file without much memory (uint8: 4.8 MB a batch of 32 at 224)
 
@@ -90,9 +91,9 @@ class EpochSampler:
 
 
 def collate_uint8(items):
-    """The readable crops as one uint8 batch, their labels and indices; the unreadable files' (path, reason)."""
+    """The readable crops as one uint8 batch, their labels and indices; the unreadable files' (index, path, reason)."""
     kept = [item for item in items if item[0] is not None]
-    skipped = [item[3] for item in items if item[0] is None]
+    skipped = [(item[2], *item[3]) for item in items if item[0] is None]
     if not kept:
         nothing = torch.empty(0, dtype=torch.int64)
         return nothing.to(torch.uint8), nothing, nothing, skipped
@@ -112,6 +113,7 @@ class ImageFolderLoader:
         self.loader = DataLoader(dataset, batch_size=local_batch, sampler=self.sampler, num_workers=workers,
                                  collate_fn=collate_uint8, pin_memory=self.device.type == "cuda",
                                  persistent_workers=workers > 0, prefetch_factor=PREFETCH_BATCHES if workers else None,
+                                 worker_init_fn=leave_stops_to_the_main_process,
                                  generator=torch.Generator().manual_seed(seed))  # its draw would move torch's
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
         self.std = torch.tensor(IMAGENET_STD, device=self.device)
@@ -128,13 +130,20 @@ class ImageFolderLoader:
         if self.train:
             self.epoch += 1
         for images, labels, indices, skipped in self.loader:
-            for path, reason in skipped:
+            for _, path, reason in skipped:
                 self.unreadable.skip(path, reason)
-            if not len(indices):
-                raise UserError(f"every image of a batch is unreadable ({', '.join(path for path, _ in skipped)})")
+            if not len(indices):  # every file unreadable: validation goes on without it, training takes a stand-in
+                if not self.train:
+                    continue
+                images, labels, indices = stand_in(skipped[0][0], len(self.dataset), self._read_alone)
             self._batch = (images, labels)
             yield indices.to(self.device, non_blocking=True)
         self.unreadable.end_pass()
+
+    def _read_alone(self, index: int):
+        """A batch of the one image `index` of this epoch, read here (rare: a stand-in), or None if unreadable."""
+        crop, label, index, failed = self.dataset[(self.sampler.epoch, index)]
+        return None if failed else (crop[None], torch.tensor([label]), torch.tensor([index]))
 
     def assemble(self, plan: torch.Tensor):
         """The batch plans() last yielded, on the device: uint8 from the workers, normalised here."""

@@ -1,6 +1,6 @@
 """One process of a run: its command line (cli), its place among torchrun's processes (ranks, without
-torch) and the DDP plumbing (distributed), torchrun with the run's own last word (launch), its seeds and
-random states (seeding), the preemption signal it stops on (preemption).
+torch) and the DDP plumbing (distributed), torchrun with the run's own last word (launch, last_words), its
+seeds and random states (seeding), the signals it saves and stops on (preemption).
 
 May import: the method modules of utils/ (errors). Nothing else of utils.
 """

@@ -11,9 +11,11 @@ import sys
 import warnings
 
 from utils.errors import NonFiniteLoss, Preempted, RunFinished, UserError
+from utils.process import last_words
 
 DEFAULT_MILESTONES = (150, 180, 210)
 PREEMPTED_STATUS = 75  # EX_TEMPFAIL: the run stopped on the preemption signal and continues with --resume
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
 # Flags an earlier version had: a command line written for it is told what replaced them.
 REMOVED_FLAGS = {"--gpu-decode": "--loader dali decodes on the GPU instead (docs/imagenet.md)"}
 
@@ -178,17 +180,11 @@ def choose_device(gpu_id: int):
     return device
 
 
-# Set by `python -m utils.torchrun` (utils.process.launch): the file where rank 0 leaves its last line and
-# exit status, which the launcher prints after torchrun's own report rather than before it.
-LAST_WORDS = "UNIXKD_LAST_WORDS"
-
-
 def last_word(line: str, status: int, to_stdout: bool = False) -> None:
-    """A command's final line (on stderr, or stdout); under utils.torchrun, rank 0's goes to the launcher instead."""
-    words = os.environ.get(LAST_WORDS)
-    if words and os.environ.get("RANK", "0") == "0":
-        with open(words, "w") as file:
-            file.write(f"{status}\n{line}\n")
+    """A command's final line (on stderr, or stdout); under utils.torchrun it goes to the launcher instead, which
+    prints the first rank's after torchrun's own report (utils.process.last_words)."""
+    if last_words.folder():
+        last_words.leave(line, status)
         return
     print(line, file=sys.stdout if to_stdout else sys.stderr, flush=True)
 
@@ -212,8 +208,9 @@ def run_main(main) -> None:
         last_word(f"error: {exc}", 1)
         sys.exit(1)
     except KeyboardInterrupt as exc:  # a run's Interrupted says whether there is anything to resume
-        last_word(str(exc) or "interrupted", 130)
-        sys.exit(130)
+        status = getattr(exc, "status", INTERRUPTED_STATUS)  # 128 + the signal that stopped the run
+        last_word(str(exc) or "interrupted", status)
+        sys.exit(status)
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, and keep Python's exit flush from raising again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

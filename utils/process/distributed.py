@@ -19,20 +19,21 @@ _control = {}  # the gloo group for host-side agreement under NCCL (None: the de
 def start(device_type: str) -> None:
     """Join the process group: NCCL between GPUs, gloo on the CPU. Nothing to do for one process.
 
-    Under NCCL a second group, gloo, carries the host's small questions (any_rank): asked through NCCL
+    Under NCCL a second group, gloo, carries the host's small questions (agree): asked through NCCL
     they would wait for the GPU's queue."""
     if world_size() > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
         _control["group"] = dist.new_group(backend="gloo") if device_type == "cuda" else None
 
 
-def any_rank(flag: bool) -> bool:
-    """Whether `flag` is true on some rank; every rank must ask at the same point."""
+def agree(reason: int, interval: int) -> tuple:
+    """(the largest `reason` of any rank, the smallest `interval`), in one all-reduce; every rank must ask at the
+    same point. The preemption check's: whether to stop and why, and when to ask next."""
     if not active():
-        return flag
-    value = torch.tensor(int(flag))
+        return reason, interval
+    value = torch.tensor([reason, -interval])
     dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_control.get("group"))
-    return bool(value)
+    return int(value[0]), -int(value[1])
 
 
 def active() -> bool:

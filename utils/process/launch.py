@@ -2,25 +2,29 @@
 
 Plain torchrun follows a rank's `error:` line with its own failure report (some 40 lines, a traceback
 among them) and answers Ctrl-C with a SignalException traceback. This starts the workers exactly as
-torchrun does (torch.distributed.run: the same flags, the same code), then ends quietly: rank 0 leaves
-its last line (the `error:` line, or the hint after Ctrl-C) in a file rather than printing it
-(utils.process.cli.last_word), and the launcher prints it last and exits with rank 0's status.
+torchrun does (torch.distributed.run: the same flags, the same code), then ends quietly: each rank leaves
+its last line (an `error:` line, where the run stopped) in a folder rather than printing it
+(utils.process.last_words), and the launcher prints the first one said, whichever rank said it, and exits
+with that rank's status. Where no rank left a line (a crash), the status is torchrun's root cause's: its
+first failure by time, a worker killed by a signal mapped to 128 + the signal's number, as a shell does.
 """
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from utils.process.cli import LAST_WORDS
+from utils.process import last_words
 
 
-def rank_0_word(words: Path):
-    """(exit status, line) that rank 0 left, or None when it left none (it crashed, or was killed first)."""
-    try:
-        status, line = words.read_text().split("\n", 1)
-        return int(status), line.rstrip("\n")
-    except (OSError, ValueError):
-        return None
+def exit_status(exitcode: int) -> int:
+    """A worker's exit status as a shell reports it: a negative code (killed by that signal) is 128 + the signal."""
+    return 128 - exitcode if exitcode < 0 else exitcode
+
+
+def root_cause(failed) -> tuple:
+    """(status, torchrun's report) of a ChildFailedError: its first failure by time, not its lowest rank."""
+    _, failure = failed.get_first_failure()
+    return exit_status(failure.exitcode), str(failed).strip()
 
 
 def main(argv=None) -> int:
@@ -29,16 +33,17 @@ def main(argv=None) -> int:
     from torch.distributed.run import parse_args, run
 
     with tempfile.TemporaryDirectory(prefix="unixkd-torchrun-") as folder:
-        words = Path(folder) / "rank0"
-        os.environ[LAST_WORDS] = str(words)  # the workers inherit it
+        words = Path(folder)
+        os.environ[last_words.LAST_WORDS] = folder  # the workers inherit it
         try:
             run(parse_args(argv))
             return 0
-        except ChildFailedError as failed:  # no word from rank 0: torchrun's summary, without its traceback
-            status, line = rank_0_word(words) or (min(failed.failures.items())[1].exitcode, str(failed).strip())
-        except SignalException as signalled:
-            status, line = rank_0_word(words) or (128 + signalled.sigval, f"interrupted ({signalled.sigval.name})")
+        except ChildFailedError as failed:
+            status, line = last_words.first(words) or root_cause(failed)
+        except SignalException as signalled:  # torchrun has passed the signal on and waited for the workers
+            status, line = last_words.first(words) or (128 + signalled.sigval, f"interrupted ({signalled.sigval.name})")
         finally:
-            del os.environ[LAST_WORDS]
-        print(line, file=sys.stderr)
+            del os.environ[last_words.LAST_WORDS]
+        if line:
+            print(line, file=sys.stderr)
         return status

@@ -8,7 +8,9 @@ import sys
 import time
 import warnings
 
-from utils.errors import NonFiniteLoss, UserError
+from utils.errors import NonFiniteLoss, Preempted, UserError
+from utils.process import last_words
+from utils.process.cli import INTERRUPTED_STATUS, PREEMPTED_STATUS
 
 
 def world_size() -> int:
@@ -23,43 +25,62 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def local_world_size() -> int:
+    """The processes torchrun started on this node (they share its cores)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def is_main() -> bool:
     return rank() == 0
 
 
 @contextlib.contextmanager
 def main_speaks():
-    """Rank 0 alone prints and warns; on the others a bad-input error ends the process with the same status, silently.
+    """Rank 0 alone prints and warns; another rank ends with an error's one line, said once whichever rank met it.
 
-    Every rank meets the same bad input (the same flags, the same files), so each ends by itself and
-    rank 0's one `error:` line is the only one shown.
+    Where the run stopped (Ctrl-C, the preemption signal) is rank 0's to say: another rank leaves only its status.
+    An exception that follows another rank's end (the connection it lost when that rank exited) ends this rank
+    quietly, with status 1: the launcher shows that rank's line, the cause.
     """
-    if is_main():
-        yield
-        return
-    sys.stdout = open(os.devnull, "w")
-    warnings.simplefilter("ignore")  # rank 0 shows each warning once
+    if not is_main():
+        sys.stdout = open(os.devnull, "w")
+        warnings.simplefilter("ignore")  # rank 0 shows each warning once
     try:
         yield
-    except UserError:
-        leave_the_word_to_rank_0(2)
-    except NonFiniteLoss:
-        leave_the_word_to_rank_0(1)
-    except KeyboardInterrupt:  # Ctrl-C reaches every rank: rank 0 alone gives the hint
-        raise SystemExit(130) from None
+    except (UserError, NonFiniteLoss) as error:
+        if is_main():
+            raise
+        leave_the_word(f"error: {error}", 2 if isinstance(error, UserError) else 1)
+    except (KeyboardInterrupt, Preempted) as stop:
+        if is_main():
+            raise
+        status = getattr(stop, "status", INTERRUPTED_STATUS) if isinstance(stop, KeyboardInterrupt) else PREEMPTED_STATUS
+        if last_words.folder():
+            last_words.leave("", status)
+        raise SystemExit(status) from None
+    except Exception:
+        if last_words.another_rank_said_something():
+            raise SystemExit(1) from None
+        raise
 
 
 RANK_0_GRACE_SECONDS = 30
 
 
-def leave_the_word_to_rank_0(status: int) -> None:
-    """End a rank other than 0 that met the error every rank meets, after rank 0 has said it.
+def leave_the_word(line: str, status: int) -> None:
+    """End a rank other than 0 with an error's line, said once whichever rank met it.
 
-    torchrun stops every worker as soon as one exits with an error: a rank that ended first could get
-    rank 0 killed before it printed its `error:` line. So this rank waits; rank 0's exit makes torchrun
-    end it, and the bounded wait keeps it from outliving a rank 0 that hangs.
+    Under `python -m utils.torchrun` the line goes to the launcher, which prints the first rank's (ranks that
+    meet the same bad input leave the same line). Under plain torchrun this rank waits first: torchrun stops
+    every worker as soon as one exits with an error, so a rank that ended first could get rank 0 killed before
+    it printed. An error every rank meets is rank 0's to print, and rank 0's exit makes torchrun end this rank
+    in its wait; an error of this rank's own (a file its node cannot read) is printed after the wait.
     """
-    time.sleep(RANK_0_GRACE_SECONDS)
+    if last_words.folder():
+        last_words.leave(line, status)
+    else:
+        time.sleep(RANK_0_GRACE_SECONDS)
+        print(line, file=sys.stderr, flush=True)
     raise SystemExit(status) from None
 
 

@@ -27,16 +27,17 @@ HISTORY_KEYS = {"train_loss": "train/loss", "train_acc": "train/acc", "val_loss"
                 "macs_spent": "computation/macs_spent"}
 
 
-def training_summary(trainer, args, record: dict, history: list) -> dict:
+def training_summary(trainer, args, history: list) -> dict:
     """What every run reports: its settings, accuracy (top-5 too on ImageNet), progress, speed and history so far,
-    and the code and date it was written with. A run stopped mid-epoch (on the preemption signal) reports with
-    an empty record: no new accuracy."""
-    top5 = {"best_acc5": trainer.best_acc5, "last_acc5": record["val/acc5"]} if "val/acc5" in record else {}
+    and the code and date it was written with. The accuracies are the last finished epoch's: a run stopped
+    mid-epoch keeps them."""
+    last = trainer.last_scores
+    top5 = {"best_acc5": trainer.best_acc5, "last_acc5": last["val/acc5"]} if "val/acc5" in last else {}
     return {
         "args": recorded_args(args),
         "best_acc": trainer.best_acc if trainer.epochs_done else None,
         "best_epoch": best_epoch(history, trainer.best_acc),
-        "last_acc": record.get("val/acc"),
+        "last_acc": last.get("val/acc"),
         **top5,
         "epochs_done": trainer.epochs_done,
         "finished": trainer.epochs_done >= args.epoch,
@@ -139,7 +140,7 @@ class TeacherReport:
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
         history = self.history.update(epoch, record)
-        summary = {"arch": self.args.arch, "method": ALONE, **training_summary(trainer, self.args, record, history)}
+        summary = {"arch": self.args.arch, "method": ALONE, **training_summary(trainer, self.args, history)}
         write_summary(self.run, summary)
         if summary["finished"] and "val/acc" in record:
             write_hparams(self.run, summary, trainer.epochs_done)
@@ -160,7 +161,7 @@ class StudentReport:
             record.update(self.epoch_figures(epoch, computation))
         if ended and self.writes_counter() and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):
             self.write_counter(trainer)  # last.pth holds it too
-        summary = self.summary(trainer, record, computation, self.history.update(epoch, record))
+        summary = self.summary(trainer, computation, self.history.update(epoch, record))
         write_summary(self.run, summary)
         if summary["finished"] and ended:
             write_hparams(self.run, summary, trainer.epochs_done)
@@ -184,12 +185,12 @@ class StudentReport:
             atomic_write(self.run.path / COLUMNS_FILE, lambda f: f.write(json.dumps(columns, indent=2).encode()))
         atomic_write(self.run.path / COUNTER_FILE, lambda f: np.save(f, self.step.counter.to_numpy()))
 
-    def summary(self, trainer, record: dict, computation: dict, history: list) -> dict:
+    def summary(self, trainer, computation: dict, history: list) -> dict:
         return {
             **self.teacher,
             "student_arch": self.args.student_arch,
             "method": row_name(vars(self.args), self.teacher["teacher_arch"], self.step.cfg.conventional_kd),
-            **training_summary(trainer, self.args, record, history),
+            **training_summary(trainer, self.args, history),
             "computation": computation,
             "macs": {"teacher": self.step.meter.ft, "student": self.step.meter.fs},
         }

@@ -177,6 +177,8 @@ def held_on_main(run):
     resume (a run stopped before its first checkpoint leaves no folder: utils.runs.rundir.release)."""
     try:
         yield
+    except Interrupted:  # the run saved where it stopped, and says so
+        raise
     except KeyboardInterrupt:
         raise Interrupted("interrupted; continue with --resume" if run.holds_run() else
                           "interrupted before the first epoch ended: nothing was kept; run the same command again "

@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from utils.errors import NonFiniteLoss, Preempted
+from utils.errors import NonFiniteLoss
 from utils.process import distributed
-from utils.process.preemption import PreemptionWatch
+from utils.process.preemption import StopWatch, stopped
 from utils.process.seeding import derive_rng_state, rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
 from utils.runs.rundir import RunDirectory
@@ -45,25 +45,24 @@ class Trainer:
         self.epochs_done, self.best_acc = 0, -1.0  # below any accuracy: epoch 1 always writes best
         self.best_acc5 = None  # top-5 of the best top-1 epoch (ImageNet)
         self.train_seconds, self.wall_seconds, self.train_images = 0.0, 0.0, 0
-        self.preemption = PreemptionWatch()
-        # A checkpoint taken mid-epoch (on the preemption signal): the iterations done and the sums so far.
+        self.last_scores = {}  # the last finished epoch's val/acc (and val/acc5): a stop mid-epoch reports them
+        self.stops = StopWatch()
+        # A checkpoint taken mid-epoch (on a stop signal): the iterations done and the sums so far.
         self._resume_batches, self._resume_sums = 0, None
 
     def fit(self, resume: Optional[dict] = None) -> float:
         if resume is not None:
             self._restore(resume)
-            within = (f", {self._resume_batches} of {len(self.train_loader)} iterations into epoch "
-                      f"{self.epochs_done + 1}" if self._resume_batches else "")
-            best = f" (best {self.best_acc:.2f})" if self.epochs_done else ""
-            print(f"resumed {self.run.path} after epoch {self.epochs_done}{within}{best}")
+            print(self._resumed_where())
         main = distributed.is_main()
         writer = self.run.events_writer(purge_step=self.epochs_done + 1) if main else contextlib.nullcontext()
         iterations = self._iteration_writer()
         self.iteration_log = IterationLog(iterations, self.cfg.log_freq, len(self.train_loader))
-        with writer, iterations or contextlib.nullcontext(), self.preemption:
+        with writer, iterations or contextlib.nullcontext(), self.stops:
             for epoch in range(self.epochs_done, self.cfg.epochs):
                 record = self._epoch(epoch)
                 self._log(writer, epoch + 1, record)
+                self._stop_at_epoch_end(epoch)
         print(f"finished {self.run.path}: best accuracy {self.best_acc:.2f}, last {record['val/acc']:.2f}")
         return self.best_acc
 
@@ -81,6 +80,7 @@ class Trainer:
         train_time = time.perf_counter() - start
         distributed.broadcast_buffers(self.model)
         record.update(zip(("val/loss", "val/acc", "val/acc5"), self.evaluation()))
+        self.last_scores = {name: record[name] for name in ("val/acc", "val/acc5") if name in record}
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         self._schedule()
         self.epochs_done = epoch + 1
@@ -109,7 +109,7 @@ class Trainer:
         first = self._continue_epoch()
         loader_at_start = self.train_loader.state_dict()  # before plans() draws the epoch
         progress = EpochProgress(f"epoch {epoch + 1}/{self.cfg.epochs}", len(self.train_loader), self.cfg.print_freq,
-                                 first_batch=first)
+                                 first_batch=first, processes=distributed.world_size())
         self.iteration_log.start_epoch(self.iteration.sums, first)
         waited = time.perf_counter()
         for done, plan in enumerate(self.train_loader.plans(first), start=first + 1):
@@ -117,9 +117,10 @@ class Trainer:
             self.iteration(plan)
             self.iteration_log.after(epoch, done, self.iteration.sums, self.optimizer.param_groups[0]["lr"])
             progress.update(done, plan.shape[-1], arrived - waited)
-            if self.preemption.requested():
+            reason = self.stops.after_iteration()
+            if reason:
                 progress.close()
-                self._stop_mid_epoch(epoch, first, done, loader_at_start, start)
+                self._stop_mid_epoch(epoch, first, done, loader_at_start, start, reason)
             waited = time.perf_counter()
         progress.close()
         self.iteration.end_epoch()
@@ -144,8 +145,9 @@ class Trainer:
             self.step.continue_epoch(distributed.is_main())
         return first
 
-    def _stop_mid_epoch(self, epoch: int, first: int, done: int, loader_at_start: dict, start: float) -> None:
-        """On the preemption signal: save what the epoch has done so far as last.pth, then stop."""
+    def _stop_mid_epoch(self, epoch: int, first: int, done: int, loader_at_start: dict, start: float,
+                        reason: int) -> None:
+        """On a stop signal (utils.process.preemption): save what the epoch has done so far as last.pth, then stop."""
         self._check_finite(epoch)
         self.step.end_epoch()  # under DDP: the counter's row and the computation counts summed over ranks
         partial = {"batches_done": done, "epoch_sums": self.iteration.sums.totals_over_ranks(),
@@ -159,9 +161,17 @@ class Trainer:
             if self.on_epoch_end is not None:  # summary.json: the run's flags and progress, for --resume to check
                 self.on_epoch_end(self, epoch, {})
             atomic_save({**self._state(), **partial, **rank_rng}, self.run.last)
+            self.stops.acknowledge(reason)
         distributed.wait_for_all()  # no rank ends (and gets the others killed) before rank 0 has saved
-        raise Preempted(f"stopped on the preemption signal after iteration {done}/{len(self.train_loader)} of epoch "
-                        f"{epoch + 1}, saved in {self.run.last}; --resume continues from there")
+        raise stopped(reason, f"after iteration {done}/{len(self.train_loader)} of epoch {epoch + 1}, saved in "
+                              f"{self.run.last}")
+
+    def _stop_at_epoch_end(self, epoch: int) -> None:
+        """A stop noted during the epoch's evaluation or save: the epoch's last.pth is written, so stop there."""
+        reason = self.stops.check() if epoch + 1 < self.cfg.epochs else 0
+        if reason:
+            self.stops.acknowledge(reason)
+            raise stopped(reason, f"after epoch {epoch + 1}, saved in {self.run.last}")
 
     def _images_of(self, batches: int) -> int:
         """The training images (all ranks') in `batches` of this epoch's iterations."""
@@ -196,6 +206,7 @@ class Trainer:
             "wall_seconds": self.wall_seconds, "train_images": self.train_images,
             "rng": rng_state(), "loader": self.train_loader.state_dict(), "step": self.step.state_dict(),
             "world_size": distributed.world_size(),
+            "last_scores": self.last_scores,
         }
 
     @staticmethod
@@ -215,6 +226,16 @@ class Trainer:
         self.train_seconds, self.wall_seconds = state["train_seconds"], state["wall_seconds"]
         self.train_images = state["train_images"]
         self._resume_batches, self._resume_sums = state.get("batches_done", 0), state.get("epoch_sums")
+        self.last_scores = state.get("last_scores", {})
+
+    def _resumed_where(self) -> str:
+        """The resume's line: the run, how far it got, and the epoch and iteration it continues with."""
+        batches, done = len(self.train_loader), min(self._resume_batches, len(self.train_loader))
+        within = f", {done} of {batches} iterations into epoch {self.epochs_done + 1}" if done else ""
+        best = f" (best {self.best_acc:.2f})" if self.epochs_done else ""
+        rest = f"iteration {done + 1} of {batches}" if done < batches else "its evaluation"
+        return f"resumed {self.run.path} after epoch {self.epochs_done}{within}{best}: continues with epoch " \
+               f"{self.epochs_done + 1}, {rest}"
 
     def _restore_rng(self, state: dict) -> None:
         """Each rank's own random state; on another number of processes, streams derived from the checkpoint."""

@@ -1,0 +1,87 @@
+"""Stopping on a signal (utils.process.preemption): what each signal means, the stop file, and checks that every
+rank makes at the same iterations, about once a second rather than after every iteration."""
+import os
+import signal
+
+import pytest
+
+from utils.errors import Interrupted, Preempted
+from utils.process import preemption
+from utils.process.cli import run_main
+from utils.process.preemption import PREEMPTION, STOP_FILE, StopWatch, stopped
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_ranks_are_asked_about_once_a_second_not_after_every_iteration(monkeypatch):
+    """13 ms an iteration (2,500 images a second in batches of 32): the first check after the first iteration,
+    then one every 76 iterations, a second's worth."""
+    clock, checked_at, done = Clock(), [], [0]
+    monkeypatch.setattr(preemption.distributed, "agree",
+                        lambda reason, interval: checked_at.append(done[0]) or (reason, interval))
+    watch = StopWatch(clock)
+    for done[0] in range(1, 1001):
+        clock.now += 0.013
+        watch.after_iteration()
+    assert checked_at[:3] == [1, 2, 78] and len(checked_at) == 15
+    assert {b - a for a, b in zip(checked_at[2:], checked_at[3:])} == {76}
+
+
+def test_every_rank_checks_at_the_iterations_agreed_not_at_its_own(monkeypatch):
+    """This rank would check every 76 iterations; another, slower by its own clock, every 10: all check every 10
+    (the smallest interval proposed), so that every rank asks, and stops, after the same iteration."""
+    clock, checked_at, done = Clock(), [], [0]
+    monkeypatch.setattr(preemption.distributed, "agree",
+                        lambda reason, interval: checked_at.append(done[0]) or (reason, min(interval, 10)))
+    watch = StopWatch(clock)
+    for done[0] in range(1, 101):
+        clock.now += 0.013
+        watch.after_iteration()
+    assert checked_at == [1, 2, *range(12, 101, 10)]
+
+
+@pytest.mark.parametrize("number, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_are_noted_and_end_the_run_with_128_plus_the_signal(number, status, capsys):
+    with StopWatch() as watch:
+        os.kill(os.getpid(), number)
+        reason = watch.check()
+    assert reason
+    with pytest.raises(SystemExit) as exited:
+        run_main(lambda: (_ for _ in ()).throw(stopped(reason, "after iteration 3/9 of epoch 2, saved in last.pth")))
+    assert exited.value.code == status
+    line = capsys.readouterr().err.strip()
+    assert line.endswith(" after iteration 3/9 of epoch 2, saved in last.pth; --resume continues from there")
+    assert signal.getsignal(number) is not watch._note  # the handler before it is back
+
+
+def test_ctrl_c_again_a_second_later_stops_at_once_but_not_the_same_signal_sent_twice():
+    clock = Clock()
+    with StopWatch(clock) as watch:
+        watch._note(signal.SIGINT, None)
+        watch._note(signal.SIGINT, None)  # at the same moment: srun and torchrun's agent both passed it on
+        clock.now = 1.5
+        with pytest.raises(KeyboardInterrupt):
+            watch._note(signal.SIGINT, None)
+        watch._note(signal.SIGTERM, None)  # SIGKILL follows a SIGTERM anyway: noted only
+    assert isinstance(stopped(watch.noted, "here"), Interrupted)
+
+
+def test_the_stop_file_stops_the_run_as_the_preemption_signal_does_and_is_marked_once_saved(tmp_path, monkeypatch):
+    """command/imagenet_slurm.sh writes the file (SLURM's signal to the job's shell need not reach torchrun's
+    workers); rank 0 watches it, and marks it once the run has saved, so that the script requeues the job."""
+    stop = tmp_path / "job.stop"
+    monkeypatch.setenv(STOP_FILE, str(stop))
+    with StopWatch() as watch:
+        assert watch.check() == 0
+        stop.write_text("stop\n")
+        assert watch.check() == PREEMPTION
+        watch.acknowledge(PREEMPTION)
+    assert stop.read_text() == "stopped\n" and isinstance(stopped(PREEMPTION, "here"), Preempted)
+    monkeypatch.setenv("RANK", "1")  # the other ranks learn of it from rank 0, in the check
+    assert StopWatch().stop_file is None
