@@ -276,13 +276,6 @@ def test_runs_made_before_the_settings_table_get_rows_of_their_own():
     assert method_name({**UNIX_ARGS, **NOW, "distill": "LSKD", "ce_weight": 1.0}) == "UNIX + LSKD ce1"
 
 
-def test_imagenet_lskd_runs_of_the_revision_before_its_correction_get_rows_of_their_own():
-    imagenet = {**UNIX_ARGS, "dataset": "imagenet"}
-    assert method_name({**imagenet, "distill": "LSKD", "settings_revision": 2}) == "UNIX + LSKD r2"
-    assert method_name({**imagenet, "distill": "LSKD", "settings_revision": 3}) == "UNIX + LSKD"
-    assert method_name({**imagenet, "distill": "DKD", "settings_revision": 2}) == "UNIX + DKD"  # its own is 2
-
-
 def test_distiller_figures_are_the_primary_sources():
     # mdistiller's README (a08d46f), not the LS README's copy (76.24); the ShuffleV1 figures are there too.
     assert DISTILLER_FIGURES["wrn_40_2", "wrn_16_2"]["DKD"] == 76.23

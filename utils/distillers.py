@@ -177,8 +177,8 @@ STANDARDISED_KD = Distiller(
         IMAGENET: Published({"ce_weight": 1.0, "kd_weight": 6.0, "T": 2.0, "ls_eps": LS_EPS},
                             "LS's one ImageNet run, ResNet-34 -> ResNet-18: `logs/imagenet/r34_r18_kd_ours_2_6.txt` "
                             "(7806faa; base temperature 2, weight 6, best_acc 71.42) with "
-                            "`configs/imagenet/r34_r18/kd.yaml` of the same commit (`CE_WEIGHT 1.0`); not the README's "
-                            "`--kd-weight 9` (see below)"),
+                            "`configs/imagenet/r34_r18/kd.yaml` of the same commit (`CE_WEIGHT 1.0`, `LR 0.2` as the "
+                            "log's); not the README's `--kd-weight 9` (see below); every ImageNet pair"),
     },
     pairs={
         **dict((ls_logged("vgg13", "vgg8", 3.0, 9.0, "78195b4"),
@@ -188,13 +188,10 @@ STANDARDISED_KD = Distiller(
                 ls_logged("resnet32x4", "wrn_16_2", 3.0, 9.0, "78195b4"),
                 ls_logged("resnet32x4", "wrn_40_2", 3.0, 9.0, "78195b4"),
                 ls_logged("resnet110", "resnet20", 4.0, 12.0, "ebeb76c"))),
-        (IMAGENET, "imagenet_resnet50", "imagenet_mobilenet_v2"): Published(
-            {"ce_weight": 0.5}, "LS `configs/imagenet/r50_mv2/mlkd.yaml` (6083e2d: `KD_ours`, ResNet50 -> "
-                                "MobileNetV2, `CE_WEIGHT: 0.5`), as mdistiller's `configs/imagenet/r50_mv2/kd.yaml` "
-                                "(e8c5bb3) that LS forked; base temperature and weight as ResNet-34 -> ResNet-18"),
+        # No ImageNet pair: LS published no setting of ResNet-50 -> MobileNetV2, which takes the ResNet-34 ->
+        # ResNet-18 run's values (docs/distillers.md says why not LS's r50_mv2/mlkd.yaml, a KD_ours config).
     },
-    # ImageNet 3: ResNet-50 -> MobileNetV2 with the cross-entropy weight of LS's own config of the pair (was 1).
-    revision={CIFAR100: 2, IMAGENET: 3},
+    revision={CIFAR100: 2, IMAGENET: 2},
 )
 
 DISTILLERS = {distiller.name: distiller for distiller in (HINTON_KD, DECOUPLED_KD, STANDARDISED_KD)}
