@@ -39,6 +39,9 @@ def test_lskd_trains_with_the_ls_authors_cross_entropy_weight():
                                                                    "ls_eps": 1e-7}
     args = filled("--student-arch", "resnet8x4", "--distill", "LSKD", teacher="resnet32x4")
     assert (args.ce_weight, args.kd_weight, args.T) == (0.1, 9.0, 2.0)
+    # ls_eps: LS mdistiller/distillers/KD.py at 6083e2d divides by 1e-7 + std.
+    assert "`mdistiller/distillers/KD.py` (6083e2d) `normalize`: `(logit - mean) / (1e-7 + stdv)`" in \
+        DISTILLERS[LSKD].published[CIFAR100].source
 
 
 def test_dkd_cifar_defaults_and_betas_per_pair():
@@ -53,6 +56,9 @@ def test_dkd_cifar_defaults_and_betas_per_pair():
                      ("resnet32x4", "resnet8x4"): 8.0, ("resnet32x4", "ShuffleV1"): 8.0,
                      ("resnet32x4", "ShuffleV2"): 8.0, ("wrn_40_2", "ShuffleV1"): 8.0, ("ResNet50", "MobileNetV2"): 8.0}
     assert filled("--student-arch", "resnet32", "--distill", "DKD", teacher="resnet110").beta == 2.0
+    # Each beta read from its config at mdistiller e8c5bb3, and its source says so.
+    cifar_pairs = [pair for (dataset, _, _), pair in DISTILLERS[DKD].pairs.items() if dataset == CIFAR100]
+    assert len(cifar_pairs) == 6 and all(pair.source.endswith(".yaml` (e8c5bb3)") for pair in cifar_pairs)
 
 
 def test_lskd_per_pair_settings_are_those_its_authors_logs_are_named_after():

@@ -101,7 +101,7 @@ def dkd_warmup(epoch: int, settings: dict) -> float:
     return min((epoch + 1) / settings["warmup"], 1.0)
 
 
-MDISTILLER_DKD = "mdistiller `configs/cifar100/dkd/{}.yaml`"
+MDISTILLER_DKD = "mdistiller `configs/cifar100/dkd/{}.yaml` (e8c5bb3)"
 LS_DEFAULTS = {"T": 2.0, "kd_weight": 9.0}  # LS tools/train.py's --base-temp and --kd-weight
 
 
@@ -172,8 +172,8 @@ STANDARDISED_KD = Distiller(
                             "LS `mdistiller/engine/cfg.py` (`KD.LOSS.CE_WEIGHT = 0.1`, quoted from master in LS issue "
                             "#25; the authors say in LS issue #8 they kept 0.1, mdistiller's Hinton setting, for their "
                             "KD runs); `tools/train.py` (2ece47f): `--base-temp 2`, `--kd-weight 9` replace KD's "
-                            "temperature and weight; `mdistiller/distillers/KD.py` `normalize`: `1e-7 + std` (quoted in "
-                            "LS issue #27)"),
+                            "temperature and weight; `mdistiller/distillers/KD.py` (6083e2d) `normalize`: "
+                            "`(logit - mean) / (1e-7 + stdv)`"),
         IMAGENET: Published({"ce_weight": 1.0, "kd_weight": 6.0, "T": 2.0, "ls_eps": LS_EPS},
                             "LS's one ImageNet run, ResNet-34 -> ResNet-18: `logs/imagenet/r34_r18_kd_ours_2_6.txt` "
                             "(7806faa; base temperature 2, weight 6, best_acc 71.42) with "
