@@ -11,8 +11,8 @@ import pytest
 
 import student_v0
 from models import imagenet, model_dict
-from utils import losses, unix
-from utils.distillers import (BATCH_LABELS, CIFAR100, DISTILLERS, DKD, IMAGENET, KD, LSKD, STRATEGIES, TEMPERATURE,
+from utils import losses
+from utils.distillers import (BATCH_LABELS, CIFAR100, DISTILLERS, DKD, IMAGENET, KD, LSKD, TEMPERATURE,
                               add_distiller_args, all_settings, defaults_table, distiller_defaults, fill_pair_defaults,
                               pairs_table, setting_help, settings_revision)
 from utils.errors import UserError
@@ -140,18 +140,6 @@ def test_each_declared_loss_is_a_function_of_utils_losses_taking_what_its_declar
         assert set(distiller.loss_args) <= set(BATCH_LABELS) | set(distiller.setting_names), distiller.name
 
 
-def test_each_strategy_names_a_scoring_function_of_utils_unix():
-    for strategy in STRATEGIES.values():
-        assert callable(getattr(unix, strategy.scores)), strategy
-
-
-def test_the_docs_list_the_papers_four_strategies_as_the_table_names_them():
-    papers = ", ".join(f"{number} {STRATEGIES[number].name}" for number in range(4))
-    assert papers == "0 random, 1 least confidence, 2 margin, 3 entropy"
-    for page in ("training.md", "unix-step.md"):
-        assert papers in (DOCS.parent / page).read_text(), page
-
-
 def test_a_weight_left_to_the_pair_does_not_count_as_zero():
     # LSKD's kd weight waits for the teacher; cross-entropy 0 alone still leaves the distillation loss.
     assert student_v0.parse_args(["--teacher-path", "t.pth", "--student-arch", "vgg8", "--distill", "LSKD",
@@ -207,6 +195,6 @@ def test_docs_show_the_declared_settings_tables():
 def test_the_declarations_and_the_table_row_names_need_no_torch():
     # student_v0.py checks its flags before torch is imported; a run's method is named as the results table names
     # it (utils.runs.runnames.row_name) by whatever writes it, without torch.
-    code = "import sys, utils.distillers, utils.runs.runnames; assert 'torch' not in sys.modules"
+    code = "import sys, utils.distillers, utils.unix_settings, utils.runs.runnames; assert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], cwd=DOCS.parents[1], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

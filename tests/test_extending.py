@@ -13,15 +13,16 @@ import student_v0
 from models import model_dict
 from models.cost import model_cost, parameter_count
 from utils import losses, unix
-from utils.distillers import CIFAR100, DISTILLERS, STRATEGIES, Distiller, Published, Strategy
+from utils.distillers import CIFAR100, DISTILLERS, Distiller, Published
 from utils.errors import UserError
 from utils.runs.runnames import student_run_name
 from utils.table import summary
-from utils.table.paper import KD_FLAGS, protocol_lr
+from utils.table.paper import protocol_lr
 from utils.table.runlist import selected_runs, settings_from_env
 from utils.training.computation_meter import ComputationMeter
 from utils.training.selection import SelectionCounter
 from utils.training.steps import UnixDistillStep
+from utils.unix_settings import KD_FLAGS, STRATEGIES, Strategy
 
 CONVENTIONAL = [word for key, value in KD_FLAGS.items() for word in (f"--{key}", str(value))]
 

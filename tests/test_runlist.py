@@ -9,7 +9,8 @@ import student_v0
 import teacher
 from utils.distillers import other_distillers
 from utils.runs.runnames import teacher_run_name
-from utils.table.paper import EXTENSION_PAIRS, KD_FLAGS, UNIXKD_FLAGS
+from utils.table.paper import EXTENSION_PAIRS
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 from utils.table.runlist import STUDENTS, TEACHERS, main, selected_runs, settings_from_env
 
 KNOBS = ("SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "PYTHON", "GPU", "ONLY", "ABLATIONS", "EXTENSIONS")

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from utils.table.paper import DISTILLER_FIGURES, KD_FLAGS, UNIXKD_FLAGS
+from utils.table.paper import DISTILLER_FIGURES
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 from utils.table.summary import UNIXKD, Run, group_finished, load_runs, main, method_name, summarize
 
 KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}

@@ -337,31 +337,3 @@ def pairs_table() -> str:
                     changed = ", ".join(f"{key.replace('_', '-')} {setting_text(value)}" for key, value in values.items())
                     lines.append(f"| {dataset} | {name} | {teacher} -> {student} | {changed} | {source} |")
     return "\n".join(lines)
-
-
-class Strategy(NamedTuple):
-    """One of UNIX's uncertainty measures (step 1 of utils/unix.py)."""
-
-    name: str    # in --help and the docs
-    scores: str  # its function in utils/unix.py: scores(logits) -> one score per image, higher is more uncertain
-
-
-# UNIX's own settings, which every distiller runs under: named here, without torch, so that student_v0.py checks
-# its flags before torch is imported. Adding a strategy: its function in utils/unix.py and one line here.
-STRATEGIES = {0: Strategy("random", "random_scores"), 1: Strategy("least confidence", "least_confidence_scores"),
-              2: Strategy("margin", "margin_scores"), 3: Strategy("entropy", "entropy_scores")}
-MIX_STRATEGIES = {0: "none", 1: "mixup", 2: "adaptive"}
-
-# The paper's two methods as student_v0.py's UNIX flags (utils.table.paper lays its table out with them).
-KD_FLAGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000}    # nothing mixed, the teacher sees all 64 images
-UNIXKD_FLAGS = {"strategy": 3, "k": 48, "b": 32, "w": 10}  # entropy ranking, the teacher sees 48 of 64
-
-
-def strategies_text() -> str:
-    """'0 random, 1 least confidence, ...': --strategy's choices as its help and the docs list them."""
-    return ", ".join(f"{number} {strategy.name}" for number, strategy in STRATEGIES.items())
-
-
-def default_unix_sizes(local_batch: int) -> tuple:
-    """(k, b) on ImageNet, where they follow each process's batch: the paper's CIFAR proportions, 48 and 32 of 64."""
-    return 3 * local_batch // 4, local_batch // 2

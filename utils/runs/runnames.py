@@ -1,5 +1,6 @@
 """Run directory names, known without building anything: the scripts write there, the run list looks there."""
-from utils.distillers import CIFAR100, KD, UNIXKD_FLAGS, changed_settings, setting_text, settings_revision
+from utils.distillers import CIFAR100, KD, changed_settings, setting_text, settings_revision
+from utils.unix_settings import UNIXKD_FLAGS
 
 SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.runs.report)
 # The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished

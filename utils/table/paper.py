@@ -5,8 +5,6 @@ table (utils.table.summary) and the computation report (utils.table.computation)
 """
 from typing import NamedTuple, Optional
 
-from utils.distillers import KD_FLAGS, UNIXKD_FLAGS  # the table's two methods, as student_v0.py flags
-
 
 class PaperPair(NamedTuple):
     """One row of the published table; accuracies are test top-1 %, mean of 4 runs."""

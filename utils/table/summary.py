@@ -24,9 +24,10 @@ from typing import Optional
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.runs.runnames import SUMMARY_FILE, is_imported, row_name
-from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
+from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS
 from utils.table.protocol import departures, imported_departures
 from utils.training.steps import DistillConfig
+from utils.unix_settings import UNIXKD_FLAGS
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"

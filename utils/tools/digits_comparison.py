@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from utils.distillers import DISTILLERS, KD, distiller_defaults, own_settings
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
 from utils.training.computation_meter import ComputationMeter
 from utils.training.iteration import train_step
 from utils.training.selection import SelectionCounter
 from utils.training.steps import DistillConfig, SupervisedStep, UnixDistillStep
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 
 BATCH = 64
 TRAIN_IMAGES = 1280  # 20 full batches; the other 517 images are the test set
