@@ -12,7 +12,7 @@ import pytest
 import student_v0
 from models import imagenet, model_dict
 from utils import losses
-from utils.distillers import (BATCH_LABELS, CIFAR100, DISTILLERS, DKD, IMAGENET, KD, LSKD, TEMPERATURE,
+from utils.distillers import (BATCH_LABELS, CIFAR100, DATASET_TITLES, DISTILLERS, DKD, IMAGENET, KD, LSKD, TEMPERATURE,
                               add_distiller_args, all_settings, defaults_table, distiller_defaults, fill_pair_defaults,
                               pairs_table, setting_help, settings_revision)
 from utils.errors import UserError
@@ -170,9 +170,12 @@ def test_the_temperature_help_lists_every_published_temperature_so_it_cannot_dri
     assert text == setting_help(TEMPERATURE) and "LSKD 2/3/4" in text  # 4: resnet110 -> resnet20
     expected = {}
     for name, distiller in DISTILLERS.items():
-        for dataset, title in (("cifar100", "CIFAR-100"), ("imagenet", "ImageNet")):
+        if TEMPERATURE not in distiller.settings:
+            continue  # a distiller without a temperature is not in its help (test_extending.py declares one)
+        for dataset in distiller.published:  # the datasets it is declared for
             pairs = [(t, s) for (data, t, s) in distiller.pairs if data == dataset] + [("no", "pair")]
-            expected[title, name] = {f"{distiller_defaults(name, t, s, dataset)['T']:g}" for t, s in pairs}
+            expected[DATASET_TITLES[dataset], name] = {f"{distiller_defaults(name, t, s, dataset)['T']:g}"
+                                                      for t, s in pairs}
     assert published_in_help(text) == expected
 
 
@@ -182,8 +185,9 @@ def test_every_setting_is_one_flag_with_its_help_and_no_default_of_its_own():
     for setting in all_settings():
         action = parser._option_string_actions[setting.flag]
         assert action.default is None and action.help == setting_help(setting)
-    assert [setting.name for setting in all_settings()] == ["ce_weight", "kd_weight", "T", "alpha", "beta", "warmup",
-                                                           "dkd_mix", "ls_eps"]
+    # Today's distillers' settings, in this order; a distiller declared later adds its own after them.
+    assert [setting.name for setting in all_settings()][:8] == ["ce_weight", "kd_weight", "T", "alpha", "beta",
+                                                               "warmup", "dkd_mix", "ls_eps"]
 
 
 def test_docs_show_the_declared_settings_tables():
