@@ -1,4 +1,5 @@
-"""Run directory names, known without building anything: the scripts write there, the run list looks there."""
+"""A run's names, known without building anything (no torch): its folder, which the scripts write and the run list
+looks for, and its row in the results table (row_name)."""
 from utils.distillers import CIFAR100, KD, changed_settings, setting_text, settings_revision
 from utils.unix_settings import UNIXKD_FLAGS
 
@@ -11,6 +12,12 @@ IMPORTED = "imported"
 MIX_SETTING, MIX_LABEL, MIX_DEFAULT = "mix_strategy", "mix", 2
 
 
+def run_distiller_and_dataset(settings: dict) -> tuple:
+    """(distiller, dataset) of a run's settings: KD and CIFAR-100 where not given, as in runs made before
+    --distill and --dataset existed."""
+    return settings.get("distill") or KD, settings.get("dataset") or CIFAR100
+
+
 def named_settings(settings: dict, teacher_arch: str) -> list:
     """[(label, value)] of the settings that differ from their defaults (the mixing curve's and the
     distiller's published ones), so that an ablation never shares the main runs' folder (or, in the
@@ -18,8 +25,7 @@ def named_settings(settings: dict, teacher_arch: str) -> list:
     named = []
     if settings.get(MIX_SETTING, MIX_DEFAULT) != MIX_DEFAULT:
         named.append((MIX_LABEL, settings[MIX_SETTING]))
-    distiller = settings.get("distill") or KD
-    dataset = settings.get("dataset") or CIFAR100
+    distiller, dataset = run_distiller_and_dataset(settings)
     return named + changed_settings(settings, distiller, teacher_arch, settings.get("student_arch"), dataset)
 
 
@@ -38,10 +44,10 @@ def student_run_name(args, teacher_arch: str, teacher_label: str) -> str:
     """student_v0.py's folder; `args` may leave out the settings that keep their default (named_settings)."""
     name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}-{teacher_label}_strategy{args.strategy}"
             f"_k{args.k}_b{args.b}_w{args.w:g}_seed{args.seed}")
-    distiller = getattr(args, "distill", None) or KD
+    distiller, dataset = run_distiller_and_dataset(vars(args))
     if distiller != KD:  # KD's runs keep the names they had before --distill existed
         # The settings' revision: a run made with an earlier table keeps its folder (utils.distillers).
-        name += f"_{distiller}_r{settings_revision(distiller, getattr(args, 'dataset', None) or CIFAR100)}"
+        name += f"_{distiller}_r{settings_revision(distiller, dataset)}"
     for label, value in named_settings(vars(args), teacher_arch):
         name += f"_{label}{setting_text(value)}"
     other_distill = getattr(args, "other_distill", None)
@@ -54,7 +60,7 @@ def row_name(args: dict, teacher, conventional: bool) -> str:
     with another distiller, 'DKD', 'UNIX + DKD' (UNIXKD's setting) or 'UNIX (setting) + DKD'. Then the settings
     named in the run's folder, the revision of a distiller's settings it was made with if not today's, and its
     feature loss. `teacher` (the architecture) names the pair whose published settings count as the defaults."""
-    distiller = args.get("distill") or KD
+    distiller, dataset = run_distiller_and_dataset(args)
     setting = f"(S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
     if conventional:
         name = distiller
@@ -68,7 +74,7 @@ def row_name(args: dict, teacher, conventional: bool) -> str:
     for label, value in named_settings(args, teacher):
         name += f" {label}{setting_text(value)}"
     revision = args.get("settings_revision", 1)  # recorded since revision 2
-    if distiller != KD and revision != settings_revision(distiller, args.get("dataset") or CIFAR100):
+    if distiller != KD and revision != settings_revision(distiller, dataset):
         # Made with another revision of the published settings (utils.distillers): never averaged with today's.
         name += f" r{revision}"
     if args.get("other_distill"):
