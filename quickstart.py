@@ -22,7 +22,7 @@ from utils.data.synthetic import write_synthetic_cifar100
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.table import summary
-from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 from utils.table.runlist import as_flags
 
 # The paper's resnet56 -> resnet20 pair in miniature (Ft/Fs 3.25 here, 3.06 there), small enough for a CPU.

@@ -10,12 +10,12 @@ or on ImageNet, one process per GPU (docs/imagenet.md):
 import argparse
 
 from utils.data.dataset_args import check_batch_per_process, dataset_of, parse_dataset_args
-from utils.distillers import (MIX_STRATEGIES, STRATEGIES, add_distiller_args, check_distiller_args,
-                              default_unix_sizes, own_settings, settings_revision, strategies_text)
+from utils.distillers import add_distiller_args, check_distiller_args, own_settings, settings_revision
 from utils.errors import UserError
 from utils.process import ranks
 from utils.process.cli import ArgumentParser, add_common_args, check_common_args, run_main
-from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
+from utils.unix_settings import (KD_FLAGS, MIX_STRATEGIES, STRATEGIES, UNIXKD_FLAGS, default_unix_sizes,
+                                  strategies_text)
 
 
 def flags_text(flags: dict) -> str:

@@ -13,7 +13,7 @@ import torch
 import student_v0
 import teacher
 from models import model_dict
-from utils.distillers import STRATEGIES
+from utils.unix_settings import STRATEGIES
 from utils.errors import UserError
 from utils.training.steps import SupervisedStep
 

@@ -12,16 +12,20 @@ import torch.nn.functional as F
 import student_v0
 from models import model_dict
 from models.cost import model_cost, parameter_count
+from tests import test_digits_comparison as digits_tests
+from tests import test_distillers as distiller_tests
 from utils import losses, unix
-from utils.distillers import CIFAR100, DISTILLERS, STRATEGIES, Distiller, Published, Strategy
+from utils.distillers import CIFAR100, DISTILLERS, TEMPERATURE, Distiller, Published, setting_help
 from utils.errors import UserError
 from utils.runs.runnames import student_run_name
 from utils.table import summary
-from utils.table.paper import KD_FLAGS, protocol_lr
+from utils.table.paper import protocol_lr
 from utils.table.runlist import selected_runs, settings_from_env
+from utils.tools import digits_comparison
 from utils.training.computation_meter import ComputationMeter
 from utils.training.selection import SelectionCounter
 from utils.training.steps import UnixDistillStep
+from utils.unix_settings import KD_FLAGS, STRATEGIES, UNIXKD_FLAGS, Strategy
 
 CONVENTIONAL = [word for key, value in KD_FLAGS.items() for word in (f"--{key}", str(value))]
 
@@ -95,6 +99,13 @@ def test_a_new_distiller_is_one_loss_function_and_one_declaration(mse, tmp_path,
     assert {"MSE", "UNIX + MSE kd2"} <= table_cells(
         results_table(tmp_path, capsys, args) + results_table(tmp_path, capsys, parsed("--distill", "MSE",
                                                                                          "--kd-weight", "2")))
+
+    # The flags' help and the digits comparison follow, and the tests that pin them still pass with it declared.
+    assert "MSE" not in setting_help(TEMPERATURE)  # it has no temperature
+    distiller_tests.test_the_temperature_help_lists_every_published_temperature_so_it_cannot_drift_from_them()
+    distiller_tests.test_every_setting_is_one_flag_with_its_help_and_no_default_of_its_own()
+    assert ("UNIX + MSE", "MSE", UNIXKD_FLAGS) in digits_comparison.methods()
+    digits_tests.test_the_methods_are_each_declared_distiller_conventional_with_unix_and_under_its_other_rules()
 
 
 class TinyNet(nn.Module):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-METHOD = {"utils.errors", "utils.unix", "utils.losses", "utils.distillers"}
+METHOD = {"utils.errors", "utils.unix", "utils.unix_settings", "utils.losses", "utils.distillers"}
 PACKAGES = ["process", "data", "runs", "training", "teachers", "table", "tools"]
 ENTRY_POINTS = {"bench", "computation", "digits_comparison", "graph_check", "jobs", "runlist", "summary", "torchrun",
                 "synthetic", "synthetic_imagenet", "sync_check", "dali_check"}

@@ -7,10 +7,11 @@ import pytest
 
 import student_v0
 import teacher
-from utils.distillers import other_distillers
+from utils.distillers import DISTILLERS, DKD, KD, LSKD
 from utils.runs.runnames import teacher_run_name
-from utils.table.paper import EXTENSION_PAIRS, KD_FLAGS, UNIXKD_FLAGS
+from utils.table.paper import EXTENSION_PAIRS
 from utils.table.runlist import STUDENTS, TEACHERS, main, selected_runs, settings_from_env
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 
 KNOBS = ("SEEDS", "EPOCHS", "DATA_ROOT", "EXPERIMENTS_DIR", "PYTHON", "GPU", "ONLY", "ABLATIONS", "EXTENSIONS")
 
@@ -64,7 +65,9 @@ def test_each_run_folder_is_where_its_script_writes(tmp_path):
 
 def test_extensions_add_every_other_distiller_with_and_without_unix_on_four_pairs():
     extensions = [run for run in runs_for(EXTENSIONS="1") if run not in runs_for()]
-    count = len(EXTENSION_PAIRS) * len(other_distillers()) * 2 * 4  # with and without UNIX, seeds 0-3: 64
+    others = [name for name in DISTILLERS if name != KD]  # every declared distiller but the paper's
+    assert {DKD, LSKD} <= set(others)
+    count = len(EXTENSION_PAIRS) * len(others) * 2 * 4  # with and without UNIX, seeds 0-3: 64 today
     assert len(extensions) == count and len({run.folder for run in extensions}) == count
     cells = set()
     for run in extensions:
@@ -73,7 +76,7 @@ def test_extensions_add_every_other_distiller_with_and_without_unix_on_four_pair
         assert unix or all(getattr(args, key) == value for key, value in KD_FLAGS.items())
         assert run.name.startswith(("UNIX" if unix else "") + args.distill + " ")
         cells.add((args.teacher_path.split("teacher_")[1].rstrip("/"), args.student_arch, args.distill, unix, args.seed))
-    assert cells == {(t, s, d, u, seed) for t, s in EXTENSION_PAIRS for d in other_distillers() for u in (False, True)
+    assert cells == {(t, s, d, u, seed) for t, s in EXTENSION_PAIRS for d in others for u in (False, True)
                      for seed in range(4)}
 
 

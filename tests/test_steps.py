@@ -202,6 +202,14 @@ def test_dkd_and_lskd_replace_the_kd_term_with_their_own():
     assert distill_losses(**KD_SETTING)["kd"].item() == pytest.approx(kd_loss(s, t, 4.0).item(), rel=1e-4)
 
 
+def test_a_setting_the_distiller_does_not_have_is_refused_not_ignored():
+    with pytest.raises(ValueError, match=r"\['beta'\] not among the settings of the distiller LSKD: \['T', 'ls_eps'\]"):
+        DistillConfig(distill="LSKD", settings={"beta": 3.0})
+    with pytest.raises(ValueError, match="not among the settings of the distiller KD"):
+        DistillConfig(settings={"kd_weight": 2.0})  # a weight is a field of its own, not a setting
+    assert DistillConfig(distill="DKD", settings={"beta": 3.0}).distiller_settings["beta"] == 3.0
+
+
 def test_dkd_weight_warms_up_linearly_over_its_first_epochs():
     full = distill_losses(epoch=19, distill="DKD", **KD_SETTING)["dkd"].item()  # epoch 20 of 20: weight 1
     assert distill_losses(epoch=0, distill="DKD", **KD_SETTING)["dkd"].item() == pytest.approx(full / 20, rel=1e-5)

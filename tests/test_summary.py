@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
-from utils.table.paper import DISTILLER_FIGURES, KD_FLAGS, UNIXKD_FLAGS
+from utils.table.paper import DISTILLER_FIGURES
 from utils.table.summary import (UNIXKD, Run, group_finished, load_runs, main, method_name, parse_run, summarize,
                                  teacher_run_folder, teacher_variant)
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 
 KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
 UNIX_ARGS = {"strategy": 3, "k": 48, "b": 32, "w": 10.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
@@ -275,13 +276,6 @@ def test_runs_made_before_the_settings_table_get_rows_of_their_own():
     assert method_name({**UNIX_ARGS, "distill": "LSKD", "ce_weight": 1.0}) == "UNIX + LSKD ce1 r1"
     # A run made now with the old cross-entropy weight is named by it, and apart from the old runs too.
     assert method_name({**UNIX_ARGS, **NOW, "distill": "LSKD", "ce_weight": 1.0}) == "UNIX + LSKD ce1"
-
-
-def test_imagenet_lskd_runs_of_the_revision_before_its_correction_get_rows_of_their_own():
-    imagenet = {**UNIX_ARGS, "dataset": "imagenet"}
-    assert method_name({**imagenet, "distill": "LSKD", "settings_revision": 2}) == "UNIX + LSKD r2"
-    assert method_name({**imagenet, "distill": "LSKD", "settings_revision": 3}) == "UNIX + LSKD"
-    assert method_name({**imagenet, "distill": "DKD", "settings_revision": 2}) == "UNIX + DKD"  # its own is 2
 
 
 def test_distiller_figures_are_the_primary_sources():

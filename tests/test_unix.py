@@ -1,12 +1,16 @@
 """The UNIX step (utils/unix.py) against hand-computed expectations."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from utils.distillers import STRATEGIES
+from utils import unix
 from utils.unix import (largest_mixing_weight, mixing_weights, rank_by_uncertainty, uncertainty_aware_mixup,
                         uncertainty_scores)
+from utils.unix_settings import STRATEGIES
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 # Two images with known class probabilities: a confident one and an ambiguous one.
 PROBS = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2]])
@@ -48,6 +52,18 @@ def test_random_strategy_gives_one_uniform_score_per_image():
     scores = uncertainty_scores(torch.zeros(1000, 5), 0)
     assert scores.shape == (1000,) and 0 <= scores.min() and scores.max() < 1
     assert abs(scores.mean().item() - 0.5) < 0.05
+
+
+def test_each_strategy_names_a_scoring_function_of_utils_unix():
+    for strategy in STRATEGIES.values():
+        assert callable(getattr(unix, strategy.scores)), strategy
+
+
+def test_the_docs_list_the_papers_four_strategies_as_the_table_names_them():
+    papers = ", ".join(f"{number} {STRATEGIES[number].name}" for number in range(4))
+    assert papers == "0 random, 1 least confidence, 2 margin, 3 entropy"
+    for page in ("training.md", "unix-step.md"):
+        assert papers in (DOCS / page).read_text(), page
 
 
 def test_unknown_strategy_is_refused():

@@ -1,7 +1,8 @@
 """UNIXKD's library, in layers: each imports only from the layers listed before it.
 
-- unix.py, losses.py, distillers.py, errors.py: the method (the UNIX step, the losses as pure
-  functions, the logit distillers' declarations and UNIX's strategies) and the one error a user can fix.
+- unix.py, unix_settings.py, losses.py, distillers.py, errors.py: the method (the UNIX step and its settings
+  without torch, the losses as pure functions, the logit distillers' declarations) and the one error a user
+  can fix.
 - process/: one process of a run: the command line, the device, its rank under torchrun, its seeds.
 - data/: the data sets and their loaders: CIFAR-100, ImageNet, the synthetic stand-ins.
 - runs/: a run's folder: its name, checkpoints, resume checks and summary.json.

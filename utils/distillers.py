@@ -101,7 +101,7 @@ def dkd_warmup(epoch: int, settings: dict) -> float:
     return min((epoch + 1) / settings["warmup"], 1.0)
 
 
-MDISTILLER_DKD = "mdistiller `configs/cifar100/dkd/{}.yaml`"
+MDISTILLER_DKD = "mdistiller `configs/cifar100/dkd/{}.yaml` (e8c5bb3)"
 LS_DEFAULTS = {"T": 2.0, "kd_weight": 9.0}  # LS tools/train.py's --base-temp and --kd-weight
 
 
@@ -172,13 +172,13 @@ STANDARDISED_KD = Distiller(
                             "LS `mdistiller/engine/cfg.py` (`KD.LOSS.CE_WEIGHT = 0.1`, quoted from master in LS issue "
                             "#25; the authors say in LS issue #8 they kept 0.1, mdistiller's Hinton setting, for their "
                             "KD runs); `tools/train.py` (2ece47f): `--base-temp 2`, `--kd-weight 9` replace KD's "
-                            "temperature and weight; `mdistiller/distillers/KD.py` `normalize`: `1e-7 + std` (quoted in "
-                            "LS issue #27)"),
+                            "temperature and weight; `mdistiller/distillers/KD.py` (6083e2d) `normalize`: "
+                            "`(logit - mean) / (1e-7 + stdv)`"),
         IMAGENET: Published({"ce_weight": 1.0, "kd_weight": 6.0, "T": 2.0, "ls_eps": LS_EPS},
                             "LS's one ImageNet run, ResNet-34 -> ResNet-18: `logs/imagenet/r34_r18_kd_ours_2_6.txt` "
                             "(7806faa; base temperature 2, weight 6, best_acc 71.42) with "
-                            "`configs/imagenet/r34_r18/kd.yaml` of the same commit (`CE_WEIGHT 1.0`); not the README's "
-                            "`--kd-weight 9` (see below)"),
+                            "`configs/imagenet/r34_r18/kd.yaml` of the same commit (`CE_WEIGHT 1.0`, `LR 0.2` as the "
+                            "log's); not the README's `--kd-weight 9` (see below); every ImageNet pair"),
     },
     pairs={
         **dict((ls_logged("vgg13", "vgg8", 3.0, 9.0, "78195b4"),
@@ -188,13 +188,10 @@ STANDARDISED_KD = Distiller(
                 ls_logged("resnet32x4", "wrn_16_2", 3.0, 9.0, "78195b4"),
                 ls_logged("resnet32x4", "wrn_40_2", 3.0, 9.0, "78195b4"),
                 ls_logged("resnet110", "resnet20", 4.0, 12.0, "ebeb76c"))),
-        (IMAGENET, "imagenet_resnet50", "imagenet_mobilenet_v2"): Published(
-            {"ce_weight": 0.5}, "LS `configs/imagenet/r50_mv2/mlkd.yaml` (6083e2d: `KD_ours`, ResNet50 -> "
-                                "MobileNetV2, `CE_WEIGHT: 0.5`), as mdistiller's `configs/imagenet/r50_mv2/kd.yaml` "
-                                "(e8c5bb3) that LS forked; base temperature and weight as ResNet-34 -> ResNet-18"),
+        # No ImageNet pair: LS published no setting of ResNet-50 -> MobileNetV2, which takes the ResNet-34 ->
+        # ResNet-18 run's values (docs/distillers.md says why not LS's r50_mv2/mlkd.yaml, a KD_ours config).
     },
-    # ImageNet 3: ResNet-50 -> MobileNetV2 with the cross-entropy weight of LS's own config of the pair (was 1).
-    revision={CIFAR100: 2, IMAGENET: 3},
+    revision={CIFAR100: 2, IMAGENET: 2},
 )
 
 DISTILLERS = {distiller.name: distiller for distiller in (HINTON_KD, DECOUPLED_KD, STANDARDISED_KD)}
@@ -340,31 +337,3 @@ def pairs_table() -> str:
                     changed = ", ".join(f"{key.replace('_', '-')} {setting_text(value)}" for key, value in values.items())
                     lines.append(f"| {dataset} | {name} | {teacher} -> {student} | {changed} | {source} |")
     return "\n".join(lines)
-
-
-class Strategy(NamedTuple):
-    """One of UNIX's uncertainty measures (step 1 of utils/unix.py)."""
-
-    name: str    # in --help and the docs
-    scores: str  # its function in utils/unix.py: scores(logits) -> one score per image, higher is more uncertain
-
-
-# UNIX's own settings, which every distiller runs under: named here, without torch, so that student_v0.py checks
-# its flags before torch is imported. Adding a strategy: its function in utils/unix.py and one line here.
-STRATEGIES = {0: Strategy("random", "random_scores"), 1: Strategy("least confidence", "least_confidence_scores"),
-              2: Strategy("margin", "margin_scores"), 3: Strategy("entropy", "entropy_scores")}
-MIX_STRATEGIES = {0: "none", 1: "mixup", 2: "adaptive"}
-
-# The paper's two methods as student_v0.py's UNIX flags (utils.table.paper lays its table out with them).
-KD_FLAGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000}    # nothing mixed, the teacher sees all 64 images
-UNIXKD_FLAGS = {"strategy": 3, "k": 48, "b": 32, "w": 10}  # entropy ranking, the teacher sees 48 of 64
-
-
-def strategies_text() -> str:
-    """'0 random, 1 least confidence, ...': --strategy's choices as its help and the docs list them."""
-    return ", ".join(f"{number} {strategy.name}" for number, strategy in STRATEGIES.items())
-
-
-def default_unix_sizes(local_batch: int) -> tuple:
-    """(k, b) on ImageNet, where they follow each process's batch: the paper's CIFAR proportions, 48 and 32 of 64."""
-    return 3 * local_batch // 4, local_batch // 2

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from utils.distillers import MIX_STRATEGIES, STRATEGIES
+from utils.unix_settings import MIX_STRATEGIES, STRATEGIES
 
 
 def uncertainty_scores(logits: torch.Tensor, strategy: int) -> torch.Tensor:
     """Step 1: one score per image; higher means more uncertain. The strategy's function is the one its line of
-    STRATEGIES names (utils/distillers.py, without torch, so that the flag is checked before torch is imported)."""
+    STRATEGIES names (utils/unix_settings.py, without torch, so that the flag is checked before torch is imported)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy}")
     return globals()[STRATEGIES[strategy].scores](logits)

@@ -10,7 +10,7 @@ import re
 from argparse import Namespace
 from pathlib import Path
 
-from utils.distillers import default_unix_sizes
+from utils.unix_settings import default_unix_sizes
 from utils.errors import UserError
 from utils.process import ranks
 from utils.runs.resume import started_world_size

@@ -1,6 +1,7 @@
-"""Run directory names, known without building anything: the scripts write there, the run list looks there."""
-from utils.distillers import (CIFAR100, KD, UNIXKD_FLAGS, changed_settings, default_unix_sizes, setting_text,
-                              settings_revision)
+"""A run's names, known without building anything (no torch): its folder, which the scripts write and the run list
+looks for, and its row in the results table (row_name)."""
+from utils.distillers import CIFAR100, KD, changed_settings, setting_text, settings_revision
+from utils.unix_settings import UNIXKD_FLAGS, default_unix_sizes
 
 SUMMARY_FILE = "summary.json"  # each run's progress and results, rewritten every epoch (utils.runs.report)
 # The summary.json key of a published teacher laid out by `python -m utils.teachers import`: a finished
@@ -13,6 +14,12 @@ ALONE = "trained alone"  # the method of a teacher.py run: the network learns fr
 MIX_SETTING, MIX_LABEL, MIX_DEFAULT = "mix_strategy", "mix", 2
 
 
+def run_distiller_and_dataset(settings: dict) -> tuple:
+    """(distiller, dataset) of a run's settings: KD and CIFAR-100 where not given, as in runs made before
+    --distill and --dataset existed."""
+    return settings.get("distill") or KD, settings.get("dataset") or CIFAR100
+
+
 def named_settings(settings: dict, teacher_arch: str) -> list:
     """[(label, value)] of the settings that differ from their defaults (the mixing curve's and the
     distiller's published ones), so that an ablation never shares the main runs' folder (or, in the
@@ -20,8 +27,7 @@ def named_settings(settings: dict, teacher_arch: str) -> list:
     named = []
     if settings.get(MIX_SETTING, MIX_DEFAULT) != MIX_DEFAULT:
         named.append((MIX_LABEL, settings[MIX_SETTING]))
-    distiller = settings.get("distill") or KD
-    dataset = settings.get("dataset") or CIFAR100
+    distiller, dataset = run_distiller_and_dataset(settings)
     return named + changed_settings(settings, distiller, teacher_arch, settings.get("student_arch"), dataset)
 
 
@@ -42,10 +48,10 @@ def student_run_name(args, teacher_arch: str, teacher_label: str, teacher_tag=No
     name = (f"v0_student_{args.student_arch}_teacher_{teacher_arch}{tagged(teacher_tag)}-{teacher_label}"
             f"_strategy{args.strategy}_k{unix_size_text(args.k, 0)}_b{unix_size_text(args.b, 1)}_w{args.w:g}"
             f"_seed{args.seed}")
-    distiller = getattr(args, "distill", None) or KD
+    distiller, dataset = run_distiller_and_dataset(vars(args))
     if distiller != KD:  # KD's runs keep the names they had before --distill existed
         # The settings' revision: a run made with an earlier table keeps its folder (utils.distillers).
-        name += f"_{distiller}_r{settings_revision(distiller, getattr(args, 'dataset', None) or CIFAR100)}"
+        name += f"_{distiller}_r{settings_revision(distiller, dataset)}"
     for label, value in named_settings(vars(args), teacher_arch):
         name += f"_{label}{setting_text(value)}"
     other_distill = getattr(args, "other_distill", None)
@@ -58,7 +64,7 @@ def row_name(args: dict, teacher, conventional: bool) -> str:
     with another distiller, 'DKD', 'UNIX + DKD' (UNIXKD's setting) or 'UNIX (setting) + DKD'. Then the settings
     named in the run's folder, the revision of a distiller's settings it was made with if not today's, and its
     feature loss. `teacher` (the architecture) names the pair whose published settings count as the defaults."""
-    distiller = args.get("distill") or KD
+    distiller, dataset = run_distiller_and_dataset(args)
     setting = f"(S{args['strategy']} k{args['k']} b{args['b']} w{args['w']:g})"
     if conventional:
         name = distiller
@@ -72,7 +78,7 @@ def row_name(args: dict, teacher, conventional: bool) -> str:
     for label, value in named_settings(args, teacher):
         name += f" {label}{setting_text(value)}"
     revision = args.get("settings_revision", 1)  # recorded since revision 2
-    if distiller != KD and revision != settings_revision(distiller, args.get("dataset") or CIFAR100):
+    if distiller != KD and revision != settings_revision(distiller, dataset):
         # Made with another revision of the published settings (utils.distillers): never averaged with today's.
         name += f" r{revision}"
     if args.get("other_distill"):

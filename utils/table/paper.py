@@ -6,7 +6,6 @@ table (utils.table.summary) and the computation report (utils.table.computation)
 from typing import NamedTuple, Optional
 
 from utils.data.dataset_args import IMAGENET_DEFAULTS, IMAGENET_ONLY
-from utils.distillers import KD_FLAGS, UNIXKD_FLAGS  # the table's two methods, as student_v0.py flags
 
 
 class PaperPair(NamedTuple):

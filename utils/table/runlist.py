@@ -27,7 +27,8 @@ from utils.distillers import names_text, other_distillers
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.runs.runnames import IMPORTED, SUMMARY_FILE, is_imported, student_run_name, teacher_run_name
-from utils.table.paper import EXTENSION_PAIRS, KD_FLAGS, PAPER_PAIRS, PROTOCOL, UNIXKD_FLAGS, protocol_lr
+from utils.table.paper import EXTENSION_PAIRS, PAPER_PAIRS, PROTOCOL, protocol_lr
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 
 TEACHERS, STUDENTS = "teachers", "students"
 PHASES = (TEACHERS, STUDENTS)

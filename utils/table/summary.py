@@ -30,11 +30,12 @@ from utils.process.cli import ArgumentParser, run_main
 from utils.runs.report import forward_macs
 from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, row_name, teacher_run_name
 from utils.table import plot
-from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
+from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS
 from utils.table.protocol import data_name, departures, imported_departures
 from utils.table.runlist import DEFAULT_EXPERIMENTS_DIR
 from utils.teachers.torchvision_zoo import is_torchvision_teacher
 from utils.training.steps import DistillConfig
+from utils.unix_settings import UNIXKD_FLAGS
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"

@@ -31,7 +31,7 @@ from utils.data.dali import INSTALL
 from utils.data.dataset_args import LOADERS
 from utils.data.imagenet import make_imagenet_loaders
 from utils.data.synthetic_imagenet import write_image_folder
-from utils.distillers import default_unix_sizes
+from utils.unix_settings import default_unix_sizes
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, select_device
 from utils.training.build import check_arch, make_model, make_optimizer

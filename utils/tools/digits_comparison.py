@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from utils.distillers import DISTILLERS, KD, distiller_defaults, own_settings
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.table.paper import KD_FLAGS, UNIXKD_FLAGS
 from utils.training.computation_meter import ComputationMeter
 from utils.training.iteration import train_step
 from utils.training.selection import SelectionCounter
 from utils.training.steps import DistillConfig, SupervisedStep, UnixDistillStep
+from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 
 BATCH = 64
 TRAIN_IMAGES = 1280  # 20 full batches; the other 517 images are the test set
@@ -48,7 +48,10 @@ def methods_of(distiller: str) -> list:
             *((f"{unix} {choice}", distiller, {**UNIXKD_FLAGS, name: choice}) for name, choice in rules)]
 
 
-METHODS = [method for distiller in DISTILLERS for method in methods_of(distiller)]
+def methods() -> list:
+    """(name, distiller, flags) of every declared distiller, read when called: a distiller declared after this
+    module was imported is compared too."""
+    return [method for distiller in DISTILLERS for method in methods_of(distiller)]
 
 
 class MLP(nn.Module):
@@ -151,7 +154,7 @@ def main(argv=None):
     print(f"digits: {TRAIN_IMAGES} train / {len(test[1])} test images; teacher MLP{TEACHER_WIDTHS} "
           f"{teacher_acc:.2f} %; student MLP{STUDENT_WIDTHS}; {args.epochs} epochs; seeds {args.seeds}")
     print(f"{'method':<17} {'last top-1':<16} {'best top-1':<16} {'computation':<12} seconds/run")
-    for name, distiller, flags in METHODS:
+    for name, distiller, flags in methods():
         runs = [distil(teacher, distiller, flags, train, test, args.epochs, seed) for seed in args.seeds]
         last, best, computation, seconds = zip(*runs)
         print(f"{name:<17} {mean_std(last):<16} {mean_std(best):<16} {statistics.mean(computation):6.2f} %     "

@@ -12,12 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils import losses as loss_functions  # the distillers' losses, by the names their declarations give
+from utils import losses  # AT, SP, mixed cross-entropy, and the distillers' losses by their declared names
 from utils.distillers import BATCH_LABELS, CIFAR100, DISTILLERS, KD, own_settings
 from utils.errors import UserError
 from utils.process import distributed
 from utils.training.computation_meter import ComputationMeter
-from utils.losses import AT_WEIGHT, SP_WEIGHT, at_loss, mixed_cross_entropy, sp_batch_loss, sp_loss
 from utils.training.selection import SelectionCounter, selection_stats
 from utils.unix import UnixBatch, largest_mixing_weight, uncertainty_aware_mixup, uncertainty_scores
 
@@ -77,6 +76,13 @@ class DistillConfig:
     # Its own settings (T, DKD's beta, ...); those left out are its CIFAR-100 defaults.
     settings: dict = field(default_factory=dict, hash=False)
 
+    def __post_init__(self):
+        # A key its loss does not take would be ignored without a word (DKD's beta given to LSKD).
+        foreign = self.settings.keys() - own_settings(self.distill, self.settings).keys()
+        if foreign:
+            own = [setting.name for setting in DISTILLERS[self.distill].settings]
+            raise ValueError(f"{sorted(foreign)} not among the settings of the distiller {self.distill}: {own}")
+
     @cached_property
     def distiller_settings(self) -> dict:
         """Every setting of the distiller's own, as its loss and its epoch weight take them."""
@@ -111,7 +117,7 @@ class UnixDistillStep:
         self.student, self.teacher, self.cfg = student, teacher, cfg
         self.counter, self.meter = counter, meter
         self.distiller = DISTILLERS[cfg.distill]  # its declaration: loss, settings, BatchNorm rule, epoch weight
-        self._loss = getattr(loss_functions, self.distiller.loss)
+        self._loss = getattr(losses, self.distiller.loss)
         # Set here, in every process (BN momentum is not in a checkpoint), so resumed runs keep it. The
         # UNIXKD authors' KD baseline alone made the scoring pass; DKD's and LSKD's authors made none.
         scored = cfg.conventional_kd and self.distiller.batchnorm_as_if_scored
@@ -180,20 +186,21 @@ class UnixDistillStep:
         return [f.clone() for f in feats_t], logits_t.clone()
 
     def _losses(self, batch, feats_s, logits_s, feats_t, logits_t) -> dict:
-        cfg, losses = self.cfg, {}
+        cfg, terms = self.cfg, {}
         if cfg.ce_weight:
-            losses["ce"] = cfg.ce_weight * mixed_cross_entropy(logits_s, batch.targets_a, batch.targets_b, batch.mix)
+            terms["ce"] = cfg.ce_weight * losses.mixed_cross_entropy(logits_s, batch.targets_a, batch.targets_b,
+                                                                     batch.mix)
         if cfg.kd_weight:
-            losses.update(self._distill_loss(batch, logits_s, logits_t))
+            terms.update(self._distill_loss(batch, logits_s, logits_t))
         if cfg.other_distill is not None:
             check_feature_pair(cfg.other_distill, feats_s, feats_t)
         if cfg.other_distill == "AT":
-            losses["at"] = AT_WEIGHT * at_loss(feats_s[1:-1], feats_t[1:-1])
+            terms["at"] = losses.AT_WEIGHT * losses.at_loss(feats_s[1:-1], feats_t[1:-1])
         elif cfg.other_distill == "SP":
-            losses["sp"] = SP_WEIGHT * sp_loss(feats_s[-2], feats_t[-2])
+            terms["sp"] = losses.SP_WEIGHT * losses.sp_loss(feats_s[-2], feats_t[-2])
         elif cfg.other_distill == "SP-batch":
-            losses["sp"] = SP_WEIGHT * sp_batch_loss(feats_s[-2], feats_t[-2])
-        return losses
+            terms["sp"] = losses.SP_WEIGHT * losses.sp_batch_loss(feats_s[-2], feats_t[-2])
+        return terms
 
     def _distill_loss(self, batch, logits_s, logits_t) -> dict:
         """The logit distiller's weighted loss, under its name: its loss function takes, after the logits, the
