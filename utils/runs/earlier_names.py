@@ -10,12 +10,12 @@ import re
 from argparse import Namespace
 from pathlib import Path
 
-from utils.unix_settings import default_unix_sizes
 from utils.errors import UserError
 from utils.process import ranks
 from utils.runs.resume import started_world_size
 from utils.runs.rundir import RunDirectory
 from utils.runs.runnames import SUMMARY_FILE, student_run_name
+from utils.unix_settings import default_unix_sizes
 
 MARK = "\0"  # where an earlier name held a number: never in a name itself
 
