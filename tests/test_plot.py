@@ -127,16 +127,29 @@ def test_the_legend_is_one_short_row_and_departures_are_footnotes(figures, tmp_p
                              for mark, epochs in zip("\u00b9\u00b2\u00b3", (1, 2, 3))]
 
 
+def test_a_student_trained_alone_only_with_tag_draws_no_line_of_ours(figures, tmp_path):
+    tagged_alone = teacher_json("resnet8x4", 0, 10.0)
+    tagged_alone["args"]["tag"] = "fast"
+    write_runs(tmp_path, {"v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0), "teacher_resnet8x4_fast": tagged_alone})
+    (axes,) = drawn_figure(figures, tmp_path).axes
+    assert [line.get_color() for line in axes.get_lines() if line.get_linestyle() == ":"] == [plot.PUBLISHED_LINE]
+
+
 def test_a_setting_other_than_its_methods_main_one_is_noted_beside_its_marker(figures, tmp_path):
     tagged = trial(summary_json(KD_ARGS, 0, 69.0, 100.0))
     tagged["args"]["tag"] = "fast"
     write_runs(tmp_path, {"v0_student_kd_0": trial(summary_json(KD_ARGS, 0, 70.0, 100.0)), "v0_student_kd_fast": tagged,
                           "v0_student_k32_0": trial(summary_json({**UNIX_ARGS, "k": 32}, 0, 64.0, 89.0)),
                           "v0_student_unix_0": trial(summary_json(UNIX_ARGS, 0, 66.0, 94.0))})
-    (axes,) = drawn_figure(figures, tmp_path, "--all").axes
+    figure = drawn_figure(figures, tmp_path, "--all")
+    (axes,) = figure.axes
     assert {text.get_text(): text.xy for text in axes.texts} == {"--tag fast": (100.0, 69.0), "k32": (89.0, 64.0)}
     # Each keeps its method's marker: a setting is no method of its own.
     assert markers(axes) == {(100.0, 70.0): "o", (100.0, 69.0): "o", (89.0, 64.0): "s", (94.0, 66.0): "s"}
+    figure.draw_without_rendering()
+    panel = axes.get_window_extent()
+    for text in axes.texts:  # on the inner side of its marker: the one at 100 % stays in its panel
+        assert panel.x0 < text.get_window_extent().x0 and text.get_window_extent().x1 < panel.x1, text.get_text()
 
 
 def test_error_bars_are_the_sample_std_over_seeds(figures, tmp_path):
@@ -243,6 +256,7 @@ def test_a_pdf_embeds_truetype_fonts(tmp_path):
 
 def test_nothing_is_partly_transparent_which_postscript_cannot_draw(figures, tmp_path):
     from matplotlib.colors import to_rgba_array
+    from matplotlib.text import Text
 
     tagged = summary_json(KD_ARGS, 0, 69.0, 100.0)
     tagged["args"]["tag"] = "fast"  # a note, in its box
@@ -250,8 +264,9 @@ def test_nothing_is_partly_transparent_which_postscript_cannot_draw(figures, tmp
     figure = drawn_figure(figures, tmp_path)
     (legend,) = figure.legends
     unframed = {legend.legendPatch}  # the legend has no frame: its patch is never drawn
+    boxes = [text.get_bbox_patch() for text in figure.findobj(Text) if text.get_bbox_patch()]  # not children of theirs
     alphas = set()
-    for artist in (artist for artist in figure.findobj() if artist.get_visible() and artist not in unframed):
+    for artist in (artist for artist in figure.findobj() + boxes if artist.get_visible() and artist not in unframed):
         alphas.add(1.0 if artist.get_alpha() is None else artist.get_alpha())
         for colour in ("get_facecolor", "get_edgecolor", "get_color"):
             if hasattr(artist, colour):
