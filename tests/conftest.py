@@ -1,4 +1,5 @@
-"""Shared fixtures: small synthetic CIFAR-100 sets in the official file format, written once per session."""
+"""Shared fixtures: small synthetic CIFAR-100 sets in the official file format, written once per session; a folder of
+finished and unfinished runs for the results table and its plot."""
 import itertools
 import os
 import sys
@@ -6,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tests.run_summaries import ABLATION_ARGS, KD_ARGS, UNIX_ARGS, summary_json, teacher_json, write_runs
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.process.cli import run_main
 from utils.table import summary
@@ -70,3 +72,24 @@ class TinyTable:
 @pytest.fixture(scope="session")
 def tiny_table(tmp_path_factory):
     return TinyTable(write_synthetic_cifar100(tmp_path_factory.mktemp("tiny"), train_per_class=1, test_per_class=1))
+
+
+@pytest.fixture
+def experiments(tmp_path):
+    """KD and UNIXKD twice each (seeds 0, 1), one run half done, one file cut off mid-write; the teacher,
+    the student architecture trained alone twice (one more half done), and an ablation."""
+    write_runs(tmp_path, {
+        "v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0),
+        "v0_student_kd_1": summary_json(KD_ARGS, 1, 73.6, 100.0),
+        "v0_student_unix_0": summary_json(UNIX_ARGS, 0, 74.5, 87.30),
+        "v0_student_unix_1": summary_json(UNIX_ARGS, 1, 75.1, 87.34),
+        "v0_student_unix_2": summary_json(UNIX_ARGS, 2, 70.0, 87.5, epochs_done=120),
+        "v0_student_mix0_0": summary_json(ABLATION_ARGS, 0, 72.0, 87.32),
+        "teacher_resnet32x4": teacher_json("resnet32x4", 0, 79.0),
+        "teacher_resnet8x4": teacher_json("resnet8x4", 0, 72.0),
+        "teacher_resnet8x4_seed1": teacher_json("resnet8x4", 1, 73.0),
+        "teacher_resnet8x4_seed2": teacher_json("resnet8x4", 2, 50.0, epochs_done=30),
+    })
+    (tmp_path / "v0_student_broken").mkdir()
+    (tmp_path / "v0_student_broken" / "summary.json").write_text('{"args": {"strategy"')
+    return tmp_path

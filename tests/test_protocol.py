@@ -33,11 +33,23 @@ def imagenet(kind="imagenet", train_images=IMAGENET_TRAIN_IMAGES, **args):
 def test_an_imagenet_run_is_judged_against_imagenets_protocol():
     assert departures(imagenet()) == []  # its defaults (--weight-decay 1e-4, --milestones 30 60 90, ...) are no departure
     assert departures(imagenet(epoch=1)) == ["--epoch 1"]
-    # The lr follows the batch (0.1 per 256 images): a larger batch is named once, its lr not again.
-    assert departures(imagenet(batch_size=512, lr=0.2)) == ["--batch-size 512"]
     assert departures(imagenet(lr=0.2)) == ["--lr 0.2"]
     assert departures(imagenet(image_size=64)) == ["--image-size 64"]
     assert departures(imagenet("synthetic", 120)) == ["synthetic data (120 training images)"]
+
+
+def test_any_imagenet_batch_with_lr_01_per_256_images_is_the_protocol():
+    # DKD's own recipe (mdistiller's ImageNet configs: batch 512, lr 0.2) is torchvision's 256 and 0.1, scaled.
+    assert departures(imagenet(batch_size=512, lr=0.2)) == []
+    # The lr as a user types it, not as 0.1 * batch / 256 computes it (0.30000000000000004 for 768).
+    for batch, lr in ((96, 0.0375), (192, 0.075), (384, 0.15), (768, 0.3), (1536, 0.6)):
+        assert departures(imagenet(batch_size=batch, lr=lr)) == [], batch
+    assert departures(imagenet(batch_size=512, lr=0.1)) == ["--lr 0.1"]
+
+
+def test_sync_bn_departs_from_the_literatures_batchnorm_per_gpu():
+    assert departures(imagenet(sync_bn=True)) == ["--sync-bn on"]
+    assert departures(imagenet(sync_bn=False)) == []
 
 
 def test_the_data_is_named_for_the_plots_title():

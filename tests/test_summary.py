@@ -6,65 +6,12 @@ import sys
 
 import pytest
 
+from tests.run_summaries import (KD_ARGS, UNIX, UNIX_ARGS, imagenet_json, imagenet_unix, summary_json,
+                                 teacher_json, write_runs)
 from utils.table.paper import DISTILLER_FIGURES
-from utils.table.summary import (UNIXKD, Run, group_finished, load_runs, main, method_name, parse_run, summarize,
-                                 teacher_run_folder, teacher_variant)
+from utils.table.summary import (UNIXKD, Run, group_finished, load_runs, main, method_name, other_teacher_run,
+                                 parse_run, summarize, teacher_run_folder)
 from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
-
-KD_ARGS = {"strategy": 0, "k": 64, "b": 64, "w": 1000.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
-UNIX_ARGS = {"strategy": 3, "k": 48, "b": 32, "w": 10.0, "batch_size": 64, "mix_strategy": 2, "other_distill": None}
-UNIX = "UNIXKD (S3 k48 b32 w10)"
-ABLATION_ARGS = {**UNIX_ARGS, "mix_strategy": 0}
-
-
-def summary_json(args, seed, best_acc, computation, epochs_done=240):
-    return {
-        "args": {**args, "teacher_path": "experiments/teacher_resnet32x4/ckpt/best.pth", "student_arch": "resnet8x4",
-                 "seed": seed, "epoch": 240, "lr": 0.05},
-        "teacher_arch": "resnet32x4",
-        "student_arch": "resnet8x4",
-        "teacher_acc": 79.4,
-        "best_acc": best_acc,
-        "last_acc": best_acc - 0.2,
-        "epochs_done": epochs_done,
-        "finished": epochs_done == 240,
-        "wall_seconds": 1234.5,
-        "images_per_second": 9876.0,
-        "computation": {"computation": computation},
-        "flops": {"teacher": 612, "student": 100},
-    }
-
-
-def teacher_json(arch, seed, best_acc, epochs_done=240):
-    """What teacher.py writes (utils.runs.report.TeacherReport)."""
-    return {"arch": arch, "args": {"arch": arch, "seed": seed, "epoch": 240, "lr": 0.05}, "best_acc": best_acc,
-            "last_acc": best_acc - 0.1, "epochs_done": epochs_done, "finished": epochs_done == 240,
-            "wall_seconds": 100.0, "images_per_second": 5000.0}
-
-
-@pytest.fixture
-def experiments(tmp_path):
-    """KD and UNIXKD twice each (seeds 0, 1), one run half done, one file cut off mid-write; the teacher,
-    the student architecture trained alone twice (one more half done), and an ablation."""
-    runs = {
-        "v0_student_kd_0": summary_json(KD_ARGS, 0, 73.0, 100.0),
-        "v0_student_kd_1": summary_json(KD_ARGS, 1, 73.6, 100.0),
-        "v0_student_unix_0": summary_json(UNIX_ARGS, 0, 74.5, 87.30),
-        "v0_student_unix_1": summary_json(UNIX_ARGS, 1, 75.1, 87.34),
-        "v0_student_unix_2": summary_json(UNIX_ARGS, 2, 70.0, 87.5, epochs_done=120),
-        "v0_student_mix0_0": summary_json(ABLATION_ARGS, 0, 72.0, 87.32),
-        "teacher_resnet32x4": teacher_json("resnet32x4", 0, 79.0),
-        "teacher_resnet8x4": teacher_json("resnet8x4", 0, 72.0),
-        "teacher_resnet8x4_seed1": teacher_json("resnet8x4", 1, 73.0),
-        "teacher_resnet8x4_seed2": teacher_json("resnet8x4", 2, 50.0, epochs_done=30),
-    }
-    for name, content in runs.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "summary.json").write_text(json.dumps(content))
-    (tmp_path / "v0_student_broken").mkdir()
-    (tmp_path / "v0_student_broken" / "summary.json").write_text('{"args": {"strategy"')
-    return tmp_path
-
 
 def run(method, best_acc, computation=100.0, finished=True, student="resnet8x4"):
     return Run(name=f"{method}-{best_acc}", teacher="resnet32x4", student=student, method=method, finished=finished,
@@ -143,12 +90,6 @@ def test_main_prints_every_column_beside_the_paper_and_the_runs_in_progress(expe
     assert "v0_student_unix_2" in in_progress and "in progress (120/240)" in in_progress
     assert "teacher_resnet8x4_seed2: resnet8x4 trained alone: in progress (30/240)" in in_progress
     assert "warning: skipping" in err and "v0_student_broken" in err
-
-
-def write_runs(root, runs):
-    for name, content in runs.items():
-        (root / name).mkdir()
-        (root / name / "summary.json").write_text(json.dumps(content))
 
 
 def imported_json(arch, accuracy):
@@ -385,8 +326,16 @@ def test_the_teacher_run_a_student_names(tmp_path):
     assert teacher_run_folder("experiments/teacher_wrn_40_2_seed1/ckpt/last.pth") == "teacher_wrn_40_2_seed1"
     assert teacher_run_folder("~/Downloads/resnet32x4_vanilla/ckpt_epoch_240.pth") is None  # a file of no run
     assert teacher_run_folder("torchvision:resnet34:IMAGENET1K_V1") is None
-    assert teacher_variant("e/teacher_wrn_40_2/ckpt/best.pth", "wrn_40_2") == ""  # the dispatchers' teacher
-    assert teacher_variant("e/teacher_wrn_40_2_seed1", "wrn_40_2") == " from teacher_wrn_40_2_seed1"
+    assert other_teacher_run("e/teacher_wrn_40_2/ckpt/best.pth", "wrn_40_2") is None  # the dispatchers' teacher
+    assert other_teacher_run("e/teacher_wrn_40_2_seed1", "wrn_40_2") == "teacher_wrn_40_2_seed1"
+
+
+def test_a_checkpoint_in_a_folder_of_no_teacher_run_names_no_run(tmp_path):
+    # A file laid out by hand in some ckpt/ folder: 'data' is no teacher run.
+    assert teacher_run_folder("/data/ckpt/resnet32x4.pth") is None
+    renamed = tmp_path / "my_resnet32x4"  # a teacher.py run moved to another name still holds its summary.json
+    write_runs(tmp_path, {renamed.name: teacher_json("resnet32x4", 0, 79.0)})
+    assert teacher_run_folder(str(renamed / "ckpt" / "best.pth")) == "my_resnet32x4"
 
 
 def test_a_row_never_holds_two_runs_of_one_seed(tmp_path, capsys):
@@ -409,21 +358,6 @@ def test_a_row_never_holds_two_runs_of_one_seed(tmp_path, capsys):
     assert any("(resnet8x4 trained alone): teacher_resnet8x4, teacher_resnet8x4_copy" in line for line in warnings)
 
 
-# KD as docs/imagenet.md runs it on 8 GPUs: every image of each GPU's 32.
-IMAGENET_ARGS = {**KD_ARGS, "dataset": "imagenet", "epoch": 100, "batch_size": 256, "local_batch": 32, "k": 32,
-                 "b": 32, "w": 1000.0, "momentum": 0.9, "weight_decay": 1e-4, "gamma": 0.1, "milestones": [30, 60, 90],
-                 "amp": False, "lr": 0.1, "image_size": 224, "student_arch": "imagenet_resnet18"}
-
-
-def imagenet_json(seed, kind="imagenet", train_images=1_281_167):
-    content = {**summary_json(KD_ARGS, seed, 70.0 + seed, 100.0), "teacher_arch": "imagenet_resnet34",
-               "student_arch": "imagenet_resnet18", "data": {"kind": kind, "train_images": train_images,
-                                                              "test_images": 50_000}}
-    content["args"] = {**IMAGENET_ARGS, "seed": seed, "teacher_path": "torchvision:resnet34:IMAGENET1K_V1"}
-    content["epochs_done"] = 100
-    return content
-
-
 def test_imagenet_runs_follow_imagenets_protocol_and_a_generated_folder_stays_off_it(tmp_path, capsys):
     write_runs(tmp_path, {"v0_student_in_0": imagenet_json(0), "v0_student_in_1": imagenet_json(1),
                           "v0_student_in_synthetic": imagenet_json(2, "synthetic", 120)})
@@ -444,6 +378,14 @@ def test_the_folder_comes_from_experiments_dir_as_the_dispatchers_read_it(experi
         assert main(given) == 0 and "no runs found" in capsys.readouterr().out
 
 
+def test_a_missing_folder_from_experiments_dir_says_it_came_from_the_variable(tmp_path, monkeypatch, capsys,
+                                                                            exit_status):
+    monkeypatch.setenv("EXPERIMENTS_DIR", str(tmp_path / "nope"))
+    assert exit_status(main, []) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'nope'} (the EXPERIMENTS_DIR variable) is not a "
+                                              "folder; ")
+
+
 def test_a_run_folder_given_as_the_experiments_folder_is_one_error(experiments, capsys, exit_status):
     assert exit_status(main, [str(experiments / "v0_student_kd_0")]) == 2
     assert capsys.readouterr() == ("", f"error: {experiments / 'v0_student_kd_0'} is a run folder (it holds summary.json); "
@@ -454,3 +396,22 @@ def test_a_ddp_kd_run_is_kd_judged_on_each_processs_batch_as_its_step_was():
     """KD on 4 GPUs: a global batch of 256, each process's step sees all 64 of its own images."""
     assert method_name({**KD_ARGS, "batch_size": 256, "local_batch": 64}) == "KD"
     assert method_name({**KD_ARGS, "batch_size": 256, "local_batch": 128}) == "UNIXKD (S0 k64 b64 w1000)"
+
+
+def test_an_unfinished_run_in_progress_is_named_with_its_variant(tmp_path, capsys):
+    tagged = summary_json(KD_ARGS, 0, 40.0, 100.0, epochs_done=12)
+    tagged["args"]["tag"] = "lr0.1"
+    write_runs(tmp_path, {"v0_student_kd_0_lr0.1": tagged})
+    assert main([str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == ("v0_student_kd_0_lr0.1: resnet8x4 from resnet32x4, KD --tag lr0.1: "
+                                                        "in progress (12/240)")
+
+
+def test_imagenet_k_and_b_given_for_another_batch_name_it_so_the_row_never_mixes_shares(tmp_path, capsys):
+    # --k 24 --b 16 are the defaults of 32 images a process (3/4 and 1/2), a quarter kept unmixed of 64.
+    write_runs(tmp_path, {"v0_student_32": imagenet_unix(0, 24, 16, 256), "v0_student_64": imagenet_unix(0, 24, 16, 512),
+                          "v0_student_64_defaults": imagenet_unix(0, 48, 32, 512)})
+    assert main([str(tmp_path)]) == 0
+    rows = rows_of(capsys.readouterr().out, "UNIXKD (S3 k24 b16 w10)", "UNIXKD (S3 k24 b16 w10) of 64 per process",
+                   "UNIXKD (S3 k48 b32 w10)")
+    assert all("(n=1)" in row for row in rows.values()) and len(rows) == 3

@@ -18,12 +18,20 @@ from torchvision import datasets
 from utils.data.imagenet_recipe import IMAGENET_MEAN, IMAGENET_STD, image_generator, train_crop, val_crop
 from utils.data.loader import normalize_uint8
 from utils.data.shares import rank_indices
+from utils.data.synthetic_imagenet import class_folder
 from utils.data.unreadable import UnreadableImages, stand_in
 from utils.errors import UserError
 from utils.process import distributed
 from utils.process.preemption import leave_stops_to_the_main_process
 
 PREFETCH_BATCHES = 4  # per worker: hides a slow file without much memory (uint8: 4.8 MB a batch of 32 at 224)
+
+
+def image_folder_kind(root) -> str:
+    """'synthetic' for an ImageFolder utils.data.synthetic_imagenet wrote (told by its train/ class folders, n00000000,
+    n00000001, ...: WordNet ids no ImageNet class has), else 'imagenet'."""
+    classes = sorted(entry.name for entry in (Path(root) / "train").iterdir() if entry.is_dir())
+    return "synthetic" if classes == [class_folder(c) for c in range(len(classes))] else "imagenet"
 
 
 def check_image_folder(root) -> None:

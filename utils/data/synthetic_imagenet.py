@@ -4,7 +4,7 @@
 
 Images are noise around a per-class colour, of varied sizes, so a network can learn something in an epoch.
 The class folders are n00000000, n00000001, ...: WordNet ids no ImageNet class has (theirs start at
-n01440764), so a run's summary.json records such a folder as synthetic data (image_folder_kind).
+n01440764), so a run's summary.json records such a folder as synthetic data (utils.data.imagenet.image_folder_kind).
 """
 from pathlib import Path
 
@@ -16,12 +16,6 @@ from utils.process.cli import ArgumentParser, run_main
 
 def class_folder(index: int) -> str:
     return f"n{index:08d}"
-
-
-def image_folder_kind(root) -> str:
-    """'synthetic' for an ImageFolder written here (told by its train/ class folders), else 'imagenet'."""
-    classes = sorted(entry.name for entry in (Path(root) / "train").iterdir() if entry.is_dir())
-    return "synthetic" if classes == [class_folder(c) for c in range(len(classes))] else "imagenet"
 
 
 def write_image_folder(root, classes=10, train_per_class=12, val_per_class=4, size=48, seed=0) -> Path:

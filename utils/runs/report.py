@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.data.cifar100 import data_folder, dataset_kind
-from utils.data.synthetic_imagenet import image_folder_kind
+from utils.data.imagenet import image_folder_kind
 from utils.process import distributed
 from utils.runs.checkpoint import atomic_write, sha256_of
 from utils.runs.resume import STARTED_BY

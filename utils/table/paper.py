@@ -53,12 +53,13 @@ def protocol_lr(arch: str) -> float:
 
 
 # ImageNet runs follow the KD literature's protocol instead: the scripts' --dataset imagenet defaults
-# (utils.data.dataset_args, docs/imagenet.md), 100 epochs of 256 images, weight decay 1e-4, lr / 10 at 30, 60
-# and 90, 224-pixel crops, lr 0.1 per 256 images (imagenet_lr there), on ILSVRC-2012's 1,281,167 training
-# images (Russakovsky et al., ImageNet Large Scale Visual Recognition Challenge, IJCV 2015, Table 2).
-IMAGENET_PROTOCOL = {**PROTOCOL, **{key: IMAGENET_DEFAULTS[key] for key in ("epoch", "batch_size", "weight_decay",
-                                                                             "milestones")},
-                     "image_size": IMAGENET_ONLY["image_size"][0]}
+# (utils.data.dataset_args, docs/imagenet.md), 100 epochs, weight decay 1e-4, lr / 10 at 30, 60 and 90,
+# 224-pixel crops, BatchNorm per GPU, on ILSVRC-2012's 1,281,167 training images (Russakovsky et al., ImageNet
+# Large Scale Visual Recognition Challenge, IJCV 2015, Table 2). Any batch, with lr 0.1 per 256 images
+# (imagenet_lr there): torchvision's 256 and lr 0.1 and DKD's 512 and lr 0.2 are both the protocol.
+IMAGENET_PROTOCOL = {**{key: value for key, value in PROTOCOL.items() if key != "batch_size"},
+                     **{key: IMAGENET_DEFAULTS[key] for key in ("epoch", "weight_decay", "milestones")},
+                     "image_size": IMAGENET_ONLY["image_size"][0], "sync_bn": IMAGENET_ONLY["sync_bn"][0]}
 IMAGENET_TRAIN_IMAGES = 1_281_167
 
 

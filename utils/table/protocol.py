@@ -4,9 +4,14 @@ CIFAR-100 runs are judged against the paper's protocol, ImageNet runs against th
 (utils.table.paper). Method settings (strategy, k, b, w, mixing, loss weights, T, feature loss) are not
 departures: they name the table's rows (utils.table.summary.method_name). A summary written before the
 data was recorded is judged on its flags alone.
+
+An ImageNet run's batch is free, its lr following it (0.1 per 256 images): the literature's two recipes, torchvision's
+256 with lr 0.1 and DKD's 512 with lr 0.2, are one rule. --sync-bn departs: the literature's runs normalise per GPU.
 """
+import math
+
 from utils.data.cifar100 import OFFICIAL_TEST_IMAGES, OFFICIAL_TRAIN_IMAGES
-from utils.data.dataset_args import imagenet_lr
+from utils.data.dataset_args import IMAGENET_DEFAULTS, imagenet_lr
 from utils.distillers import CIFAR100, IMAGENET
 from utils.runs.runnames import IMPORTED
 from utils.runs.resume import shown
@@ -29,9 +34,9 @@ def departures(summary: dict) -> list:
     args, imagenet = summary["args"], dataset(summary) == IMAGENET
     protocol = IMAGENET_PROTOCOL if imagenet else PROTOCOL
     found = [f"--{key.replace('_', '-')} {shown(args[key])}"
-             for key, value in protocol.items() if key in args and args[key] != value]
+             for key, value in protocol.items() if key in args and not same(args[key], value)]
     arch = summary.get("student_arch", summary.get("arch"))
-    if "lr" in args and arch is not None and args["lr"] != expected_lr(imagenet, arch, args):
+    if "lr" in args and arch is not None and not same(args["lr"], expected_lr(imagenet, arch, args)):
         found.append(f"--lr {args['lr']:g}")
     data = summary.get("data")
     if data is not None and (data["kind"], data["train_images"]) != PROTOCOL_DATA[dataset(summary)]:
@@ -39,10 +44,16 @@ def departures(summary: dict) -> list:
     return found
 
 
+def same(value, expected) -> bool:
+    """Whether a recorded setting is the protocol's: numbers as equal as floats can be (--lr 0.3 is 0.1 x 768 / 256,
+    which computes to 0.30000000000000004), anything else (lists, flags) exactly."""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (value, expected))
+    return math.isclose(value, expected, rel_tol=1e-9) if numbers else value == expected
+
+
 def expected_lr(imagenet: bool, arch: str, args: dict) -> float:
-    """The protocol's lr: the paper's per architecture, or ImageNet's for the run's batch (a batch other than
-    the protocol's is itself a departure, named once)."""
-    return imagenet_lr(args.get("batch_size", IMAGENET_PROTOCOL["batch_size"])) if imagenet else protocol_lr(arch)
+    """The protocol's lr: the paper's per architecture, or ImageNet's for the run's batch (0.1 per 256 images)."""
+    return imagenet_lr(args.get("batch_size", IMAGENET_DEFAULTS["batch_size"])) if imagenet else protocol_lr(arch)
 
 
 def data_name(summary: dict) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from utils.distillers import IMAGENET, default_unix_sizes
 from utils.distillers import KD as KD_DISTILLER
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
@@ -31,7 +32,7 @@ from utils.runs.report import forward_macs
 from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, row_name, teacher_run_name
 from utils.table import plot
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS
-from utils.table.protocol import data_name, departures, imported_departures
+from utils.table.protocol import data_name, dataset, departures, imported_departures
 from utils.table.runlist import DEFAULT_EXPERIMENTS_DIR
 from utils.teachers.torchvision_zoo import is_torchvision_teacher
 from utils.training.steps import DistillConfig
@@ -65,12 +66,15 @@ class Run:
     last_acc5: Optional[float] = None
     seed: Optional[int] = None         # None for a published teacher
     # What sets the run's row apart from its method's: ' from <teacher run>' (students of a teacher run other
-    # than teacher_<arch>), ' --tag NAME', and ' (<folder>)' for a second run of one seed; '' for the main row.
+    # than teacher_<arch>), ' --tag NAME', ' of N per process' (ImageNet's --k and --b given for another batch
+    # than their own), and ' (<folder>)' for a second run of one seed; '' for the main row.
     variant: str = ""
+    note: str = ""                     # the variant as the plot writes it beside the marker: 'teacher seed1', 'seed 0 #2'
     family: str = ""                   # students: the method without its settings (KD, UNIXKD, UNIX + DKD, ...)
     data: str = "CIFAR-100"            # what it trained on (utils.table.protocol.data_name)
     teacher_acc: Optional[float] = None  # students: their teacher's test accuracy, as they measured it
     of_main_teacher: bool = True         # students: distilled from teacher_<arch> (no ' from ...' variant)
+    unix_main: str = ""                  # students: UNIXKD's main setting on their dataset and batch (unix_main_row)
 
     @property
     def row(self) -> str:
@@ -92,6 +96,8 @@ class MethodResult:
     top5: Optional[tuple] = None  # ImageNet: (best mean, std, last mean, std) of top-5; None unless every run has it
     variant: str = ""             # Run.variant of its runs
     family: str = ""              # Run.family of its runs
+    note: str = ""                # Run.note of its runs
+    unix_main: str = ""           # Run.unix_main of its first run
 
     @property
     def row(self) -> str:
@@ -119,12 +125,15 @@ def method_family(args, batch=None) -> str:
     return "UNIXKD" if distiller == KD_DISTILLER else f"UNIX + {distiller}"
 
 
+def ranked_batch(args, batch=None) -> int:
+    """The batch UNIX ranks: each process's own under DDP, for which --k and --b are given (`batch`: summary.json's
+    batch_per_process; runs made before it was recorded kept it in their args as local_batch)."""
+    return batch or args.get("local_batch") or args["batch_size"]
+
+
 def is_conventional(args, batch=None) -> bool:
-    """The training step's own test (random order, all kept, none mixed), on the batch it ranks: each
-    process's own under DDP, for which --k and --b are given (`batch`: summary.json's batch_per_process;
-    runs made before it was recorded kept it in their args as local_batch)."""
-    batch = batch or args.get("local_batch") or args["batch_size"]
-    return DistillConfig(batch_size=batch, k=args["k"], b=args["b"], w=args["w"],
+    """The training step's own test (random order, all kept, none mixed), on the batch it ranks (ranked_batch)."""
+    return DistillConfig(batch_size=ranked_batch(args, batch), k=args["k"], b=args["b"], w=args["w"],
                          strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2)).conventional_kd
 
 
@@ -135,6 +144,22 @@ def method_name(args, teacher=None, batch=None):
 
 
 UNIXKD = method_name({**UNIXKD_FLAGS, "batch_size": 64})  # the setting of the paper's UNIXKD column
+
+
+def unix_main_row(imagenet: bool, batch: int) -> str:
+    """UNIXKD's main setting: the paper's on CIFAR-100; on ImageNet, where k and b follow each process's batch, its
+    defaults for that batch (3/4 and 1/2 of it: 'UNIXKD (S3 k12 b8 w10)' on 16 images a process)."""
+    if not imagenet:
+        return UNIXKD
+    k, b = default_unix_sizes(batch)
+    return method_name({**UNIXKD_FLAGS, "k": k, "b": b, "batch_size": batch})
+
+
+def other_sizes(args, imagenet: bool, batch: int) -> bool:
+    """Whether an ImageNet UNIX run's --k and --b are not the defaults of its own batch: its row then names the
+    batch (' of 64 per process'), so that '--k 24 --b 16' of 32 images (the defaults: three quarters kept) and of
+    64 (three eighths kept) never share a row. The batch is free on ImageNet's protocol (utils.table.protocol)."""
+    return imagenet and not is_conventional(args, batch) and (args["k"], args["b"]) != default_unix_sizes(batch)
 
 
 def method_order(method):
@@ -163,42 +188,68 @@ def parse_run(name, summary):
                   last_acc=optional_float(summary.get("last_acc")), departures=tuple(departures(summary)),
                   best_acc5=optional_float(summary.get("best_acc5")), last_acc5=optional_float(summary.get("last_acc5")),
                   seed=args.get("seed"), data=data_name(summary))
-    tag = f" --tag {args['tag']}" if args.get("tag") else ""  # recorded since --tag exists
+    tag = f"--tag {args['tag']}" if args.get("tag") else ""  # recorded since --tag exists
     if "student_arch" not in summary:
-        return Run(teacher=None, student=str(summary["arch"]), method=ALONE, variant=tag, **common)
+        return Run(teacher=None, student=str(summary["arch"]), method=ALONE, variant=spaced(tag), note=tag, **common)
     (ft, fs), teacher = forward_macs(summary), str(summary["teacher_arch"])
-    of_teacher = teacher_variant(args.get("teacher_path"), teacher)
+    batch, imagenet = ranked_batch(args, summary.get("batch_per_process")), dataset(summary) == IMAGENET
+    other_teacher = other_teacher_run(args.get("teacher_path"), teacher)
+    per_process = other_sizes(args, imagenet, batch)
     return Run(
         teacher=teacher,
         student=str(summary["student_arch"]),
-        method=method_name(args, teacher, summary.get("batch_per_process")),
+        method=method_name(args, teacher, batch),
         computation=float(summary["computation"]["computation"]),
         ft_fs=ft / fs,
-        variant=of_teacher + tag,
-        of_main_teacher=not of_teacher,
-        family=method_family(args, summary.get("batch_per_process")),
+        variant=spaced(other_teacher and f"from {other_teacher}", tag, per_process and f"of {batch} per process"),
+        note=joined(teacher_note(other_teacher, teacher), tag, per_process and f"of {batch}"),
+        of_main_teacher=not other_teacher,
+        family=method_family(args, batch),
         teacher_acc=optional_float(summary.get("teacher_acc")),
+        unix_main=unix_main_row(imagenet, batch),
         **common,
     )
 
 
-def teacher_variant(teacher_path, teacher_arch: str) -> str:
-    """' from <folder>' for a student of a teacher run other than the one the dispatchers distil from
-    (teacher_<arch>: seed 0, no --tag), so that it never shares that teacher's students' row; '' otherwise,
+def joined(*parts) -> str:
+    """'part1 part2' of the parts given (a note), '' of none."""
+    return " ".join(part for part in parts if part)
+
+
+def spaced(*parts) -> str:
+    """' part1 part2' of the parts given (a variant, as it follows the method's name), '' of none."""
+    return "".join(f" {part}" for part in parts if part)
+
+
+def other_teacher_run(teacher_path, teacher_arch: str) -> Optional[str]:
+    """The folder of the teacher run a student learned from when it is not the one the dispatchers distil from
+    (teacher_<arch>: seed 0, no --tag), so that its row is never that teacher's students' row; None for that one,
     and for a teacher named by a file outside a run folder or by torchvision's weights."""
     folder = teacher_run_folder(teacher_path)
-    return f" from {folder}" if folder and folder != teacher_run_name(teacher_arch, 0) else ""
+    return folder if folder and folder != teacher_run_name(teacher_arch, 0) else None
+
+
+def teacher_note(folder: Optional[str], teacher_arch: str) -> str:
+    """The plot's short name of another teacher run: 'teacher seed1' for teacher_<arch>_seed1, 'teacher dali' for
+    teacher_<arch>_dali; '' for the main one."""
+    if not folder:
+        return ""
+    return "teacher " + folder.removeprefix(f"{teacher_run_name(teacher_arch, 0)}_")
 
 
 def teacher_run_folder(teacher_path) -> Optional[str]:
-    """The name of the run folder a --teacher-path gives: the folder itself, or the one whose ckpt/ holds the
-    checkpoint file; None for a file elsewhere or a torchvision teacher."""
+    """The name of the teacher run folder a --teacher-path gives: the folder itself, or the one whose ckpt/ holds
+    the checkpoint file; None for a torchvision teacher and for a file in a folder that is no teacher run (neither
+    named teacher_... as teacher.py names its runs, nor holding a summary.json), such as /data/ckpt/resnet32x4.pth:
+    the student's own folder names such a file by its label."""
     if not teacher_path or is_torchvision_teacher(teacher_path):
         return None
     path = Path(teacher_path)
     if path.suffix == ".pth":
-        return path.parent.parent.name if path.parent.name == "ckpt" else None
-    return path.name
+        if path.parent.name != "ckpt":
+            return None
+        path = path.parent.parent
+    return path.name if path.name.startswith("teacher_") or (path / SUMMARY_FILE).is_file() else None
 
 
 def load_runs(experiments_dir):
@@ -223,11 +274,13 @@ def apart_repeated_seeds(runs):
     for run in runs:
         if run.finished:
             rows.setdefault((run.teacher, run.student, run.row, run.departures, run.seed), []).append(run)
-    repeated = {run.name for same in rows.values() if len(same) > 1 for run in same}
+    numbers = {run.name: number for same in rows.values() if len(same) > 1 for number, run in enumerate(same, 1)}
     warnings = [f"warning: {len(same)} runs of seed {key[-1]} in one row ({describe_row(key)}): "
                 f"{', '.join(run.name for run in same)}; each is shown in a row of its own, named by its folder"
                 for key, same in rows.items() if len(same) > 1]
-    runs = [replace(run, variant=f"{run.variant} ({run.name})") if run.name in repeated else run for run in runs]
+    # The plot numbers them in the warning's order: a folder name beside a marker would run across the panels.
+    runs = [replace(run, variant=f"{run.variant} ({run.name})", note=joined(run.note, f"seed {run.seed} #{numbers[run.name]}"))
+            if run.name in numbers else run for run in runs]
     return runs, warnings
 
 
@@ -276,7 +329,7 @@ def summarize(runs):
     return MethodResult(method=runs[0].method, runs=len(runs), acc_mean=acc_mean, acc_std=acc_std,
                         computation=statistics.mean(computations) if computations else None,
                         last_mean=last_mean, last_std=last_std, top5=top5_result(runs), variant=runs[0].variant,
-                        family=runs[0].family)
+                        family=runs[0].family, note=runs[0].note, unix_main=runs[0].unix_main)
 
 
 def top5_result(runs):
@@ -510,10 +563,12 @@ def main_row(family) -> str:
 
 
 def variant_note(result) -> str:
-    """What sets a row apart from its method's main row, in its own words ('k32', 'mix0', '--tag dali'):
-    the plot writes it beside the marker; '' for the main row."""
-    main = words(main_row(result.family)) | (words(UNIXKD) if result.family.startswith("UNIX") else set())
-    return " ".join(word for word in words(result.method + result.variant, ordered=True) if word not in main)
+    """What sets a row apart from its method's main row, in short ('k32', 'mix0', '--tag dali', 'teacher seed1',
+    'seed 0 #2'): the plot writes it beside the marker; '' for the main row. UNIX's main setting is the one of the
+    row's dataset and batch (ImageNet's defaults follow each process's batch)."""
+    unix, family = result.unix_main, result.family
+    main = words(unix if family == "UNIXKD" else family) | (words(unix) if family.startswith("UNIX") else set())
+    return joined(*(word for word in words(result.method, ordered=True) if word not in main), result.note)
 
 
 def words(label, ordered=False):
@@ -570,18 +625,21 @@ def parse_args(argv, env=None):
         raise UserError(f"two experiments folders, {args.experiments_dir} and --experiments-dir "
                         f"{args.experiments_dir_flag}: give one")
     # A folder given wins over the variable, as in utils.runlist and utils.jobs.
-    args.experiments_dir = (args.experiments_dir or args.experiments_dir_flag or env.get("EXPERIMENTS_DIR")
-                            or DEFAULT_EXPERIMENTS_DIR)
+    given = args.experiments_dir or args.experiments_dir_flag
+    args.from_variable = not given and bool(env.get("EXPERIMENTS_DIR"))
+    args.experiments_dir = given or env.get("EXPERIMENTS_DIR") or DEFAULT_EXPERIMENTS_DIR
     return args
 
 
-def check_experiments_dir(folder) -> None:
+def check_experiments_dir(folder, from_variable=False) -> None:
+    """One error for a folder that holds no runs; one taken from EXPERIMENTS_DIR says so, since none was typed."""
     folder = Path(folder)
+    named = f"{folder} (the EXPERIMENTS_DIR variable)" if from_variable else str(folder)
     if (folder / SUMMARY_FILE).is_file():
-        raise UserError(f"{folder} is a run folder (it holds {SUMMARY_FILE}); give the experiments folder that holds "
+        raise UserError(f"{named} is a run folder (it holds {SUMMARY_FILE}); give the experiments folder that holds "
                         f"the run folders, here {folder.parent}")
     if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; give the experiments folder the runs wrote to "
+        raise UserError(f"{named} is not a folder; give the experiments folder the runs wrote to "
                         f"(default $EXPERIMENTS_DIR, else {DEFAULT_EXPERIMENTS_DIR})")
 
 
@@ -603,7 +661,7 @@ def print_tables(runs, groups, shows_all) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    check_experiments_dir(args.experiments_dir)
+    check_experiments_dir(args.experiments_dir, args.from_variable)
     pyplot = load_pyplot() if args.plot else None
     if pyplot:
         plot.check_target(args.plot)  # before the table, so that a typo costs no scrolling back
