@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from utils.distillers import IMAGENET, default_unix_sizes
+from utils.distillers import IMAGENET
 from utils.distillers import KD as KD_DISTILLER
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
@@ -36,7 +36,7 @@ from utils.table.protocol import data_name, dataset, departures, imported_depart
 from utils.table.runlist import DEFAULT_EXPERIMENTS_DIR
 from utils.teachers.torchvision_zoo import is_torchvision_teacher
 from utils.training.steps import DistillConfig
-from utils.unix_settings import UNIXKD_FLAGS
+from utils.unix_settings import UNIXKD_FLAGS, default_unix_sizes
 
 RUN_GLOBS = (f"teacher_*/{SUMMARY_FILE}", f"v0_student_*/{SUMMARY_FILE}")
 KD = "KD"
