@@ -5,7 +5,6 @@ Before, an ImageNet student's folder named k and b not given by their values in 
 the number of processes; today it names their shares (`_k0.75_b0.5_`). And a student of a tagged teacher
 (`teacher_<arch>_<tag>/`) was named as one of the untagged teacher; today the teacher's tag is in the name.
 """
-import json
 import re
 from argparse import Namespace
 from pathlib import Path
@@ -13,9 +12,8 @@ from pathlib import Path
 from utils.distillers import default_unix_sizes
 from utils.errors import UserError
 from utils.process import ranks
-from utils.runs.resume import started_world_size
 from utils.runs.rundir import RunDirectory
-from utils.runs.runnames import SUMMARY_FILE, student_run_name
+from utils.runs.runnames import read_summary, recorded_batch_per_process, started_world_size, student_run_name
 
 MARK = "\0"  # where an earlier name held a number: never in a name itself
 
@@ -58,11 +56,8 @@ def earlier_name_pattern(args, teacher_arch: str, named_teacher: tuple):
 
 
 def summary_of(folder: Path):
-    try:
-        summary = json.loads((folder / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) and isinstance(summary.get("args"), dict) else None
+    summary = read_summary(folder)
+    return summary if summary is not None and isinstance(summary.get("args"), dict) else None
 
 
 def same_run(summary: dict, args, teacher_tag, inputs: dict) -> bool:
@@ -72,7 +67,7 @@ def same_run(summary: dict, args, teacher_tag, inputs: dict) -> bool:
     started = summary["args"]
     if any(not isinstance(started.get(key), int) for key in ("batch_size", "k", "b")):
         return False
-    each = summary.get("batch_per_process") or started["batch_size"] // started_world_size(summary)
+    each = recorded_batch_per_process(summary)
     defaults = dict(zip(("k", "b"), default_unix_sizes(each)))
     if any(started[size] != defaults[size] for size in ("k", "b") if getattr(args, size) is None):
         return False

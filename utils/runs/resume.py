@@ -9,6 +9,7 @@ from pathlib import Path
 from utils.data.cifar100 import data_folder, dataset_kind
 from utils.errors import UserError
 from utils.process import ranks
+from utils.runs.runnames import recorded_batch_per_process, started_world_size
 
 # How a run was started, not what it computes: summary.json's args leave them out (older files hold them).
 STARTED_BY = ("resume", "force")
@@ -123,14 +124,6 @@ def check_same_flags(summary_file: Path, args, inputs=None, same_process_count: 
               + " (flags not given keep the values the run started with)")
 
 
-def started_world_size(summary: dict) -> int:
-    """The number of processes summary.json recorded (older students: told by their batch per process)."""
-    if summary.get("world_size"):
-        return summary["world_size"]
-    started = summary.get("args", {})
-    return started["batch_size"] // started["local_batch"] if started.get("local_batch") else 1
-
-
 def check_same_process_count(run: Path, summary: dict, batch: int) -> None:
     """Refuse to resume a student on another number of processes than summary.json recorded: UNIX picks its k
     and b images within each process's batch, so the run would change method midway. `batch`: the run's
@@ -138,7 +131,7 @@ def check_same_process_count(run: Path, summary: dict, batch: int) -> None:
     then, now = started_world_size(summary), ranks.world_size()
     if now == then:
         return
-    each_then = summary.get("batch_per_process") or batch // then
+    each_then = recorded_batch_per_process(summary)
     each_now = f"with {batch // now} images each" if batch % now == 0 else f"(which cannot share {batch} images evenly)"
     raise UserError(f"{run} was started on {then} process(es) with {each_then} images each (--batch-size {batch}) and "
                     f"would resume on {now} {each_now}: UNIX picks its k and b images within each process's batch, so "

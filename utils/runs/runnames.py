@@ -1,4 +1,8 @@
-"""Run directory names, known without building anything: the scripts write there, the run list looks there."""
+"""Run directory names, known without building anything: the scripts write there, the run list looks there;
+and what a run folder's summary.json says about how the run was started."""
+import json
+from pathlib import Path
+
 from utils.distillers import (CIFAR100, KD, UNIXKD_FLAGS, changed_settings, default_unix_sizes, setting_text,
                               settings_revision)
 
@@ -87,6 +91,30 @@ def unix_size_text(size, which: int) -> str:
     if size is not None:
         return str(size)
     return f"{default_unix_sizes(64)[which] / 64:g}"
+
+
+def read_summary(folder):
+    """The content of `folder`'s summary.json when it is a JSON object; None where there is none, or it cannot
+    be read or parsed (a folder made by hand, a write of an older version cut short)."""
+    try:
+        summary = json.loads((Path(folder) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def started_world_size(summary: dict) -> int:
+    """The number of processes summary.json recorded (older students: told by their batch per process)."""
+    if summary.get("world_size"):
+        return summary["world_size"]
+    started = summary.get("args", {})
+    return started["batch_size"] // started["local_batch"] if started.get("local_batch") else 1
+
+
+def recorded_batch_per_process(summary: dict) -> int:
+    """Each process's batch as summary.json recorded it (batch_per_process), or, in a summary written before
+    it was, the run's batch over its number of processes."""
+    return summary.get("batch_per_process") or summary["args"]["batch_size"] // started_world_size(summary)
 
 
 def is_imported(summary) -> bool:

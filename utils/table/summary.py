@@ -28,7 +28,7 @@ from utils.distillers import KD as KD_DISTILLER
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.runs.report import forward_macs
-from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, row_name, teacher_run_name
+from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, recorded_batch_per_process, row_name, teacher_run_name
 from utils.table import plot
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS, UNIXKD_FLAGS
 from utils.table.protocol import data_name, departures, imported_departures
@@ -122,7 +122,7 @@ def is_conventional(args, batch=None) -> bool:
     """The training step's own test (random order, all kept, none mixed), on the batch it ranks: each
     process's own under DDP, for which --k and --b are given (`batch`: summary.json's batch_per_process;
     runs made before it was recorded kept it in their args as local_batch)."""
-    batch = batch or args.get("local_batch") or args["batch_size"]
+    batch = batch or recorded_batch_per_process({"args": args})
     return DistillConfig(batch_size=batch, k=args["k"], b=args["b"], w=args["w"],
                          strategy=args["strategy"], mix_strategy=args.get("mix_strategy", 2)).conventional_kd
 
