@@ -228,6 +228,20 @@ def test_a_tagged_teachers_student_named_as_before_continues_in_its_folder_if_it
         assert student_folder(tmp_path / name, args, teacher_arch, named_teacher, {"teacher_identity": identity}) == folder
 
 
+def test_a_resume_that_leaves_the_batch_to_the_run_checks_k_and_b_against_the_runs_own():
+    """--k 96 --b 64 fit a run of --batch-size 128: a --resume that does not give the batch is not refused while
+    parsing, against the default 64; once the run's own batch is known (settle_batch), against that."""
+    flags = ["--teacher-path", "t.pth", "--student-arch", "resnet8", "--k", "96", "--b", "64"]
+    with pytest.raises(UserError, match="--k must be between 1 and the batch size 64, got 96"):
+        student_v0.parse_args(flags)
+    args = student_v0.parse_args([*flags, "--resume"])
+    args.batch_size = 128  # the run's own, as the resume keeps it
+    student_v0.settle_batch(args)
+    args.batch_size = 64
+    with pytest.raises(UserError, match="--k must be between 1 and the batch size 64, got 96"):
+        student_v0.settle_batch(args)
+
+
 class CudaOnDevice2:
     """torch.cuda as a process using device 2 of 4 sees it; it has no get_rng_state_all, so a call to it fails."""
 
