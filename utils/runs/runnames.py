@@ -1,6 +1,7 @@
 """Run directory names, known without building anything: the scripts write there, the run list looks there;
 and what a run folder's summary.json says about how the run was started."""
 import json
+from fractions import Fraction
 from pathlib import Path
 
 from utils.distillers import (CIFAR100, KD, UNIXKD_FLAGS, changed_settings, default_unix_sizes, setting_text,
@@ -90,7 +91,12 @@ def unix_size_text(size, which: int) -> str:
     the paper's 48 and 32 of 64. So the name never depends on the number of processes or the batch."""
     if size is not None:
         return str(size)
-    return f"{default_unix_sizes(64)[which] / 64:g}"
+    return f"{float(default_share(which)):g}"
+
+
+def default_share(which: int) -> Fraction:
+    """ImageNet's default k (which 0) or b (1) as a share of each process's batch: 3/4 and 1/2."""
+    return Fraction(default_unix_sizes(64)[which], 64)
 
 
 def read_summary(folder):
