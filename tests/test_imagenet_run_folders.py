@@ -3,11 +3,13 @@ processes told by WORLD_SIZE): the folder's name holds neither the batch nor the
 --resume continues with the run's own batch, k and b, a student is refused on another count with the counts
 summary.json recorded, a teacher on a count its batch cannot feed, and folders named before still resume."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
 import student_v0
 import teacher
+from utils.data.dataset_args import check_resumed_batch
 from utils.errors import UserError
 from utils.process import distributed
 from utils.runs.checkpoint import atomic_save
@@ -170,3 +172,12 @@ def test_a_tagged_teachers_student_named_as_before_is_no_run_of_the_untagged_tea
         summary = json.loads((earlier / "summary.json").read_text())
         (earlier / "summary.json").write_text(json.dumps({**summary, "teacher_identity": identity}))
         assert student_folder(tmp_path / name, args, teacher_arch, named_teacher, inputs) == folder
+
+
+def test_the_counts_a_resumed_run_is_told_to_use_are_those_that_can_run_it(monkeypatch):
+    """48 images on 5 processes: 1, 2 or 3 processes keep 16 or more each; with --sync-bn every divisor but 1,
+    on which --sync-bn is refused (distributed.prepare_device)."""
+    monkeypatch.setenv("WORLD_SIZE", "5")
+    for sync_bn, counts in ((False, "1, 2, 3"), (True, "2, 3, 4, 6, 8, 12, 16, 24, 48")):
+        with pytest.raises(UserError, match=rf"; resume it on {counts} process\(es\), "):
+            check_resumed_batch(SimpleNamespace(batch_size=48, sync_bn=sync_bn), "run")

@@ -273,14 +273,17 @@ def test_the_cuda_random_state_saved_and_restored_is_the_device_in_uses_alone():
 
 
 def test_a_checkpoint_holding_every_visible_devices_cuda_state_still_resumes(recwarn):
-    """Saved the old way, a list by position: the device in use takes its entry; a list too short for it
+    """Saved the old way, a list by position: the device in use takes its entry; a list of one (one device
+    visible, as command.sh shows it) takes that one, the device the run used; a longer list too short for it
     (saved with fewer devices visible) leaves the seeded state, with a warning."""
     earlier = {"torch": torch.get_rng_state(), "cuda": [torch.full((16,), 10 + d, dtype=torch.uint8) for d in range(8)]}
     cuda = CudaOnDevice2()
     set_rng_state(earlier, cuda)
     assert int(cuda.states[2][0]) == 12 and int(cuda.states[0][0]) == 0
+    set_rng_state({**earlier, "cuda": earlier["cuda"][:1]}, cuda)
+    assert int(cuda.states[2][0]) == 10 and not recwarn.list
     set_rng_state({**earlier, "cuda": earlier["cuda"][:2]}, cuda)
-    assert int(cuda.states[2][0]) == 12 and "none for device 2" in str(recwarn.pop(UserWarning).message)
+    assert int(cuda.states[2][0]) == 10 and "none for device 2" in str(recwarn.pop(UserWarning).message)
 
 
 def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninterrupted_end(tiny_root, one_epoch_teacher,
