@@ -56,8 +56,7 @@ def parse_args(argv=None):
     parser.set_defaults(**imagenet_unix_defaults(argv))
     args = parse_dataset_args(parser, argv)
     check_common_args(args)
-    if not args.resume:  # a --resume's batch is the run's own, known once its folder is read (settle_batch)
-        check_unix_sizes(args)
+    check_unix_sizes(args, None if batch_left_to_run(args) else ranks.local_batch_size(args.batch_size))
     check_distiller_args(args)
     check_distill_args(args)
     # Runs made with other published settings stay apart (utils.runs.runnames).
@@ -73,21 +72,30 @@ def imagenet_unix_defaults(argv) -> dict:
     return {"k": None, "b": None} if dataset_of(argv) == "imagenet" else {}
 
 
-def unix_sizes(args) -> tuple:
-    """(each process's batch, k, b). UNIX ranks each GPU's own batch: k and b count images of the local batch;
-    not given (None, ImageNet) they are the CIFAR proportions of it, k = 3/4 and b = 1/2, as 48 and 32 of 64."""
-    local = ranks.local_batch_size(args.batch_size)
+def batch_left_to_run(args) -> bool:
+    """Whether the batch is not known yet: a --resume that does not give it continues with the run's own."""
+    return args.resume and "batch_size" not in args.given
+
+
+def unix_sizes(args, local: int) -> tuple:
+    """(k, b) in each process's batch of `local` images. UNIX ranks each GPU's own batch: k and b count images of
+    the local batch; not given (None, ImageNet) they are the CIFAR proportions of it, k = 3/4 and b = 1/2, as 48
+    and 32 of 64."""
     default_k, default_b = default_unix_sizes(local)
-    return local, default_k if args.k is None else args.k, default_b if args.b is None else args.b
+    return default_k if args.k is None else args.k, default_b if args.b is None else args.b
 
 
-def check_unix_sizes(args) -> None:
-    local, k, b = unix_sizes(args)
+def check_unix_sizes(args, local) -> None:
+    """Refuse --k or --b outside 1..`local` (each process's batch), or --b above --k. local None: the batch is
+    not known yet (batch_left_to_run; settle_batch checks again once it is), so only what the flags tell alone
+    is checked: CIFAR-100's k and b are always numbers, ImageNet's not given follow the batch."""
+    k, b = (args.k, args.b) if local is None else unix_sizes(args, local)
     for flag, value in (("k", k), ("b", b)):
-        if not 1 <= value <= local:
-            batch = "the batch size" if ranks.world_size() == 1 else "each process's batch"
-            raise UserError(f"--{flag} must be between 1 and {batch} {local}, got {value}")
-    if b > k:
+        if value is not None and (value < 1 or local is not None and value > local):
+            batch = "the run's batch" if local is None else (
+                f"the batch size {local}" if ranks.world_size() == 1 else f"each process's batch {local}")
+            raise UserError(f"--{flag} must be between 1 and {batch}, got {value}")
+    if None not in (k, b) and b > k:
         raise UserError(f"--b {b} is larger than --k {k}: the b most uncertain images are kept among the k "
                         f"the student trains on, so {b - k} would be counted but never trained on; "
                         f"pass --b {k} or less")
@@ -97,8 +105,9 @@ def settle_batch(args, resumed_run=None) -> None:
     """Check the batch per process and fix k and b, once the batch is known: a --resume's is the run's own
     (resumed_run: its folder), kept from its summary.json with its k and b."""
     check_batch_per_process(args, resumed_run)
-    check_unix_sizes(args)
-    _, args.k, args.b = unix_sizes(args)
+    local = ranks.local_batch_size(args.batch_size)
+    check_unix_sizes(args, local)
+    args.k, args.b = unix_sizes(args, local)
 
 
 def check_distill_args(args) -> None:

@@ -197,9 +197,14 @@ def test_help_gives_the_paper_commands(capsys, exit_status):
 
 @pytest.mark.parametrize("script, argv", [("teacher", ["--arch", "resnet8", "--epoch", "0"]),
                                           ("student_v0", ["--teacher-path", "t.pth", "--student-arch", "resnet8",
-                                                          "--k", "65"])])
+                                                          "--k", "65"]),
+                                          ("student_v0", ["--teacher-path", "t.pth", "--student-arch", "resnet8",
+                                                          "--resume", "--k", "24"]),
+                                          ("student_v0", ["--teacher-path", "t.pth", "--student-arch", "resnet8",
+                                                          "--resume", "--batch-size", "32", "--k", "48"])])
 def test_bad_flags_are_answered_before_torch_is_imported(script, argv):
-    """torch takes seconds to import: a mistyped or bad flag answers without it."""
+    """torch takes seconds to import: a mistyped or bad flag answers without it, a --resume's too (CIFAR-100's
+    --b 32 above --k 24 whatever the run's batch; --k 48 above the --batch-size 32 given)."""
     code = (f"import sys, pytest, {script}\n"
             f"with pytest.raises(Exception, match='--'):\n"
             f"    {script}.parse_args({argv!r})\n"

@@ -2,7 +2,8 @@
 
 Each rank ends with the same weights but its own random state; what is logged equals what all ranks'
 outputs give; a run stopped after one epoch and resumed ends bit for bit where the uninterrupted run
-ends; a teacher continues on another number of processes, a student is refused; bad input ends every rank.
+ends; a teacher continues on another number of processes (1 to 2, 2 to 1, 2 to 3), a student is refused; bad
+input ends every rank.
 """
 import json
 import os
@@ -33,6 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 SMALL = ["--dataset", "imagenet", "--image-size", "32", "--workers", "0", "--batch-size", "32", "--milestones", "1"]
 TRAIN_IMAGES, VAL_IMAGES = 80, 20
+# 24 images per process on 2 and 16 on 3: a batch that both process counts divide, at the floor on 3.
+SHARED_BATCH = ["--batch-size", "48"]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def finished(done, experiments):
 
 def teacher_flags(image_root, experiments, epochs):
     return ["--data-root", str(image_root), "--arch", "imagenet_resnet18", "--epoch", str(epochs),
-            "--experiments-dir", str(experiments)]
+            "--experiments-dir", str(experiments), *SHARED_BATCH]
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +117,23 @@ def test_a_teacher_started_on_two_processes_continues_on_one(image_root, teacher
     assert summary["finished"] and summary["epochs_done"] == 3 and summary["world_size"] == 1
 
 
+def test_a_teacher_started_on_two_processes_continues_bare_on_three(image_root, teacher_run, tmp_path):
+    """A --resume without --batch-size under utils.torchrun on 3 processes: the run's own 48 images, 16 each."""
+    experiments = tmp_path / "experiments"
+    shutil.copytree(teacher_run[0].parent, experiments)
+    run = experiments / teacher_run[0].name
+    bare = ["--dataset", "imagenet", "--workers", "0", "--data-root", str(image_root), "--arch", "imagenet_resnet18",
+            "--epoch", "3", "--experiments-dir", str(experiments), "--resume"]
+    done = subprocess.run([sys.executable, "-m", "utils.torchrun", "--standalone", "--nproc_per_node=3", "teacher.py",
+                           *bare], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"note: {run} ran on 2 process(es) and continues on 3: " in done.stdout
+    assert "3 process(es) x batch 16" in done.stdout
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["epochs_done"], summary["world_size"], summary["batch_per_process"]) == (3, 3, 16)
+    assert len(torch.load(run / "ckpt" / "last.pth", weights_only=True)["rng_by_rank"]) == 3
+
+
 def student_flags(image_root, teacher_run, experiments):
     return ["--data-root", str(image_root), "--teacher-path", str(teacher_run[0]), "--student-arch", "imagenet_resnet18",
             "--experiments-dir", str(experiments)]
@@ -135,21 +155,17 @@ def test_kd_ranks_agree_and_log_what_all_ranks_computed(image_root, teacher_run,
     assert computation["images"] == computation["teacher_images"] == TRAIN_IMAGES  # both ranks' batches
 
 
-# 24 images per process on 2 and 16 on 3: a batch that both process counts divide, at the floor on 3.
-UNIXKD_BATCH = ["--batch-size", "48"]
-
-
 def test_unixkd_resumed_after_one_epoch_ends_where_the_whole_run_ends(image_root, teacher_run, tmp_path):
-    whole, seen = student(image_root, teacher_run, tmp_path, "whole", "--epoch", "2", *UNIXKD_BATCH)
+    whole, seen = student(image_root, teacher_run, tmp_path, "whole", "--epoch", "2", *SHARED_BATCH)
     assert_every_rank_holds_the_same_weights(seen)
     assert_logged_metrics_are_all_ranks(seen)
     assert "select/entropy_selected" in seen[0]["record"]
-    part = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "1", *UNIXKD_BATCH)[0]
+    part = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "1", *SHARED_BATCH)[0]
     summary = json.loads((part / "summary.json").read_text())
     assert (summary["world_size"], summary["batch_per_process"], summary["args"]["k"]) == (2, 24, 18)
     assert_another_process_count_may_not_resume_it(image_root, teacher_run, part)
     resumed, seen_resumed = student(image_root, teacher_run, tmp_path, "parts", "--epoch", "2", "--resume",
-                                    *UNIXKD_BATCH)
+                                    *SHARED_BATCH)
     for rank in (0, 1):
         weights, weights_resumed = seen[rank]["weights"], seen_resumed[rank]["weights"]
         assert all(torch.equal(weights[key], weights_resumed[key]) for key in weights)
@@ -165,20 +181,21 @@ def test_unixkd_resumed_after_one_epoch_ends_where_the_whole_run_ends(image_root
 
 
 def assert_another_process_count_may_not_resume_it(image_root, teacher_run, run):
-    """k and b follow each process's batch: a bare --resume on 1 process, or on 3 under utils.torchrun, finds
-    the run's folder (its name holds no process count) and is refused in one line with the counts recorded."""
+    """k and b follow each process's batch: a bare --resume on 1 process, or on 3 (told by WORLD_SIZE, in this
+    process: the refusal comes before the processes meet; utils.torchrun's error line: tests/test_launch.py),
+    finds the run's folder (its name holds no process count) and is refused in one line with the counts recorded."""
     before = (run / "ckpt" / "last.pth").read_bytes()
     resume = ["--dataset", "imagenet", "--workers", "0", *student_flags(image_root, teacher_run, run.parent),
               "--epoch", "2", "--resume"]  # no --batch-size: the run's own
-    with pytest.raises(UserError) as refused:
-        student_v0.main(resume)
     started = f"{run} was started on 2 process(es) with 24 images each (--batch-size 48) and would resume on "
-    assert str(refused.value).startswith(started + "1 with 48 images each: ")
-    assert "resume it on 2 process(es)" in str(refused.value)
-    on_three = subprocess.run([sys.executable, "-m", "utils.torchrun", "--standalone", "--nproc_per_node=3",
-                               "student_v0.py", *resume], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
-    assert on_three.returncode == 2, on_three.stderr[-3000:]
-    assert on_three.stderr.strip().splitlines()[-1].startswith(f"error: {started}3 with 16 images each: ")
+    with pytest.MonkeyPatch.context() as patch:
+        for world, each in (("1", 48), ("3", 16)):
+            patch.setenv("WORLD_SIZE", world)
+            patch.setattr(distributed, "start", lambda device_type: None)  # no other process to meet
+            with pytest.raises(UserError) as refused:
+                student_v0.main(resume)
+            assert str(refused.value).startswith(f"{started}{world} with {each} images each: ")
+            assert "resume it on 2 process(es)" in str(refused.value)
     assert (run / "ckpt" / "last.pth").read_bytes() == before
 
 

@@ -3,11 +3,13 @@ processes told by WORLD_SIZE): the folder's name holds neither the batch nor the
 --resume continues with the run's own batch, k and b, a student is refused on another count with the counts
 summary.json recorded, a teacher on a count its batch cannot feed, and folders named before still resume."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
 import student_v0
 import teacher
+from utils.data.dataset_args import check_resumed_batch
 from utils.errors import UserError
 from utils.process import distributed
 from utils.runs.checkpoint import atomic_save
@@ -57,7 +59,8 @@ def test_a_bare_resume_continues_with_the_runs_own_batch_k_and_b(tmp_path, capsy
              same_process_count=True)[0].release()
     student_v0.settle_batch(args, tmp_path / name)
     assert (args.batch_size, args.k, args.b) == (24, 18, 12)
-    assert "--resume: the run's own --batch-size 24, " in capsys.readouterr().out
+    assert ("--resume: the run's own --batch-size 24, --lr 0.009375, --k 18 (3/4 of 24 per process), --b 12 (1/2 of "
+            "24 per process) (flags not given keep the values the run started with)") in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("summary", [{"args": {"batch_size": 48}, "world_size": 2, "batch_per_process": 24},
@@ -117,9 +120,64 @@ def test_a_folder_named_by_the_earlier_version_is_found_by_its_runs_settings(tmp
     assert student_folder(tmp_path / name, args, *teacher_named, inputs) == tmp_path / name
     large = earlier_student(tmp_path, 256, 1)
     args, name, teacher_named, inputs = student("--resume")
-    with pytest.raises(UserError, match=r"2 runs of these settings have folders named by an earlier version: "
-                                        r".*_k18_b12_.* \(--batch-size 24 on 1 process\(es\)\), .*_k192_b128_.*"):
+    with pytest.raises(UserError, match=r"2 runs of these settings have folders of other names: .*_k18_b12_.* "
+                                        r"\(--batch-size 24 --k 18 --b 12 on 1 process\(es\)\), .*_k192_b128_.*"):
         student_folder(tmp_path / name, args, *teacher_named, inputs)
     earlier_student(tmp_path, 256, 8)  # the same batch on 8 processes: the count this one runs on picks
     args, name, teacher_named, inputs = student("--resume", "--batch-size", "256")
     assert student_folder(tmp_path / name, args, *teacher_named, inputs) == large
+
+
+def test_a_resume_giving_the_k_and_b_a_run_used_continues_it_in_the_folder_of_its_shares(tmp_path, capsys):
+    """Started with the default k and b at 24 images (18 and 12; its folder names them by their shares): a
+    --resume giving --k 18 --b 12, which name another folder, continues that run, whatever else it gives."""
+    run = saved_run(tmp_path / student()[1], started_student("--batch-size", "24"), world_size=1, batch_per_process=24)
+    for flags in (["--k", "18", "--b", "12"], ["--k", "18", "--b", "12", "--batch-size", "24"], ["--k", "18"]):
+        args, name, teacher_named, inputs = student("--resume", *flags)
+        assert name != run.name and student_folder(tmp_path / name, args, *teacher_named, inputs) == run
+    assert capsys.readouterr().out.count(f"note: this run's folder is {run.name} (today's name for it: ") == 3
+
+
+def test_a_resume_that_would_start_a_new_run_beside_one_of_another_k_b_or_batch_is_refused_naming_it(tmp_path):
+    """Started with --batch-size 24 --k 12 --b 6: a bare --resume names the default k and b's folder, a resume
+    with other numbers theirs; neither holds a run, and neither starts one silently beside it. Without --resume,
+    a start is a new run."""
+    given = ("--batch-size", "24", "--k", "12", "--b", "6")
+    run = saved_run(tmp_path / student(*given)[1], started_student(*given), world_size=1, batch_per_process=24)
+    for flags in ([], ["--k", "16", "--b", "8"]):
+        args, name, teacher_named, inputs = student("--resume", *flags)
+        with pytest.raises(UserError) as refused:
+            student_folder(tmp_path / name, args, *teacher_named, inputs)
+        assert str(refused.value) == (
+            f"--resume finds no run in {tmp_path / name}, and 1 run(s) of this student, teacher and seed with another "
+            f"k, b or batch beside it: {run.name} (--batch-size 24 --k 12 --b 6 on 1 process(es)); to continue one, "
+            f"resume it with those flags; to start a new run, leave out --resume or give it its own folder with --tag "
+            f"NAME")
+    args, name, teacher_named, inputs = student()
+    assert student_folder(tmp_path / name, args, *teacher_named, inputs) == tmp_path / name
+
+
+def test_a_tagged_teachers_student_named_as_before_is_no_run_of_the_untagged_teacher(tmp_path):
+    """Before the teacher's tag was named, a student of teacher_imagenet_resnet34_dali had the name of one of
+    teacher_imagenet_resnet34: a student of the untagged teacher takes that folder only if it recorded the
+    untagged teacher's weights, or no teacher's (a version that recorded none)."""
+    teacher = tmp_path / "teacher_imagenet_resnet34"
+    atomic_save({}, teacher / "ckpt" / "best.pth")
+    (teacher / "summary.json").write_text(json.dumps({"args": {"tag": None}}))
+    args = student_v0.parse_args([*STUDENT, "--teacher-path", str(teacher), "--experiments-dir", str(tmp_path)])
+    teacher_arch, _, name, named_teacher = student_v0.teacher_and_run_name(args)
+    inputs = {"teacher_identity": "sha256:untagged"}
+    earlier = saved_run(tmp_path / name.replace("_k0.75_b0.5_", "_k192_b128_"), started_student(), world_size=1)
+    for identity, folder in (("sha256:dali", tmp_path / name), ("sha256:untagged", earlier), (None, earlier)):
+        summary = json.loads((earlier / "summary.json").read_text())
+        (earlier / "summary.json").write_text(json.dumps({**summary, "teacher_identity": identity}))
+        assert student_folder(tmp_path / name, args, teacher_arch, named_teacher, inputs) == folder
+
+
+def test_the_counts_a_resumed_run_is_told_to_use_are_those_that_can_run_it(monkeypatch):
+    """48 images on 5 processes: 1, 2 or 3 processes keep 16 or more each; with --sync-bn every divisor but 1,
+    on which --sync-bn is refused (distributed.prepare_device)."""
+    monkeypatch.setenv("WORLD_SIZE", "5")
+    for sync_bn, counts in ((False, "1, 2, 3"), (True, "2, 3, 4, 6, 8, 12, 16, 24, 48")):
+        with pytest.raises(UserError, match=rf"; resume it on {counts} process\(es\), "):
+            check_resumed_batch(SimpleNamespace(batch_size=48, sync_bn=sync_bn), "run")

@@ -230,6 +230,20 @@ def test_a_tagged_teachers_student_named_as_before_continues_in_its_folder_if_it
         assert student_folder(tmp_path / name, args, teacher_arch, named_teacher, {"teacher_identity": identity}) == folder
 
 
+def test_a_resume_that_leaves_the_batch_to_the_run_checks_k_and_b_against_the_runs_own():
+    """--k 96 --b 64 fit a run of --batch-size 128: a --resume that does not give the batch is not refused while
+    parsing, against the default 64; once the run's own batch is known (settle_batch), against that."""
+    flags = ["--teacher-path", "t.pth", "--student-arch", "resnet8", "--k", "96", "--b", "64"]
+    with pytest.raises(UserError, match="--k must be between 1 and the batch size 64, got 96"):
+        student_v0.parse_args(flags)
+    args = student_v0.parse_args([*flags, "--resume"])
+    args.batch_size = 128  # the run's own, as the resume keeps it
+    student_v0.settle_batch(args)
+    args.batch_size = 64
+    with pytest.raises(UserError, match="--k must be between 1 and the batch size 64, got 96"):
+        student_v0.settle_batch(args)
+
+
 class CudaOnDevice2:
     """torch.cuda as a process using device 2 of 4 sees it; it has no get_rng_state_all, so a call to it fails."""
 
@@ -261,14 +275,17 @@ def test_the_cuda_random_state_saved_and_restored_is_the_device_in_uses_alone():
 
 
 def test_a_checkpoint_holding_every_visible_devices_cuda_state_still_resumes(recwarn):
-    """Saved the old way, a list by position: the device in use takes its entry; a list too short for it
+    """Saved the old way, a list by position: the device in use takes its entry; a list of one (one device
+    visible, as command.sh shows it) takes that one, the device the run used; a longer list too short for it
     (saved with fewer devices visible) leaves the seeded state, with a warning."""
     earlier = {"torch": torch.get_rng_state(), "cuda": [torch.full((16,), 10 + d, dtype=torch.uint8) for d in range(8)]}
     cuda = CudaOnDevice2()
     set_rng_state(earlier, cuda)
     assert int(cuda.states[2][0]) == 12 and int(cuda.states[0][0]) == 0
+    set_rng_state({**earlier, "cuda": earlier["cuda"][:1]}, cuda)
+    assert int(cuda.states[2][0]) == 10 and not recwarn.list
     set_rng_state({**earlier, "cuda": earlier["cuda"][:2]}, cuda)
-    assert int(cuda.states[2][0]) == 12 and "none for device 2" in str(recwarn.pop(UserWarning).message)
+    assert int(cuda.states[2][0]) == 10 and "none for device 2" in str(recwarn.pop(UserWarning).message)
 
 
 def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninterrupted_end(tiny_root, one_epoch_teacher,

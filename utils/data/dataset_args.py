@@ -117,10 +117,11 @@ def check_batch_per_process(args, resumed_run=None) -> None:
 
 def check_resumed_batch(args, run) -> None:
     """A resumed run keeps its batch: refuse a number of processes that cannot share it, or that would leave each
-    fewer than BATCH_FLOOR images (BatchNorm per GPU), naming the numbers of processes that can."""
+    fewer than BATCH_FLOOR images (BatchNorm per GPU), naming the numbers of processes that can (with --sync-bn
+    2 or more: distributed.prepare_device refuses it on one)."""
     batch, world = args.batch_size, ranks.world_size()
     counts = [n for n in range(1, batch + 1)
-              if batch % n == 0 and (n == 1 or args.sync_bn or batch // n >= BATCH_FLOOR)]
+              if batch % n == 0 and (n > 1 if args.sync_bn else n == 1 or batch // n >= BATCH_FLOOR)]
     if world in counts:
         return
     share = (f"{batch // world} images per process, under the floor of {BATCH_FLOOR} (BatchNorm per GPU: "

@@ -33,10 +33,13 @@ def set_rng_state(state: dict, cuda=torch.cuda) -> None:
 
 def device_state(saved, device: int):
     """The saved CUDA state for `device`: the one state saved, or, from a checkpoint that saved every visible
-    device's (a list, as before), the entry at the device's position, as those were restored; None, with a
-    warning, where that list has none (it was saved with fewer devices visible)."""
+    device's (a list, as before), its one entry (one device visible: the one the run used), else the entry at
+    the device's position, as those were restored; None, with a warning, where that list has none (it was
+    saved with fewer devices visible)."""
     if not isinstance(saved, (list, tuple)):
         return saved
+    if len(saved) == 1:
+        return saved[0]
     if device < len(saved):
         return saved[device]
     warnings.warn(f"the checkpoint holds the CUDA random states of {len(saved)} device(s), none for device {device}: "

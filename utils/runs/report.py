@@ -15,7 +15,7 @@ from utils.data.imagenet import image_folder_kind
 from utils.process import distributed
 from utils.runs.checkpoint import atomic_write, sha256_of
 from utils.runs.resume import STARTED_BY
-from utils.runs.runnames import ALONE, SUMMARY_FILE, row_name
+from utils.runs.runnames import ALONE, SUMMARY_FILE, read_summary, row_name
 
 COUNTER_FILE = "counter.npy"
 COLUMNS_FILE = "counter_columns.json"  # what counter.npy's rows and columns are
@@ -112,10 +112,8 @@ class History:
         return self.entries
 
     def _written(self) -> list:
-        try:
-            return json.loads((self.run.path / SUMMARY_FILE).read_text()).get("history", [])
-        except (OSError, ValueError, AttributeError):  # none yet, or unreadable: resume has judged it already
-            return []
+        # None yet, or unreadable: resume has judged it already.
+        return (read_summary(self.run.path) or {}).get("history", [])
 
 
 def write_hparams(run, summary: dict, step: int) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from utils.data.cifar100 import data_folder, dataset_kind
 from utils.errors import UserError
 from utils.process import ranks
+from utils.runs.runnames import default_share, recorded_batch_per_process, started_world_size
 
 # How a run was started, not what it computes: summary.json's args leave them out (older files hold them).
 STARTED_BY = ("resume", "force")
@@ -61,7 +62,9 @@ def shown(value) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, list):
-        return " ".join(map(str, value))
+        return " ".join(map(shown, value))
+    if isinstance(value, float):  # 0.009375, not its repr 0.009375000000000001
+        return f"{value:g}"
     return "not given" if value is None else str(value)
 
 
@@ -108,6 +111,7 @@ def check_same_flags(summary_file: Path, args, inputs=None, same_process_count: 
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"cannot tell which flags {summary_file.parent} was started with ({summary_file}: "
                         f"{type(error).__name__}); pass --force to start it over") from None
+    shares = [f"--{size}" for size in ("k", "b") if getattr(args, size, 0) is None]  # ImageNet's defaults
     kept = keep_started_flags(started, args)
     changes = (changed_flags(started, vars(args)) + changed_data(summary, args.data_root)
                + changed_inputs(summary, inputs or {}))
@@ -119,16 +123,18 @@ def check_same_flags(summary_file: Path, args, inputs=None, same_process_count: 
     if same_process_count:
         check_same_process_count(summary_file.parent, summary, args.batch_size)
     if kept:
-        print("--resume: the run's own " + ", ".join(f"{flag} {shown(value)}" for flag, value in kept)
+        print("--resume: the run's own " + ", ".join(kept_text(flag, value, summary, shares) for flag, value in kept)
               + " (flags not given keep the values the run started with)")
 
 
-def started_world_size(summary: dict) -> int:
-    """The number of processes summary.json recorded (older students: told by their batch per process)."""
-    if summary.get("world_size"):
-        return summary["world_size"]
-    started = summary.get("args", {})
-    return started["batch_size"] // started["local_batch"] if started.get("local_batch") else 1
+def kept_text(flag: str, value, summary: dict, shares: list) -> str:
+    """A flag kept from the run, as the --resume line shows it; ImageNet's default k and b (`shares`: those not
+    given) with the share of each process's batch they are, which the folder's name gives: `--k 18 (3/4 of 24
+    per process)`."""
+    if flag not in shares:
+        return f"{flag} {shown(value)}"
+    share = default_share(("--k", "--b").index(flag))
+    return f"{flag} {shown(value)} ({share} of {recorded_batch_per_process(summary)} per process)"
 
 
 def check_same_process_count(run: Path, summary: dict, batch: int) -> None:
@@ -138,7 +144,7 @@ def check_same_process_count(run: Path, summary: dict, batch: int) -> None:
     then, now = started_world_size(summary), ranks.world_size()
     if now == then:
         return
-    each_then = summary.get("batch_per_process") or batch // then
+    each_then = recorded_batch_per_process(summary)
     each_now = f"with {batch // now} images each" if batch % now == 0 else f"(which cannot share {batch} images evenly)"
     raise UserError(f"{run} was started on {then} process(es) with {each_then} images each (--batch-size {batch}) and "
                     f"would resume on {now} {each_now}: UNIX picks its k and b images within each process's batch, so "

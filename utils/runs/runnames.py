@@ -1,5 +1,10 @@
 """A run's names, known without building anything (no torch): its folder, which the scripts write and the run list
-looks for, and its row in the results table (row_name)."""
+looks for, and its row in the results table (row_name); and what a run folder's summary.json says about how the run
+was started."""
+import json
+from fractions import Fraction
+from pathlib import Path
+
 from utils.distillers import CIFAR100, KD, changed_settings, setting_text, settings_revision
 from utils.unix_settings import UNIXKD_FLAGS, default_unix_sizes
 
@@ -92,7 +97,36 @@ def unix_size_text(size, which: int) -> str:
     the paper's 48 and 32 of 64. So the name never depends on the number of processes or the batch."""
     if size is not None:
         return str(size)
-    return f"{default_unix_sizes(64)[which] / 64:g}"
+    return f"{float(default_share(which)):g}"
+
+
+def default_share(which: int) -> Fraction:
+    """ImageNet's default k (which 0) or b (1) as a share of each process's batch: 3/4 and 1/2."""
+    return Fraction(default_unix_sizes(64)[which], 64)
+
+
+def read_summary(folder):
+    """The content of `folder`'s summary.json when it is a JSON object; None where there is none, or it cannot
+    be read or parsed (a folder made by hand, a write of an older version cut short)."""
+    try:
+        summary = json.loads((Path(folder) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def started_world_size(summary: dict) -> int:
+    """The number of processes summary.json recorded (older students: told by their batch per process)."""
+    if summary.get("world_size"):
+        return summary["world_size"]
+    started = summary.get("args", {})
+    return started["batch_size"] // started["local_batch"] if started.get("local_batch") else 1
+
+
+def recorded_batch_per_process(summary: dict) -> int:
+    """Each process's batch as summary.json recorded it (batch_per_process), or, in a summary written before
+    it was, the run's batch over its number of processes."""
+    return summary.get("batch_per_process") or summary["args"]["batch_size"] // started_world_size(summary)
 
 
 def is_imported(summary) -> bool:

@@ -14,7 +14,6 @@ PYTHON (python), GPU (0: the --gpu-id of every command), ONLY (a regular express
 whose name it matches, and their teachers), ABLATIONS (1 adds the ablations), EXTENSIONS (1 adds the other distillers);
 each may be given as a flag instead (--seeds, --epochs, ...: --help), which wins over the variable.
 """
-import json
 import os
 import re
 import shlex
@@ -26,7 +25,7 @@ from typing import Optional
 from utils.distillers import names_text, other_distillers
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.runs.runnames import IMPORTED, SUMMARY_FILE, is_imported, student_run_name, teacher_run_name
+from utils.runs.runnames import IMPORTED, is_imported, read_summary, student_run_name, teacher_run_name
 from utils.table.paper import EXTENSION_PAIRS, PAPER_PAIRS, PROTOCOL, protocol_lr
 from utils.unix_settings import KD_FLAGS, UNIXKD_FLAGS
 
@@ -225,14 +224,6 @@ def selected_runs(settings: Settings) -> list:
     return [run for run in runs if run.name in kept]
 
 
-def read_summary(settings: Settings, run: Run):
-    """The run's summary.json content; None when it is missing or unreadable."""
-    try:
-        return json.loads((settings.root / run.folder / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def imported_source(run: Run, summary):
     """The file a published teacher in this teacher run's folder came from (summary: its summary.json
     content); None for any other run."""
@@ -246,7 +237,7 @@ def epochs_done(settings: Settings, run: Run) -> tuple:
 
     An imported teacher was trained elsewhere: all epochs done, in no time here (which keeps it out of
     the pace behind utils.table.jobs' time left)."""
-    summary = read_summary(settings, run)
+    summary = read_summary(settings.root / run.folder)
     if imported_source(run, summary) is not None:
         return settings.epochs, 0.0
     try:
@@ -258,7 +249,7 @@ def epochs_done(settings: Settings, run: Run) -> tuple:
 
 def finished_its_own_length(settings: Settings, run: Run) -> bool:
     """Whether the run reached the end of its own --epoch (a trial run of fewer epochs than the list's)."""
-    summary = read_summary(settings, run)
+    summary = read_summary(settings.root / run.folder)
     return isinstance(summary, dict) and summary.get("finished") is True
 
 
@@ -281,7 +272,7 @@ def format_list(settings: Settings, runs: list) -> list:
         in_phase = [run for run in runs if run.phase == phase]
         if in_phase:
             finished = sum(is_finished(settings, run) for run in in_phase)
-            imported = {run.name: imported_source(run, read_summary(settings, run)) for run in in_phase}
+            imported = {run.name: imported_source(run, read_summary(settings.root / run.folder)) for run in in_phase}
             imported = {name: source for name, source in imported.items() if source is not None}
             lines.append(f"# phase {number} of {len(PHASES)}, {PHASE_TITLES[phase]}: "
                          f"{len(in_phase)} runs, {finished} finished"

@@ -29,7 +29,7 @@ from utils.distillers import KD as KD_DISTILLER
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
 from utils.runs.report import forward_macs
-from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, row_name, teacher_run_name
+from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, recorded_batch_per_process, row_name, teacher_run_name
 from utils.table import plot
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS
 from utils.table.protocol import data_name, dataset, departures, imported_departures
@@ -128,7 +128,7 @@ def method_family(args, batch=None) -> str:
 def ranked_batch(args, batch=None) -> int:
     """The batch UNIX ranks: each process's own under DDP, for which --k and --b are given (`batch`: summary.json's
     batch_per_process; runs made before it was recorded kept it in their args as local_batch)."""
-    return batch or args.get("local_batch") or args["batch_size"]
+    return batch or recorded_batch_per_process({"args": args})
 
 
 def is_conventional(args, batch=None) -> bool:

@@ -19,7 +19,7 @@ from models import model_dict
 from utils.errors import UserError
 from utils.runs.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights, sha256_of
 from utils.runs.rundir import RunDirectory
-from utils.runs.runnames import IMPORTED, SUMMARY_FILE, is_imported, teacher_run_name
+from utils.runs.runnames import IMPORTED, SUMMARY_FILE, is_imported, read_summary, teacher_run_name
 from utils.training.build import check_arch
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
@@ -146,13 +146,10 @@ def check_source(source: Source, staging: Path, number: int) -> Checked:
 
 def describe_existing(folder: Path) -> Optional[str]:
     """What a teacher folder already holds, in words; None when it holds no teacher."""
-    try:
-        summary = json.loads((folder / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        summary = None
+    summary = read_summary(folder)
     if is_imported(summary):
         return f"a published teacher imported from {summary[IMPORTED].get('source')}"
-    if isinstance(summary, dict) and "epochs_done" in summary:
+    if summary is not None and "epochs_done" in summary:
         return f"a teacher trained here ({summary['epochs_done']}/{summary.get('args', {}).get('epoch', '?')} epochs)"
     if RunDirectory(folder).holds_run():
         return "checkpoints"

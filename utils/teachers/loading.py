@@ -1,13 +1,12 @@
 """A student's teacher: found from --teacher-path (a run folder, a checkpoint file or torchvision:<name>),
 built and loaded strictly, in eval mode."""
-import json
 import re
 from pathlib import Path
 
 from models import imagenet, model_dict
 from utils.errors import UserError
 from utils.runs.checkpoint import extract_state_dict, load_checkpoint, load_weights, sha256_of
-from utils.runs.runnames import SUMMARY_FILE
+from utils.runs.runnames import read_summary
 from utils.teachers.importing import arch_from_name
 from utils.teachers.torchvision_zoo import (is_torchvision_teacher, load_torchvision_weights, resolve_torchvision_teacher,
                                            spelled, stated_accuracy, transform_difference)
@@ -40,11 +39,8 @@ def resolve_teacher(teacher_path: str, teacher_arch, teacher_ckpt: str, dataset:
 def student_run_arch(folder: Path):
     """The student's architecture when `folder` is a student_v0.py run (its summary.json, else its name),
     else None."""
-    try:
-        summary = json.loads((folder / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        summary = None
-    if isinstance(summary, dict) and "student_arch" in summary:
+    summary = read_summary(folder)
+    if summary is not None and "student_arch" in summary:
         return str(summary["student_arch"])
     named = re.match(r"v0_student_(.+?)_teacher_", folder.name)
     return named.group(1) if named else None
@@ -57,10 +53,8 @@ def teacher_run_tag(teacher_path: str):
     folder = path if path.is_dir() else path.parent.parent if path.parent.name == "ckpt" else None
     if is_torchvision_teacher(teacher_path) or folder is None:
         return None
-    try:
-        tag = json.loads((folder / SUMMARY_FILE).read_text())["args"]["tag"]
-    except (OSError, ValueError, KeyError, TypeError):  # no summary (a file laid out by hand): no tag known
-        return None
+    started = (read_summary(folder) or {}).get("args")  # no summary (a file laid out by hand): no tag known
+    tag = started.get("tag") if isinstance(started, dict) else None
     return tag if isinstance(tag, str) and tag else None
 
 
