@@ -139,12 +139,13 @@ def test_a_resume_giving_the_k_and_b_a_run_used_continues_it_in_the_folder_of_it
 
 
 def test_a_resume_that_would_start_a_new_run_beside_one_of_another_k_b_or_batch_is_refused_naming_it(tmp_path):
-    """Started with --batch-size 24 --k 12 --b 6: a bare --resume names the default k and b's folder, a resume
-    with other numbers theirs; neither holds a run, and neither starts one silently beside it. Without --resume,
-    a start is a new run."""
+    """Started with --batch-size 24 --k 12 --b 6: a bare --resume, or one giving k alone, names a folder of the
+    default k or b; neither holds a run, and neither starts one silently beside it. Without --resume a start is
+    a new run, and so is a --resume that names k and b both (a sweep through command/imagenet_slurm.sh, which
+    always passes --resume)."""
     given = ("--batch-size", "24", "--k", "12", "--b", "6")
     run = saved_run(tmp_path / student(*given)[1], started_student(*given), world_size=1, batch_per_process=24)
-    for flags in ([], ["--k", "16", "--b", "8"]):
+    for flags in ([], ["--k", "16"]):
         args, name, teacher_named, inputs = student("--resume", *flags)
         with pytest.raises(UserError) as refused:
             student_folder(tmp_path / name, args, *teacher_named, inputs)
@@ -153,8 +154,9 @@ def test_a_resume_that_would_start_a_new_run_beside_one_of_another_k_b_or_batch_
             f"k, b or batch beside it: {run.name} (--batch-size 24 --k 12 --b 6 on 1 process(es)); to continue one, "
             f"resume it with those flags; to start a new run, leave out --resume or give it its own folder with --tag "
             f"NAME")
-    args, name, teacher_named, inputs = student()
-    assert student_folder(tmp_path / name, args, *teacher_named, inputs) == tmp_path / name
+    for flags in ([], ["--resume", "--k", "16", "--b", "8"]):
+        args, name, teacher_named, inputs = student(*flags)
+        assert student_folder(tmp_path / name, args, *teacher_named, inputs) == tmp_path / name
 
 
 def test_a_tagged_teachers_student_named_as_before_is_no_run_of_the_untagged_teacher(tmp_path):

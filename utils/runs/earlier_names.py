@@ -6,8 +6,8 @@ process names another folder than the default k and b, which are 18 and 12 there
 the default k and b by their numbers (`_k24_b16_` for 256 images on 8 processes, `_k192_b128_` on one), and
 a student of a tagged teacher (`teacher_<arch>_<tag>/`) as one of the untagged teacher. So where today's
 folder holds no run, the folders whose names differ from it only there are looked in: one holding this run
-(its k, b and batch) is continued; and a --resume that would otherwise start a new run beside runs of the same
-student, teacher and seed is refused, naming them, rather than start one silently.
+(its k, b and batch) is continued; and a --resume that leaves k or b out and would otherwise start a new run
+beside runs of the same student, teacher and seed is refused, naming them, rather than start one silently.
 """
 import re
 from argparse import Namespace
@@ -43,7 +43,7 @@ def student_folder(today: Path, args, teacher_arch: str, named_teacher: tuple, i
         print(f"note: this run's folder is {found[0][0].name} (today's name for it: {today.name}); the run "
               f"continues there")
         return found[0][0]
-    if beside and args.resume:
+    if beside and args.resume and not names_its_sizes(args):
         raise UserError(f"--resume finds no run in {today}, and {len(beside)} run(s) of this student, teacher and "
                         f"seed with another k, b or batch beside it: {listed(beside)}; to continue one, resume it with "
                         f"those flags; to start a new run, leave out --resume or give it its own folder with --tag NAME")
@@ -96,6 +96,12 @@ def same_run(summary: dict, args) -> bool:
         return False
     batch_left_to_run = args.resume and "batch_size" not in getattr(args, "given", ())
     return batch_left_to_run or started["batch_size"] == args.batch_size
+
+
+def names_its_sizes(args) -> bool:
+    """Whether --k and --b are both given: then the folder is named by them, and a --resume that finds no run there
+    starts this one (command/imagenet_slurm.sh always passes --resume, so a sweep over k and b starts that way)."""
+    return all(getattr(args, size) is not None for size in UNIX_SIZES)
 
 
 def listed(runs: list) -> str:
