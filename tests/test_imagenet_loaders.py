@@ -410,3 +410,19 @@ def test_the_loader_benchmark_counts_the_cpu_time_of_worker_processes():
         assert cpu_seconds() - before - (time.process_time() - mine) > 0.25
     finally:
         worker.kill()
+
+
+def test_the_loader_benchmark_counts_a_whole_pass_of_work_however_far_ahead_the_loader_decodes():
+    """A loader that does a whole pass's work before it hands its first batch over (as workers decoding ahead
+    do, 4 batches each): its CPU-seconds are the pass's, not those left after its first batch."""
+    from utils.tools.bench_imagenet import pass_rate
+
+    class WorkAhead:
+        def plans(self):
+            end = time.process_time() + 0.2  # the pass's 32 images, 160 per CPU-second
+            while time.process_time() < end:
+                pass
+            yield from (torch.arange(8) for _ in range(4))
+
+    rate = pass_rate(WorkAhead(), torch.device("cpu"))
+    assert 120 < rate.per_cpu_second <= 160
