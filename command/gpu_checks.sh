@@ -299,7 +299,9 @@ if wanted dali; then
     skipped dali "${DALI_DATA:-$images} is missing"
   else
     # shellcheck disable=SC2086  # a list of flags
-    run_stage "dali check" 120 dali_check.log "$PYTHON" -m utils.dali_check --data-root "${DALI_DATA:-$images}" $DALI_ARGS
+    kind=$([[ -n $DALI_DATA ]] && echo photographs || echo noise)  # the mean difference allowed depends on it
+    run_stage "dali check" 120 dali_check.log "$PYTHON" -m utils.dali_check --data-root "${DALI_DATA:-$images}" \
+      --images "$kind" $DALI_ARGS
     grep -E '^(dali check|(train|val): [0-9]+ images|corrupt file:)' "$LOGS/dali_check.log" | tee -a "$SUMMARY"
     if ((scripts_can_run)); then
       # shellcheck disable=SC2086  # a list of flags
