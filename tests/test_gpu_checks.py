@@ -121,7 +121,8 @@ def test_a_failed_stage_is_recorded_and_the_next_one_runs(tmp_path, warm_python,
     assert summary[-1].startswith("== done in ") and f"{failed} stage(s) failed or skipped" in summary[-1]
 
 
-CUDA_ONLY = re.compile(r'torch\.cuda\b|"cuda"|"mixed"|\bnccl\b|pin_memory|non_blocking|cuda_stream|[!=]= "cpu"')
+CUDA_ONLY = re.compile(r'torch\.cuda\b|"cuda"|"mixed"|\bnccl\b|pin_memory|non_blocking|cuda_stream|[!=]= "cpu"|'
+                       r'torch\.autocast|backends\.cudnn|device\.index')
 ROW = re.compile(r"^\| `([^`]+)` \| .+ \| ([a-z, ]+) \|$")
 
 

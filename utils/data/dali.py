@@ -84,8 +84,8 @@ class DecodingPipeline:
     """A built DALI pipeline run pass after pass: start() gives it a pass's batches, which it pulls one at a
     time (a few ahead), next() returns them in order, finish() readies it for the next pass."""
 
-    def __init__(self, build, decoder: str, batch_size: int, stream):
-        self.decoder, self.stream = decoder, stream
+    def __init__(self, build, decoder: str, batch_size: int, cuda_stream):
+        self.decoder, self.cuda_stream = decoder, cuda_stream
         self.pending = deque()  # the BatchInputs not yet returned, in order
         self._queue = iter(())
         self.pipe = build(decoder, batch_size, self._pull)
@@ -98,8 +98,8 @@ class DecodingPipeline:
         self._queue = iter(inputs)
 
     def next(self):
-        """The next batch's images (DALI's TensorList), bound to `stream` (None: host-synchronous)."""
-        (images,) = self.pipe.run(self.stream)
+        """The next batch's images (DALI's TensorList), bound to `cuda_stream` (None: host-synchronous)."""
+        (images,) = self.pipe.run(self.cuda_stream)
         self.pending.popleft()
         return images
 
@@ -121,7 +121,7 @@ class DaliLoader:
         self.bad = {}  # index: (path, reason) of the files DALI could not read
         self.decoder = "mixed" if self.device.type == "cuda" else "cpu"
         self.cpu_only = set()  # indices of the files the GPU decoder rejects and the CPU decoder reads
-        self.stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+        self.cuda_stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         self._pipes, self._probes = {}, {}  # decoder: DecodingPipeline, each built once and kept
         self.labels = torch.tensor(dataset.targets, device=self.device)
         self.epoch, self._images = 0, None
@@ -198,7 +198,7 @@ class DaliLoader:
 
     def _pipe(self, decoder: str) -> DecodingPipeline:
         if decoder not in self._pipes:
-            self._pipes[decoder] = DecodingPipeline(self._pipeline, decoder, self.local_batch, self.stream)
+            self._pipes[decoder] = DecodingPipeline(self._pipeline, decoder, self.local_batch, self.cuda_stream)
         return self._pipes[decoder]
 
     def _end_pass(self, finished: bool) -> None:
@@ -228,7 +228,7 @@ class DaliLoader:
 
     def _cannot_decode(self, path: str, decoder: str):
         """Why `decoder` cannot decode the file (DALI's words), or None where it can."""
-        probe = self._probes.pop(decoder, None) or DecodingPipeline(self._probe_pipeline, decoder, 1, self.stream)
+        probe = self._probes.pop(decoder, None) or DecodingPipeline(self._probe_pipeline, decoder, 1, self.cuda_stream)
         probe.start([BatchInputs([path], ())])
         try:
             probe.next()
@@ -304,7 +304,7 @@ class DaliLoader:
     def _to_torch(self, images) -> torch.Tensor:
         dense = images.as_tensor()
         out = torch.empty(dense.shape(), dtype=torch.float32, device=self.device)
-        self.dali_torch.feed_ndarray(dense, out, cuda_stream=self.stream)
+        self.dali_torch.feed_ndarray(dense, out, cuda_stream=self.cuda_stream)
         return out
 
 
