@@ -371,13 +371,30 @@ def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatc
     assert RejectingGpuDecoder.runs.count("cpu") == 1  # the file's one batch, and no failure on the GPU first
 
 
-def test_the_mixed_decoder_upsamples_chroma_as_the_cpu_one_and_preallocates_for_imagenets_largest_image():
+def test_the_mixed_decoder_upsamples_chroma_as_the_cpu_one_and_preallocates_for_imagenets_largest_image(photos, monkeypatch):
+    """On a CPU, DALI's decoders wrapped: a call for the mixed decoder has its keywords recorded and is built on the
+    CPU. Training's, validation's and the lone-file probe's mixed decoder each get the options."""
     pytest.importorskip("nvidia.dali")
-    from utils.data.dali import MIXED_DECODER
+    import nvidia.dali.fn as fn
 
+    calls = []
+
+    def recorded(name, decode):
+        def on_the_cpu(*args, device, **kwargs):
+            calls.append((name, device, {key: value for key, value in kwargs.items() if "upsampling" in key or "hint" in key}))
+            return decode(*args, device="cpu", **kwargs)
+        return on_the_cpu
+
+    for name in ("image", "image_random_crop"):
+        monkeypatch.setattr(fn.decoders, name, recorded(name, getattr(fn.decoders, name)))
+    for split, train in (("train", True), ("val", False)):
+        data = loader("dali", photos / split, train)
+        data.decoder = "mixed"
+        assert epoch(data) and data._cannot_decode(data.dataset.samples[0][0], "mixed") is None
     # DALI's ResNet-50 example: NVIDIA/DALI docs/examples/use_cases/pytorch/resnet50/main.py at 6f89a6d.
-    assert MIXED_DECODER == {"jpeg_fancy_upsampling": True, "preallocate_width_hint": 5980,
-                             "preallocate_height_hint": 6430}
+    options = {"jpeg_fancy_upsampling": True, "preallocate_width_hint": 5980, "preallocate_height_hint": 6430}
+    assert calls == [("image_random_crop", "mixed", options), ("image", "mixed", options),  # training, its probe
+                     ("image", "mixed", options), ("image", "mixed", options)]  # validation, its probe
 
 
 def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(photos, monkeypatch):

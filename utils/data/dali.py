@@ -60,6 +60,11 @@ def import_dali():
     return dali, dali_torch
 
 
+def decoder_options(decoder: str) -> dict:
+    """The keywords a decoder of `decoder`'s device takes beside the defaults: the mixed one's (MIXED_DECODER)."""
+    return MIXED_DECODER if decoder == "mixed" else {}
+
+
 def encoded(paths) -> list:
     """File paths as DALI's fn.io.file.read takes them: one uint8 array of the UTF-8 bytes each."""
     return [np.frombuffer(path.encode(), dtype=np.uint8) for path in paths]
@@ -258,7 +263,7 @@ class DaliLoader:
     def _pipeline(self, decoder: str, batch_size: int, source):
         fn, types = self.dali.fn, self.dali.types
         ops = "gpu" if self.device.type == "cuda" else "cpu"
-        size, options = self.dataset.image_size, MIXED_DECODER if decoder == "mixed" else {}
+        size, options = self.dataset.image_size, decoder_options(decoder)
 
         @self._pipeline_def(batch_size)
         def pipeline():
@@ -294,8 +299,8 @@ class DaliLoader:
         @self._pipeline_def(batch_size)
         def probe():
             (paths,) = external_source(self.dali, source, states=0)
-            options = MIXED_DECODER if decoder == "mixed" else {}
-            return fn.decoders.image(fn.io.file.read(paths), device=decoder, output_type=types.RGB, **options)
+            return fn.decoders.image(fn.io.file.read(paths), device=decoder, output_type=types.RGB,
+                                     **decoder_options(decoder))
 
         pipe = probe()
         pipe.build()
