@@ -184,7 +184,8 @@ if wanted scripts; then
 fi
 
 # The random state a resumed run restores, through the scripts themselves: the first mode's UNIXKD run of the
-# scripts stage, again, stopped after one epoch and resumed; last.pth's random states (every device's) must match.
+# scripts stage, again, stopped after one epoch and resumed; last.pth's random states (the CPU's and the CUDA state of
+# the device in use) must match.
 SAME_RANDOM_STATE='
 import sys, torch
 from pathlib import Path
