@@ -337,10 +337,19 @@ def test_dali_validation_truncates_the_longer_side_as_torchvision_does(tmp_path)
     assert difference.mean() < 0.5 and difference.max() <= 1 + 1e-3
 
 
-def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatch):
+class FailsWhenRead:
+    """A batch whose failure shows when its output is read, as DALI's dynamic executor may report a GPU operator's."""
+
+    def as_tensor(self):
+        raise RuntimeError("stand-in: nvJPEG cannot decode it")
+
+
+@pytest.mark.parametrize("when", ["run", "read"])
+def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatch, when):
     """On a CPU, a stand-in for the mixed decoder: DALI's CPU pipeline, failing as nvJPEG would on one file that
-    the CPU decoder reads. The epoch comes out whole, every batch as the plain CPU pipeline gives it (the
-    same random states, so the same crops), and the file's later batches go to the CPU pipeline directly."""
+    the CPU decoder reads, when the batch runs or when its output is read. The epoch comes out whole, every batch
+    as the plain CPU pipeline gives it (the same random states, so the same crops), and the file's later
+    batches go to the CPU pipeline directly."""
     pytest.importorskip("nvidia.dali")
     from utils.data import dali
 
@@ -355,9 +364,12 @@ def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatc
 
         def next(self):
             self.runs.append(self.decoder)
-            if self.decoder == "mixed" and rejected in self.pending[0].paths:
+            if not (self.decoder == "mixed" and rejected in self.pending[0].paths):
+                return super().next()
+            if when == "run":
                 raise RuntimeError("stand-in: nvJPEG cannot decode it")
-            return super().next()
+            super().next()
+            return FailsWhenRead()
 
     plain = loader("dali", photos / "train", True, batch=4)
     expected = [epoch(plain), epoch(plain)]
@@ -397,7 +409,8 @@ def test_the_mixed_decoder_upsamples_chroma_as_the_cpu_one_and_preallocates_for_
                      ("image", "mixed", options), ("image", "mixed", options)]  # validation, its probe
 
 
-def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(photos, monkeypatch):
+@pytest.mark.parametrize("operator", ["decoders__ImageRandomCrop", "random__CoinFlip"])
+def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(operator, monkeypatch):
     pytest.importorskip("nvidia.dali")
     import nvidia.dali as nvidia_dali
 
@@ -407,9 +420,25 @@ def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(photos, m
     class OlderSchema:
         pass
 
-    monkeypatch.setattr(nvidia_dali.backend, "GetSchema", lambda name: OlderSchema())
-    with pytest.raises(UserError, match=r"random state per batch \(2\.4 has it; this is .*\): pip install"):
+    schema = nvidia_dali.backend.GetSchema
+    monkeypatch.setattr(nvidia_dali.backend, "GetSchema",
+                        lambda name, **kwargs: OlderSchema() if name == operator else schema(name, **kwargs))
+    with pytest.raises(UserError, match=rf"random state per batch \(2\.4 has it; this is .*, whose {operator} does not\): pip"):
         import_dali()
+
+
+def test_a_dali_taking_random_states_of_another_size_is_one_line(photos, monkeypatch):
+    """DALI's ValueError for an input it refuses, unlike its RuntimeError for a file it cannot read, is no file's
+    fault: one line naming the DALI, not a traceback (nor a search for a bad file)."""
+    pytest.importorskip("nvidia.dali")
+    from utils.data import dali
+    from utils.errors import UserError
+
+    monkeypatch.setattr(dali, "STATE_WORDS", 6)  # one word short of what DALI 2.4 draws from
+    with pytest.raises(UserError, match=r"^DALI 2\.4\.\d+ refused what the loader feeds its pipeline \(a training "
+                                        r"batch's random states: 6 words each, as DALI 2\.4 takes them\): Random state "
+                                        r"tensor is too small; --loader dali is tested with DALI 2\.4: pip install"):
+        epoch(loader("dali", photos / "train", True))
 
 
 def test_the_loader_benchmark_counts_the_cpu_time_of_worker_processes():

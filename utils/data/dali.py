@@ -39,6 +39,7 @@ INSTALL = "pip install nvidia-dali-cuda130"
 TESTED_DALI = "2.4"
 STATE_WORDS = 7  # a random state as DALI's random operators take it: 7 uint32 words (DALI's dynamic mode draws as many)
 CROPS, FLIPS = 0, 1  # the two draws of a training batch, each from its own state
+RANDOM_OPERATORS = ("decoders__ImageRandomCrop", "random__CoinFlip")  # DALI's schemas of the operators that draw them
 # The mixed decoder's options. Fancy upsampling: nvJPEG's default chroma upsampling differs from libjpeg-turbo's,
 # which PIL and DALI's CPU decoder use. The hints: the largest image of ImageNet, so that the hardware decoder
 # allocates once rather than regrowing its buffers (DALI's ResNet-50 example, NVIDIA/DALI
@@ -53,10 +54,10 @@ def import_dali():
     except ImportError:
         raise UserError(f"--loader dali needs NVIDIA DALI, an optional dependency: {INSTALL} "
                         "(CUDA 13 builds, as torch's; its CPU backend runs without a GPU)") from None
-    schema = dali.backend.GetSchema("decoders__ImageRandomCrop")
-    if not getattr(schema, "HasRandomStateArg", lambda: False)():
-        raise UserError(f"--loader dali needs a DALI whose random operators take a random state per batch "
-                        f"({TESTED_DALI} has it; this is {dali.__version__}): {INSTALL}")
+    for operator in RANDOM_OPERATORS:
+        if not getattr(dali.backend.GetSchema(operator), "HasRandomStateArg", lambda: False)():
+            raise UserError(f"--loader dali needs a DALI whose random operators take a random state per batch "
+                            f"({TESTED_DALI} has it; this is {dali.__version__}, whose {operator} does not): {INSTALL}")
     return dali, dali_torch
 
 
@@ -188,13 +189,15 @@ class DaliLoader:
             self._pipe(decoder).start([self._inputs(batches[number], epoch, number)
                                        for number in range(first, len(batches)) if route[number] == decoder])
         for number in range(first, len(batches)):
-            try:
-                images = self._pipes[route[number]].next()
-            except RuntimeError as error:
+            try:  # the copy too: the dynamic executor may report a GPU operator's failure when its output is read
+                images = self._to_torch(self._pipes[route[number]].next())
+            except RuntimeError as error:  # how DALI fails on a file it cannot read, among other things
                 self._pipes.clear()  # a pipeline that failed does not run again; the others are mid-pass
                 self._recover(batches, number, route[number], error)
                 return
-            yield self._to_torch(images)
+            except ValueError as error:  # how DALI refuses an input: the random states, no file's fault
+                raise UserError(refused_input(self.dali, error)) from None
+            yield images
 
     def _inputs(self, batch: list, epoch: int, number: int) -> BatchInputs:
         key = [self.seed, epoch, distributed.rank(), number]
@@ -236,7 +239,7 @@ class DaliLoader:
         probe = self._probes.pop(decoder, None) or DecodingPipeline(self._probe_pipeline, decoder, 1, self.cuda_stream)
         probe.start([BatchInputs([path], ())])
         try:
-            probe.next()
+            probe.next().as_tensor()  # read as a batch is (_to_torch): a failure may show only there
         except RuntimeError as exc:
             return dali_reason(exc)  # a failed pipeline is not run again
         probe.finish()
@@ -339,7 +342,15 @@ def centre(math, length, crop: int):
     return (half + margin % 2 * (half % 2)) / math.max(margin, 1)
 
 
-def dali_reason(error: RuntimeError) -> str:
+def refused_input(dali, error: ValueError) -> str:
+    """DALI refusing what the loader feeds every batch (a training batch's random states among it, STATE_WORDS
+    words each as DALI 2.4 takes them): another DALI, said in one line."""
+    return (f"DALI {dali.__version__} refused what the loader feeds its pipeline (a training batch's random states: "
+            f"{STATE_WORDS} words each, as DALI {TESTED_DALI} takes them): {dali_reason(error)}; --loader dali is "
+            f"tested with DALI {TESTED_DALI}: {INSTALL}")
+
+
+def dali_reason(error: Exception) -> str:
     """DALI's error in a few words: the line after 'encountered:', or its last line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     after = lines[lines.index("encountered:") + 1:] if "encountered:" in lines else lines[-1:]
