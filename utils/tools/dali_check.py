@@ -11,7 +11,7 @@ those batches' files): both must skip it, name it, and give the other images. Ex
 differs in its images or shapes or lies above its allowance, or the corrupt file is not skipped. Without
 CUDA both sides are the CPU backend: a dry run, every difference 0.
 
-    train: 128 images, cuda against cpu: mean 0.31/255, largest 18/255: within the 1/255 allowed for photographs
+    train: 128 images, cuda against cpu: mean M/255, largest L/255: within the 1/255 allowed for photographs
 """
 import shutil
 import tempfile
@@ -28,9 +28,9 @@ from utils.process.cli import ArgumentParser, select_device
 
 STD, MEAN = (255 * torch.tensor(values).view(1, 3, 1, 1) for values in (IMAGENET_STD, IMAGENET_MEAN))
 # The largest mean difference, in 1/255, that the two pipelines' arithmetic explains (docs/cuda-graphs.md, the
-# dali stage, says how these follow from the JPEG standard's IDCT accuracy and the rounding of upsampled chroma
-# and resized pixels). Noise JPEGs are allowed more: their chroma changes at every pixel, so any rounding
-# apart shows on every pixel, where photographs show it at colour edges only.
+# dali stage, says how these follow from IEEE 1180's bounds on an inverse DCT's error and the rounding of
+# upsampled chroma and resized pixels). Noise JPEGs are allowed more: their chroma changes from pixel to pixel,
+# so where two upsampling implementations differ in detail it shows everywhere, not at colour edges only.
 ALLOWED_MEAN = {"photographs": 1.0, "noise": 2.0}
 
 
