@@ -6,7 +6,9 @@ value read on the host, a blocking copy, a synchronize); on a CPU, where nothing
 tensor's value on the host (.item(), bool() or int() of a tensor), which is what would wait on a GPU. Each
 is counted inside the training step that made it, or outside the steps (the loader between steps,
 evaluation, the epoch's end). The goal is none inside a step; a step that records a CUDA graph may
-show the synchronisation torch.cuda.graph makes before it captures.
+show the synchronisation torch.cuda.graph makes before it captures. A deliberate synchronisation comes
+first and must be counted (a counter that counts nothing would report none): if it is not, the run ends
+with "sync counter BROKEN" and exit status 1.
 
     host syncs: 0 inside 782 training steps; 14 outside them (loader, evaluation, epoch ends)
 """
@@ -41,7 +43,7 @@ class SyncCount:
         where = f" (steps {', '.join(map(str, syncing[:8]))}{', ...' if len(syncing) > 8 else ''})" if syncing else ""
         what = "CUDA synchronisations" if device == "cuda" else "host reads of tensor values (a GPU would wait on each)"
         return (f"host syncs: {inside} inside {len(self.per_step)} training steps{where}; {self.total - inside} "
-                f"outside them (loader, evaluation, epoch ends); counted: {what}")
+                f"outside them (loader, evaluation, epoch ends); counted: {what}, as a deliberate one was first")
 
 
 class HostReads(TorchDispatchMode):
@@ -89,6 +91,19 @@ def per_step(count: SyncCount):
         TrainIteration.__call__ = original
 
 
+def deliberate_sync(device: str) -> None:
+    """A tensor's value read on the host: on CUDA a copy the host waits for, on a CPU a host read."""
+    torch.ones(1, device=device).item()
+
+
+def counts_a_deliberate_sync(count: SyncCount, device: str) -> bool:
+    """The counter's positive control, made where it counts: a counter that counts nothing reports 0 syncs,
+    which reads as a pass. The control's own count is then cleared."""
+    deliberate_sync(device)
+    counted, count.total = count.total, 0
+    return counted > 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or Path(argv[0]).name not in SCRIPTS:
@@ -98,5 +113,8 @@ def main(argv=None):
     count, device = SyncCount(), "cuda" if torch.cuda.is_available() else "cpu"
     counting = cuda_syncs(count) if device == "cuda" else HostReads(count)
     with per_step(count), counting:
+        if not counts_a_deliberate_sync(count, device):
+            print(f"sync counter BROKEN: a deliberate synchronisation on {device} was not counted", flush=True)
+            return 1
         script["main"](argv[1:])
     print(count.report(device), flush=True)
