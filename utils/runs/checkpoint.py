@@ -1,4 +1,5 @@
 """Checkpoint files: written atomically, read without executing code, identified by their sha256."""
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -18,6 +19,14 @@ def atomic_write(path, write) -> None:
 
     A crash or a full disk mid-write leaves the previous file intact, never a truncated one.
     """
+    with staged_write(path, write):
+        pass
+
+
+@contextlib.contextmanager
+def staged_write(path, write):
+    """atomic_write in two steps: write(file) on the temporary file (on disk) when the block starts, the rename
+    over `path` when it ends without an error. What the block writes is on disk before `path` says so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -29,6 +38,7 @@ def atomic_write(path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        yield
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -52,6 +62,11 @@ def current_umask() -> int:
 
 def atomic_save(obj, path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def staged_save(obj, path):
+    """atomic_save in two steps (staged_write): saved when the block starts, in `path`'s place when it ends."""
+    return staged_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path, map_location="cpu", name=None):
