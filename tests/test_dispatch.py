@@ -128,4 +128,6 @@ def test_each_run_of_several_sees_only_its_own_gpu(tiny_table, tmp_path):
     seen = record.read_text().splitlines()
     jobs = read_jobs(tmp_path / "experiments" / JOB_LOG)
     assert len(seen) == len(jobs) == 8
-    assert sorted(line.split()[1] for line in seen) == sorted(job.gpu for job in jobs) == ["0"] * 4 + ["1"] * 4
+    gpus_seen = sorted(line.split()[1] for line in seen)
+    # How many runs each GPU takes depends on which of parallel's slots frees first; both are used.
+    assert gpus_seen == sorted(job.gpu for job in jobs) and set(gpus_seen) == {"0", "1"}
