@@ -4,6 +4,7 @@ What they must share: the protocol's augmentation (RandomResizedCrop's areas and
 half the time; validation resized and centre-cropped as torchvision does), random draws that leave
 torch's and CUDA's generators alone and replay on resume, and bad files skipped and counted, not fatal.
 """
+import gc
 import importlib.util
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +138,21 @@ def test_persistent_workers_draw_each_epochs_own_crops(photos):
     assert same_batches(epoch(workers), first) and same_batches(epoch(workers), second)
     crops = [{index: image for x, _, idx in batches for index, image in zip(idx.tolist(), x)} for batches in (first, second)]
     assert sum(not torch.equal(crops[0][index], crops[1][index]) for index in crops[0]) > len(crops[0]) / 2
+
+
+def test_a_dropped_dali_loader_shuts_its_pipelines_down_at_once(photos):
+    """Freed when the last reference goes, not by the garbage collector: collected in a DataLoader worker forked
+    later (a torchvision loader in the same process, as `python -m utils.bench` runs both), a DALI pipeline
+    waits there for threads the fork did not copy and the worker hangs (seen: CI stuck in the next test)."""
+    dali = loader("dali", photos / "train", True)
+    epoch(dali)
+    pipelines = [weakref.ref(pipe.pipe) for pipe in dali._pipes.values()]
+    gc.disable()
+    try:
+        del dali
+        assert pipelines and all(pipeline() is None for pipeline in pipelines)
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("name", LOADERS)

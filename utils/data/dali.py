@@ -86,6 +86,22 @@ class BatchInputs:
         return (encoded(self.paths), *([state] * n for state in self.states))
 
 
+class Feed:
+    """What a pipeline's external source pulls: the pass's BatchInputs in order.
+
+    Apart from the DecodingPipeline so that the pipeline's source holds no reference back to it: a cycle would
+    leave a dropped pipeline to the garbage collector, which may run it down inside a forked DataLoader worker
+    (a torchvision loader started later in the same process), where DALI's shutdown waits for threads that
+    fork did not copy, for ever. Without the cycle a dropped pipeline shuts down at once, in its own process.
+    """
+
+    def __init__(self):
+        self.queue = iter(())
+
+    def pull(self):
+        return next(self.queue).as_dali()  # StopIteration ends DALI's pass
+
+
 class DecodingPipeline:
     """A built DALI pipeline run pass after pass: start() gives it a pass's batches, which it pulls one at a
     time (a few ahead), next() returns them in order, finish() readies it for the next pass."""
@@ -93,15 +109,12 @@ class DecodingPipeline:
     def __init__(self, build, decoder: str, batch_size: int, cuda_stream):
         self.decoder, self.cuda_stream = decoder, cuda_stream
         self.pending = deque()  # the BatchInputs not yet returned, in order
-        self._queue = iter(())
-        self.pipe = build(decoder, batch_size, self._pull)
-
-    def _pull(self):
-        return next(self._queue).as_dali()  # StopIteration ends DALI's pass
+        self.feed = Feed()
+        self.pipe = build(decoder, batch_size, self.feed.pull)
 
     def start(self, inputs: list) -> None:
         self.pending.extend(inputs)
-        self._queue = iter(inputs)
+        self.feed.queue = iter(inputs)
 
     def next(self):
         """The next batch's images (DALI's TensorList), bound to `cuda_stream` (None: host-synchronous)."""
