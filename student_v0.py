@@ -193,7 +193,8 @@ def distil(args, teacher_arch, weights_from, device, run, resume, inputs: dict) 
                     capture=graph_capture(args.cuda_graphs, device), top5=args.dataset == "imagenet",
                     print_freq=args.print_freq, log_freq=args.log_freq)
     report = StudentReport(run, args, teacher_fields, step)
-    Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report).fit(resume)
+    Trainer(student, step, optimizer, scheduler, train_loader, test_loader, run, cfg, report,
+            report.epoch_figures).fit(resume)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,37 @@ def test_kill_and_resume_matches_the_uninterrupted_run(teacher_file, tiny_root, 
     assert starts == [1, 6]  # the resumed process starts over at iteration 6, the first of epoch 2
 
 
+# python -c THIS EPOCH SCRIPT ARGS...: the script, whose process dies (os._exit, as on a SIGKILL) while it writes the
+# last.pth of epoch EPOCH.
+DIES_SAVING = """
+import os, runpy, sys
+from utils.training import trainer
+original, epoch = trainer.staged_save, int(sys.argv[1])
+trainer.staged_save = lambda state, path: os._exit(137) if state["epoch"] == epoch else original(state, path)
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_run_killed_saving_its_last_epoch_is_not_finished_and_its_resume_redoes_the_epoch(tiny_root, tmp_path):
+    """Killed while the last epoch's last.pth is written: summary.json may not say the run is finished (the
+    dispatchers never resume a run it says finished), since that epoch's figures are not on disk; whatever epoch
+    it says is done, TensorBoard shows. --resume redoes the epoch and finishes."""
+    argv = teacher_argv(tiny_root, tmp_path, "--epoch", "2", "--log-freq", "0")
+    killed = subprocess.run([sys.executable, "-c", DIES_SAVING, "2", "teacher.py", *argv], cwd=REPO, env=ENV,
+                            capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stderr
+    run = tmp_path / "teacher_resnet8"
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["epochs_done"], summary["finished"]) == (1, False)
+    assert sorted(scalars(run / "tensorboard")["val/acc"]) == [1]
+    assert torch.load(run / "ckpt" / "last.pth", weights_only=True)["epoch"] == 1
+    teacher.main([*argv, "--resume"])
+    assert torch.load(run / "ckpt" / "last.pth", weights_only=True)["epoch"] == 2
+    assert json.loads((run / "summary.json").read_text())["finished"]
+    assert sorted(scalars(run / "tensorboard")["val/acc"]) == [1, 2]
+
+
 def without_seconds(history: list) -> list:
     return [{key: value for key, value in entry.items() if key != "seconds"} for entry in history]
 

@@ -53,9 +53,9 @@ def test_compile_is_opt_in_and_keeps_the_published_state_dict_keys():
     assert list(compiled.state_dict()) == list(model_dict["resnet8"](num_classes=100).state_dict())
 
 
-def one_epoch_run(folder, epochs=1, log_freq=0):
+def one_epoch_run(folder, epochs=1, log_freq=0, **hooks):
     """A 1-epoch teacher.py-style loop on 8 images (2 iterations of 4), into a run folder whose ckpt/ exists (as
-    open_run leaves it)."""
+    open_run leaves it). hooks: the Trainer's on_epoch_end and epoch_figures."""
     torch.manual_seed(0)
     model = model_dict["resnet8"](num_classes=100)
     rng = np.random.default_rng(0)
@@ -66,7 +66,7 @@ def one_epoch_run(folder, epochs=1, log_freq=0):
     run = RunDirectory(folder)
     run.ckpt.mkdir(parents=True)
     Trainer(model, SupervisedStep(model), optimizer, scheduler, *loaders, run,
-            FitConfig(epochs=epochs, snapshot_epochs=frozenset({1}), log_freq=log_freq)).fit()
+            FitConfig(epochs=epochs, snapshot_epochs=frozenset({1}), log_freq=log_freq), **hooks).fit()
     return sorted(path.relative_to(folder).as_posix() for path in run.path.rglob("*") if path.is_file())
 
 
@@ -98,3 +98,17 @@ def test_an_epochs_figures_and_its_iterations_are_on_disk_before_last_pth_says_t
         for tag in ("val/acc", "train/loss", "time/save_seconds"):
             assert sorted(per_epoch[tag]) == list(range(1, epoch + 1)), tag
         assert sorted(iterations["iteration/train_loss"]) == list(range(1, 2 * epoch + 1))
+
+
+def test_an_epochs_end_writes_its_figures_then_its_reports_then_commits_last_pth(tmp_path):
+    """The order that leaves no gap whenever the process dies: when the reports (summary.json) are written, the
+    epoch's figures, the trainer's and the run's own, are on disk, and last.pth still holds the epoch before."""
+    run, seen = tmp_path / "run", {}
+
+    def report(trainer, epoch, record):
+        shown, last = scalars(run / "tensorboard"), run / "ckpt" / "last.pth"
+        committed = torch.load(last, weights_only=True)["epoch"] if last.is_file() else 0
+        seen[epoch + 1] = sorted(shown["val/acc"]), sorted(shown["own/figure"]), record["own/figure"], committed
+
+    one_epoch_run(run, epochs=2, on_epoch_end=report, epoch_figures=lambda epoch: {"own/figure": epoch / 2})
+    assert seen == {1: ([1], [1], 0.0, 0), 2: ([1, 2], [1, 2], 0.5, 1)}

@@ -174,23 +174,22 @@ class StudentReport:
         self.history = History(run)
 
     def __call__(self, trainer, epoch: int, record: dict) -> None:
-        computation = self.step.meter.as_dict()
         ended = "val/acc" in record  # not a stop mid-epoch
-        if ended:
-            record.update(self.epoch_figures(epoch, computation))
         if not self.writes_counter():  # a counter a version before this one wrote for KD would stay stale
             (self.run.path / COUNTER_FILE).unlink(missing_ok=True)
         elif ended and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):
             self.write_counter(trainer)  # last.pth holds it too
-        summary = self.summary(trainer, computation, self.history.update(epoch, record))
+        summary = self.summary(trainer, self.step.meter.as_dict(), self.history.update(epoch, record))
         write_summary(self.run, summary)
         if summary["finished"] and ended:
             write_hparams(self.run, summary, trainer.epochs_done)
 
-    def epoch_figures(self, epoch: int, computation: dict) -> dict:
-        """TensorBoard's student figures: the computation share and the cumulative cost so far (the x-axis of
-        accuracy against computation), the teacher's accuracy (a reference line) and, under UNIX, how much of
-        the b most uncertain images changed since the epoch before."""
+    def epoch_figures(self, epoch: int) -> dict:
+        """The trainer's epoch_figures for a student (TensorBoard's, and summary.json's history has the cost): the
+        computation share and the cumulative cost so far (the x-axis of accuracy against computation), the
+        teacher's accuracy (a reference line) and, under UNIX, how much of the b most uncertain images changed
+        since the epoch before."""
+        computation = self.step.meter.as_dict()
         figures = {"computation/percent_of_kd": computation["computation"],
                    "computation/macs_spent": computation["macs_spent"], "teacher/acc": self.teacher["teacher_acc"]}
         changed = self.step.counter.changed_percent(epoch) if self.writes_counter() else None

@@ -36,10 +36,14 @@ class FitConfig:
 class Trainer:
     def __init__(self, model, step, optimizer, scheduler, train_loader, test_loader,
                  run: RunDirectory, cfg: FitConfig,
-                 on_epoch_end: Optional[Callable[["Trainer", int, dict], None]] = None):
+                 on_epoch_end: Optional[Callable[["Trainer", int, dict], None]] = None,
+                 epoch_figures: Optional[Callable[[int], dict]] = None):
+        """on_epoch_end(trainer, epoch, record): the run's reports (summary.json), at each epoch's end and on a stop
+        mid-epoch (record empty); epoch_figures(epoch): the run's own figures of a finished epoch, added to its
+        record before it is written and reported."""
         self.model, self.step, self.optimizer, self.scheduler = model, step, optimizer, scheduler
         self.train_loader, self.test_loader = train_loader, test_loader
-        self.run, self.cfg, self.on_epoch_end = run, cfg, on_epoch_end
+        self.run, self.cfg, self.on_epoch_end, self.epoch_figures = run, cfg, on_epoch_end, epoch_figures
         self.iteration = TrainIteration(step, optimizer, train_loader, cfg.amp, cfg.capture)
         self.evaluation = Evaluation(model, test_loader, cfg.amp, cfg.capture, cfg.top5)
         self.epochs_done, self.best_acc = 0, -1.0  # below any accuracy: epoch 1 always writes best
@@ -98,13 +102,18 @@ class Trainer:
         self.wall_seconds += seconds
         record["time/epoch_seconds"], self._resume_seconds = self._resume_seconds + seconds, 0.0
         if distributed.is_main():
-            if self.on_epoch_end is not None:
-                self.on_epoch_end(self, epoch, record)
-            # last.pth is the commit point a resumed run starts from, and a resumed run never writes this epoch's
-            # figures again: it is written first but takes the previous one's place only once they are on disk.
+            # The epoch's end, in the order that leaves no gap whenever the process dies: its figures on disk, then
+            # summary.json (and hparams), then last.pth. A resumed run starts from last.pth and never writes this
+            # epoch's figures again, and a run whose summary.json says finished is never resumed, so neither may
+            # say the epoch is done before its figures are on disk. last.pth is written first (its saving time is
+            # a figure) but takes the previous one's place last.
             with staged_save({**self._state(), **rank_rng}, self.run.last):
                 record["time/save_seconds"] = time.perf_counter() - saving
+                if self.epoch_figures is not None:
+                    record.update(self.epoch_figures(epoch))
                 self._write_figures(epoch + 1, record)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(self, epoch, record)
         return record
 
     def _train_epoch(self, epoch: int, start: float) -> dict:
