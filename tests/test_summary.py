@@ -5,9 +5,13 @@ import re
 import sys
 
 import pytest
+from tensorboardX.summary import hparams as tensorboardX_hparams
 
+from tests.event_files import EXPERIMENT_TAG, hparams, scalars, tags
 from tests.run_summaries import (KD_ARGS, UNIX, UNIX_ARGS, imagenet_json, imagenet_unix, summary_json,
                                  teacher_json, write_runs)
+from utils.runs.report import HPARAMS_FOLDER
+from utils.runs.rundir import RunDirectory
 from utils.table.paper import DISTILLER_FIGURES
 from utils.table.summary import (UNIXKD, Run, group_finished, load_runs, main, method_name, other_teacher_run,
                                  parse_run, summarize, teacher_run_folder)
@@ -415,3 +419,27 @@ def test_imagenet_k_and_b_given_for_another_batch_name_it_so_the_row_never_mixes
     rows = rows_of(capsys.readouterr().out, "UNIXKD (S3 k24 b16 w10)", "UNIXKD (S3 k24 b16 w10) of 64 per process",
                    "UNIXKD (S3 k48 b32 w10)")
     assert all("(n=1)" in row for row in rows.values()) and len(rows) == 3
+
+
+def test_rewrite_hparams_writes_each_finished_runs_anew_from_its_summary_without_an_experiment_summary(tmp_path,
+                                                                                                       capsys):
+    """A run finished by an earlier version holds an experiment summary in tensorboard/hparams/, which TensorBoard
+    takes for every run's columns: --rewrite-hparams writes the file anew from summary.json; a run extended and
+    not finished again keeps its file until it finishes."""
+    done = {**summary_json(UNIX_ARGS, 0, 70.0, 40.0), "method": UNIX, "data": {"kind": "CIFAR-100"}}
+    write_runs(tmp_path, {"v0_student_done": done, "v0_student_extended": {**done, "finished": False}})
+    for name in ("v0_student_done", "v0_student_extended"):
+        with RunDirectory(tmp_path / name).events_writer(HPARAMS_FOLDER) as writer:
+            for event in tensorboardX_hparams({"lr": 0.05}, {"hparams/best_acc": 70.0}):
+                writer.add_summary(event)
+    extended = sorted((tmp_path / "v0_student_extended" / "tensorboard" / HPARAMS_FOLDER).iterdir())
+    assert main(["--rewrite-hparams", str(tmp_path)]) == 0
+    folder = tmp_path / "v0_student_done" / "tensorboard" / HPARAMS_FOLDER
+    assert EXPERIMENT_TAG not in tags(folder)
+    settings, metrics = hparams(folder)
+    assert (settings["method"], settings["data"], settings["k"], settings["teacher_arch"]) == (
+        UNIX, "CIFAR-100", 48, "resnet32x4")
+    assert scalars(folder) == {"hparams/best_acc": {240: 70.0}, "hparams/last_acc": {240: pytest.approx(69.8)}}
+    assert sorted((tmp_path / "v0_student_extended" / "tensorboard" / HPARAMS_FOLDER).iterdir()) == extended
+    assert capsys.readouterr().out == (f"rewrote tensorboard/hparams/ of 1 finished run(s) from their summary.json\n"
+                                       f"  {tmp_path / 'v0_student_done'}\n")

@@ -15,6 +15,7 @@ from utils.data.imagenet import image_folder_kind
 from utils.process import distributed
 from utils.runs.checkpoint import atomic_write, sha256_of
 from utils.runs.resume import FREE_FLAGS, PLACE_FLAGS, STARTED_BY
+from utils.runs.rundir import RunDirectory
 from utils.runs.runnames import ALONE, SUMMARY_FILE, read_summary, row_name
 
 COUNTER_FILE = "counter.npy"
@@ -140,6 +141,20 @@ def write_hparams(run, summary: dict, step: int) -> None:
         writer.add_summary(session_end)
         for name, value in metrics.items():
             writer.add_scalar(name, value, step)
+
+
+def rewrite_hparams(experiments_dir) -> list:
+    """Each finished run's tensorboard/hparams/ under `experiments_dir` written anew from its summary.json, for runs
+    whose file came from a version that wrote an experiment summary (which hides the other runs' settings in
+    TensorBoard's HParams view). Returns the run folders rewritten."""
+    rewritten = []
+    for folder in sorted(Path(experiments_dir).glob(f"*/tensorboard/{HPARAMS_FOLDER}")):
+        run = RunDirectory(folder.parents[1])
+        summary = read_summary(run.path)
+        if summary and summary.get("finished"):
+            write_hparams(run, summary, summary["epochs_done"])
+            rewritten.append(run.path)
+    return rewritten
 
 
 def hparams_settings(summary: dict) -> dict:

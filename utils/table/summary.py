@@ -28,7 +28,7 @@ from utils.distillers import IMAGENET
 from utils.distillers import KD as KD_DISTILLER
 from utils.errors import UserError
 from utils.process.cli import ArgumentParser, run_main
-from utils.runs.report import forward_macs
+from utils.runs.report import HPARAMS_FOLDER, forward_macs, rewrite_hparams
 from utils.runs.runnames import ALONE, SUMMARY_FILE, is_imported, recorded_batch_per_process, row_name, teacher_run_name
 from utils.table import plot
 from utils.table.paper import DISTILLER_FIGURES, PAPER_PAIRS
@@ -620,6 +620,10 @@ def parse_args(argv, env=None):
     parser.add_argument("--all", action="store_true",
                         help="also show the runs that depart from their dataset's protocol (fewer epochs, other "
                              "data, other hyper-parameters), in tables of their own headed by what differs")
+    parser.add_argument("--rewrite-hparams", action="store_true",
+                        help="instead of the table: write each finished run's tensorboard/hparams/ anew from its "
+                             "summary.json (those of runs finished before they were written without an experiment "
+                             "summary hide the other runs' settings in TensorBoard's HParams view)")
     args = parser.parse_args(argv)
     if args.experiments_dir and args.experiments_dir_flag and args.experiments_dir != args.experiments_dir_flag:
         raise UserError(f"two experiments folders, {args.experiments_dir} and --experiments-dir "
@@ -662,6 +666,11 @@ def print_tables(runs, groups, shows_all) -> None:
 def main(argv=None):
     args = parse_args(argv)
     check_experiments_dir(args.experiments_dir, args.from_variable)
+    if args.rewrite_hparams:
+        rewritten = rewrite_hparams(args.experiments_dir)
+        print(f"rewrote tensorboard/{HPARAMS_FOLDER}/ of {len(rewritten)} finished run(s) from their {SUMMARY_FILE}"
+              + "".join(f"\n  {path}" for path in rewritten))
+        return 0
     pyplot = load_pyplot() if args.plot else None
     if pyplot:
         plot.check_target(args.plot)  # before the table, so that a typo costs no scrolling back
