@@ -2,6 +2,7 @@
 import os
 
 from tests.event_files import scalars
+from utils.runs.events import FLUSH_SECONDS, EventsFile
 from utils.runs.rundir import RunDirectory
 
 
@@ -27,3 +28,20 @@ def test_every_point_written_before_a_flush_is_on_disk_when_the_process_dies_jus
     write_flush_and_die(run, 300)
     points = scalars(run.tensorboard / "iterations")
     assert points == {"iteration/train_loss": {step: step / 4 for step in range(1, 301)}}
+
+
+def test_between_commit_points_the_points_reach_the_file_when_two_minutes_passed_since_the_last_flush(tmp_path):
+    """A live TensorBoard sees the per-iteration points within about two minutes, not only when an epoch ends
+    or a buffer fills."""
+    now = [0.0]
+    with EventsFile(tmp_path, clock=lambda: now[0]) as writer:
+        writer.add_scalar("iteration/train_loss", 1.0, 1)
+        now[0] = FLUSH_SECONDS
+        writer.add_scalar("iteration/train_loss", 2.0, 2)
+        assert scalars(tmp_path) == {}  # in the file's buffer
+        now[0] = FLUSH_SECONDS + 1
+        writer.add_scalar("iteration/train_loss", 3.0, 3)
+        assert scalars(tmp_path) == {"iteration/train_loss": {1: 1.0, 2: 2.0, 3: 3.0}}
+        now[0] = 2 * FLUSH_SECONDS + 1
+        writer.add_scalar("iteration/train_loss", 4.0, 4)
+        assert sorted(scalars(tmp_path)["iteration/train_loss"]) == [1, 2, 3]  # two minutes since that flush, not yet
