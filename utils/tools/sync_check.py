@@ -4,7 +4,10 @@ Runs teacher.py or student_v0.py (SCRIPT, followed by its own flags) in this pro
 moments the host waits for the device: on CUDA those torch.cuda.set_sync_debug_mode("warn") reports (a
 value read on the host, a blocking copy, a synchronize); on a CPU, where nothing waits, every read of a
 tensor's value on the host (.item(), bool() or int() of a tensor) and every copy of one to the host (.tolist(),
-.cpu(), .numpy()), which is what would wait on a GPU. Each
+.cpu(), .numpy()), which is what would wait on a GPU. The CPU's count is off by a few: it counts these calls on
+tensors already on the CPU too (t.cpu().numpy() counts 2 where a GPU waits once), and misses copies made
+otherwise (np.asarray(t), t.to("cpu"), copy_ into a CPU tensor, and any made inside another torch function,
+where TorchFunctionMode is off). Each
 is counted inside the training step that made it, or outside the steps (the loader between steps,
 evaluation, the epoch's end). The goal is none inside a step; a step that records a CUDA graph may
 show the synchronisation torch.cuda.graph makes before it captures. A deliberate synchronisation comes
@@ -64,7 +67,8 @@ class HostReads(TorchDispatchMode):
 
 class HostCopies(TorchFunctionMode):
     """On a CPU: each copy of a tensor to the host (.tolist(), .cpu(), .numpy()). A GPU waits on each, but on a
-    CPU they reach no operator that HostReads would see."""
+    CPU they reach no operator that HostReads would see. Counted whatever the tensor's device (a .numpy() of
+    .cpu()'s copy counts again); np.asarray(t), t.to("cpu") and copy_ are not counted."""
 
     COPIES = (torch.Tensor.tolist, torch.Tensor.cpu, torch.Tensor.numpy)
 
