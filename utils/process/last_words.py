@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+from utils.process.files import atomic_write_text
+
 LAST_WORDS = "UNIXKD_LAST_WORDS"
 
 
@@ -20,11 +22,9 @@ def folder():
 
 def leave(line: str, status: int) -> None:
     """This rank's last word: `line` ("" for none) and its exit status, stamped with the time."""
-    here = folder()
     rank = os.environ.get("RANK", "0")
-    partial = here / f".rank{rank}.{os.getpid()}"
-    partial.write_text(f"{status}\n{time.time()!r}\n{line}\n")
-    partial.replace(here / f"rank{rank}")  # whole or absent: the launcher may read while ranks still end
+    # whole or absent: the launcher may read while ranks still end
+    atomic_write_text(folder() / f"rank{rank}", f"{status}\n{time.time()!r}\n{line}\n")
 
 
 def read(words: Path) -> list:

@@ -14,11 +14,7 @@ import tempfile
 from pathlib import Path
 
 from utils.process import last_words
-
-
-def exit_status(exitcode: int) -> int:
-    """A worker's exit status as a shell reports it: a negative code (killed by that signal) is 128 + the signal."""
-    return 128 - exitcode if exitcode < 0 else exitcode
+from utils.process.cli import exit_status
 
 
 def root_cause(failed) -> tuple:

@@ -23,6 +23,8 @@ import time
 
 from utils.errors import Interrupted, Preempted
 from utils.process import distributed
+from utils.process.cli import stop_status
+from utils.process.files import atomic_write_text
 
 PREEMPTION_SIGNAL = signal.SIGUSR1
 STOP_FILE = "UNIXKD_STOP_FILE"
@@ -95,10 +97,7 @@ class StopWatch:
         """Rank 0, once it has saved: mark the stop file, so that the batch script requeues the job (a run that
         ended otherwise leaves the file as the script wrote it, and is not requeued)."""
         if reason == PREEMPTION and self.stop_file and os.path.exists(self.stop_file):
-            partial = f"{self.stop_file}.{os.getpid()}"
-            with open(partial, "w") as file:
-                file.write(STOPPED_MARK)
-            os.replace(partial, self.stop_file)
+            atomic_write_text(self.stop_file, STOPPED_MARK)
 
 
 def leave_stops_to_the_main_process(worker_id: int = 0) -> None:
@@ -118,3 +117,14 @@ def stopped(reason: int, where: str) -> BaseException:
     if reason == TERMINATION:
         return Interrupted(f"stopped on SIGTERM {where}; --resume continues from there", status=128 + signal.SIGTERM)
     return Interrupted(f"interrupted {where}; --resume continues from there", status=128 + signal.SIGINT)
+
+
+def stopped_at_once(stop: KeyboardInterrupt, kept: bool) -> Interrupted:
+    """The exception that ends a run that stopped where it was, without saving (Ctrl-C again, a SIGTERM that ended
+    the loader's workers too); `kept`: whether a checkpoint of an earlier epoch is there to continue from."""
+    status = stop_status(stop)
+    what = "interrupted" if status == 128 + signal.SIGINT else f"stopped on {signal.Signals(status - 128).name}"
+    if kept:
+        return Interrupted(f"{what}; continue with --resume", status)
+    return Interrupted(f"{what} before the first epoch ended: nothing was kept; run the same command again to start "
+                       f"over", status)
