@@ -175,7 +175,8 @@ def main(argv=None):
     print_header(f"[{len(planned) + 1}/{len(planned) + 1}] results: python -m utils.summary {args.experiments_dir} --all")
     summary.main([str(args.experiments_dir), "--all"])  # a quickstart's runs are trials, outside the protocol
     minutes, seconds = divmod(round(time.perf_counter() - start), 60)
-    print(f"\nrun folders (checkpoints, tensorboard logs, summary.json, counter.npy): {args.experiments_dir}")
+    print(f"\nrun folders (checkpoints, tensorboard logs, summary.json; counter.npy for UNIX students): "
+          f"{args.experiments_dir}")
     print("the paper's experiments: bash command/command.sh (DRY_RUN=1 lists them)")
     print(f"quickstart finished in {minutes}m{seconds:02d}s")
 

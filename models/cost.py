@@ -82,7 +82,7 @@ class _CostCounter(TorchDispatchMode):
         return out
 
 
-def forward_flops(model: nn.Module, image_size: int = 32) -> int:
+def forward_macs(model: nn.Module, image_size: int = 32) -> int:
     """Forward cost (MACs, convention above) of one 3 x image_size x image_size image, in eval mode."""
     modes = {m: m.training for m in model.modules()}
     p = next(model.parameters())
@@ -111,6 +111,6 @@ def model_cost(name: str) -> tuple[int, int]:
         if name in imagenet.MODELS:
             with torch.device("meta"):  # shapes alone fix the count: no weights drawn, no arithmetic at 224
                 model = imagenet.MODELS[name](num_classes=1000)
-            return parameter_count(model), forward_flops(model, image_size=224)
+            return parameter_count(model), forward_macs(model, image_size=224)
         model = model_dict[name](num_classes=100)
-        return parameter_count(model), forward_flops(model)
+        return parameter_count(model), forward_macs(model)

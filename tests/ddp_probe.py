@@ -32,10 +32,10 @@ def recording_terms(out, loss):
     return terms
 
 
-def recording_log(self, writer, epoch, record):
+def recording_print(self, epoch, record):
     SEEN["records"].append(dict(record))
     SEEN["steps_in_epoch"] = SEEN["steps"][-len(self.train_loader):]
-    original_log(self, writer, epoch, record)
+    original_print(self, epoch, record)
 
 
 def recording_fit(self, resume=None):
@@ -54,7 +54,7 @@ def recording_fit(self, resume=None):
 
 
 original_terms, iteration.epoch_terms = iteration.epoch_terms, recording_terms
-original_log, trainer.Trainer._log = trainer.Trainer._log, recording_log
+original_print, trainer.Trainer._print_epoch = trainer.Trainer._print_epoch, recording_print
 original_fit, trainer.Trainer.fit = trainer.Trainer.fit, recording_fit
 if os.environ.get("PROBE_RANK1_READS") and os.environ["RANK"] == "1":
     original_load = rundir.load_checkpoint

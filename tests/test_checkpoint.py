@@ -7,7 +7,7 @@ import torch
 
 from models import model_dict
 from utils.errors import UserError
-from utils.runs.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights
+from utils.runs.checkpoint import atomic_save, extract_state_dict, load_checkpoint, load_weights, staged_save
 
 
 def test_a_crash_during_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
@@ -23,6 +23,18 @@ def test_a_crash_during_save_leaves_the_previous_file_intact(tmp_path, monkeypat
         atomic_save({"epoch": 2}, path)
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert os.listdir(tmp_path) == ["last.pth"]  # no temporary file left behind
+
+
+def test_a_staged_save_takes_the_files_place_only_when_its_block_ends_without_an_error(tmp_path):
+    path = tmp_path / "last.pth"
+    atomic_save({"epoch": 1}, path)
+    with pytest.raises(OSError):
+        with staged_save({"epoch": 2}, path):
+            raise OSError(28, "No space left on device")  # what the block writes before the commit fails
+    assert torch.load(path, weights_only=True) == {"epoch": 1} and os.listdir(tmp_path) == ["last.pth"]
+    with staged_save({"epoch": 2}, path):
+        assert torch.load(path, weights_only=True) == {"epoch": 1}  # the block runs before the commit
+    assert torch.load(path, weights_only=True) == {"epoch": 2} and os.listdir(tmp_path) == ["last.pth"]
 
 
 class RunsCode:

@@ -91,12 +91,13 @@ def teacher_run(image_root, tmp_path_factory):
     experiments, probe = tmp_path_factory.mktemp("experiments"), tmp_path_factory.mktemp("probe")
     teacher.main([*SMALL, *teacher_flags(image_root, experiments, 1)])
     done = torchrun("teacher", probe, *teacher_flags(image_root, experiments, 2), "--resume")
-    return finished(done, experiments), ranks(probe), done.stdout
+    return finished(done, experiments), ranks(probe), done
 
 
 def test_teacher_ranks_agree_and_log_what_all_ranks_computed(teacher_run):
-    run, seen, out = teacher_run
+    run, seen, done = teacher_run
     assert not any(s["broadcast_buffers"] for s in seen)  # BatchNorm's statistics: from rank 0 at epoch ends only
+    assert "deprecated" not in done.stderr  # DDP's broadcast_buffers is, from torch 2.13: forward_sync_buffers
     assert_every_rank_holds_the_same_weights(seen)
     assert_logged_metrics_are_all_ranks(seen)
     summary = json.loads((run / "summary.json").read_text())
@@ -104,7 +105,7 @@ def test_teacher_ranks_agree_and_log_what_all_ranks_computed(teacher_run):
     assert summary["last_acc5"] == seen[0]["record"]["val/acc5"] and summary["world_size"] == 2
     saved = torch.load(run / "ckpt" / "last.pth", weights_only=True)
     assert len(saved["rng_by_rank"]) == saved["world_size"] == 2
-    assert out.count(f"note: {run} ran on 1 process(es) and continues on 2: ") == 1
+    assert done.stdout.count(f"note: {run} ran on 1 process(es) and continues on 2: ") == 1
 
 
 def test_a_teacher_started_on_two_processes_continues_on_one(image_root, teacher_run, tmp_path, capsys):

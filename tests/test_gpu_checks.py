@@ -86,8 +86,8 @@ def test_every_stage_runs_through_the_stand_in_and_says_so(tmp_path, warm_python
     assert sum(line.startswith("UNIXKD / KD per batch: wall time ") for line in summary) == 2  # float32, bf16
     assert sum(line.startswith("epoch   1/1 |") for line in summary) == 4  # ImageNet: teacher, student, dali, nccl
     assert any(line.startswith("teacher: imagenet_resnet18 from ") for line in summary)
-    assert {"train: 4 images, cpu against cpu: mean 0.00/255, largest 0/255",
-            "val: 4 images, cpu against cpu: mean 0.00/255, largest 0/255"} <= set(summary)
+    assert {f"{split}: 4 images, cpu against cpu: mean 0.00/255, largest 0/255: within the 2/255 allowed for noise"
+            for split in ("train", "val")} <= set(summary)  # the stage's own JPEGs: noise
     assert any(line.startswith("corrupt file: skipped by both (cpu: 9 of 10 read, named; ") for line in summary)
     assert any("; 2 process(es) x batch 16; torchvision loader)" in line for line in summary)  # the nccl stage (gloo)
     assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == sorted(STAGE_LOGS)  # small files
@@ -121,7 +121,8 @@ def test_a_failed_stage_is_recorded_and_the_next_one_runs(tmp_path, warm_python,
     assert summary[-1].startswith("== done in ") and f"{failed} stage(s) failed or skipped" in summary[-1]
 
 
-CUDA_ONLY = re.compile(r'torch\.cuda\b|"cuda"|"mixed"|\bnccl\b|pin_memory|non_blocking|cuda_stream|[!=]= "cpu"')
+CUDA_ONLY = re.compile(r'torch\.cuda\b|"cuda"|"mixed"|\bnccl\b|pin_memory|non_blocking|cuda_stream|[!=]= "cpu"|'
+                       r'torch\.autocast|backends\.cudnn|device\.index')
 ROW = re.compile(r"^\| `([^`]+)` \| .+ \| ([a-z, ]+) \|$")
 
 

@@ -337,10 +337,19 @@ def test_dali_validation_truncates_the_longer_side_as_torchvision_does(tmp_path)
     assert difference.mean() < 0.5 and difference.max() <= 1 + 1e-3
 
 
-def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatch):
+class FailsWhenRead:
+    """A batch whose failure shows when its output is read, as DALI's dynamic executor may report a GPU operator's."""
+
+    def as_tensor(self):
+        raise RuntimeError("stand-in: nvJPEG cannot decode it")
+
+
+@pytest.mark.parametrize("when", ["run", "read"])
+def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatch, when):
     """On a CPU, a stand-in for the mixed decoder: DALI's CPU pipeline, failing as nvJPEG would on one file that
-    the CPU decoder reads. The epoch comes out whole, every batch as the plain CPU pipeline gives it (the
-    same random states, so the same crops), and the file's later batches go to the CPU pipeline directly."""
+    the CPU decoder reads, when the batch runs or when its output is read. The epoch comes out whole, every batch
+    as the plain CPU pipeline gives it (the same random states, so the same crops), and the file's later
+    batches go to the CPU pipeline directly."""
     pytest.importorskip("nvidia.dali")
     from utils.data import dali
 
@@ -355,9 +364,12 @@ def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatc
 
         def next(self):
             self.runs.append(self.decoder)
-            if self.decoder == "mixed" and rejected in self.pending[0].paths:
+            if not (self.decoder == "mixed" and rejected in self.pending[0].paths):
+                return super().next()
+            if when == "run":
                 raise RuntimeError("stand-in: nvJPEG cannot decode it")
-            return super().next()
+            super().next()
+            return FailsWhenRead()
 
     plain = loader("dali", photos / "train", True, batch=4)
     expected = [epoch(plain), epoch(plain)]
@@ -371,16 +383,34 @@ def test_a_file_the_gpu_decoder_rejects_is_decoded_on_the_cpu(photos, monkeypatc
     assert RejectingGpuDecoder.runs.count("cpu") == 1  # the file's one batch, and no failure on the GPU first
 
 
-def test_the_mixed_decoder_upsamples_chroma_as_the_cpu_one_and_preallocates_for_imagenets_largest_image():
+def test_the_mixed_decoder_upsamples_chroma_as_the_cpu_one_and_preallocates_for_imagenets_largest_image(photos, monkeypatch):
+    """On a CPU, DALI's decoders wrapped: a call for the mixed decoder has its keywords recorded and is built on the
+    CPU. Training's, validation's and the lone-file probe's mixed decoder each get the options."""
     pytest.importorskip("nvidia.dali")
-    from utils.data.dali import MIXED_DECODER
+    import nvidia.dali.fn as fn
 
+    calls = []
+
+    def recorded(name, decode):
+        def on_the_cpu(*args, device, **kwargs):
+            calls.append((name, device, {key: value for key, value in kwargs.items() if "upsampling" in key or "hint" in key}))
+            return decode(*args, device="cpu", **kwargs)
+        return on_the_cpu
+
+    for name in ("image", "image_random_crop"):
+        monkeypatch.setattr(fn.decoders, name, recorded(name, getattr(fn.decoders, name)))
+    for split, train in (("train", True), ("val", False)):
+        data = loader("dali", photos / split, train)
+        data.decoder = "mixed"
+        assert epoch(data) and data._cannot_decode(data.dataset.samples[0][0], "mixed") is None
     # DALI's ResNet-50 example: NVIDIA/DALI docs/examples/use_cases/pytorch/resnet50/main.py at 6f89a6d.
-    assert MIXED_DECODER == {"jpeg_fancy_upsampling": True, "preallocate_width_hint": 5980,
-                             "preallocate_height_hint": 6430}
+    options = {"jpeg_fancy_upsampling": True, "preallocate_width_hint": 5980, "preallocate_height_hint": 6430}
+    assert calls == [("image_random_crop", "mixed", options), ("image", "mixed", options),  # training, its probe
+                     ("image", "mixed", options), ("image", "mixed", options)]  # validation, its probe
 
 
-def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(photos, monkeypatch):
+@pytest.mark.parametrize("operator", ["decoders__ImageRandomCrop", "random__CoinFlip"])
+def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(operator, monkeypatch):
     pytest.importorskip("nvidia.dali")
     import nvidia.dali as nvidia_dali
 
@@ -390,9 +420,25 @@ def test_a_dali_without_per_batch_random_states_is_refused_in_one_line(photos, m
     class OlderSchema:
         pass
 
-    monkeypatch.setattr(nvidia_dali.backend, "GetSchema", lambda name: OlderSchema())
-    with pytest.raises(UserError, match=r"random state per batch \(2\.4 has it; this is .*\): pip install"):
+    schema = nvidia_dali.backend.GetSchema
+    monkeypatch.setattr(nvidia_dali.backend, "GetSchema",
+                        lambda name, **kwargs: OlderSchema() if name == operator else schema(name, **kwargs))
+    with pytest.raises(UserError, match=rf"random state per batch \(2\.4 has it; this is .*, whose {operator} does not\): pip"):
         import_dali()
+
+
+def test_a_dali_taking_random_states_of_another_size_is_one_line(photos, monkeypatch):
+    """DALI's ValueError for an input it refuses, unlike its RuntimeError for a file it cannot read, is no file's
+    fault: one line naming the DALI, not a traceback (nor a search for a bad file)."""
+    pytest.importorskip("nvidia.dali")
+    from utils.data import dali
+    from utils.errors import UserError
+
+    monkeypatch.setattr(dali, "STATE_WORDS", 6)  # one word short of what DALI 2.4 draws from
+    with pytest.raises(UserError, match=r"^DALI 2\.4\.\d+ refused what the loader feeds its pipeline \(a training "
+                                        r"batch's random states: 6 words each, as DALI 2\.4 takes them\): Random state "
+                                        r"tensor is too small; --loader dali is tested with DALI 2\.4: pip install"):
+        epoch(loader("dali", photos / "train", True))
 
 
 def test_the_loader_benchmark_counts_the_cpu_time_of_worker_processes():
@@ -410,3 +456,19 @@ def test_the_loader_benchmark_counts_the_cpu_time_of_worker_processes():
         assert cpu_seconds() - before - (time.process_time() - mine) > 0.25
     finally:
         worker.kill()
+
+
+def test_the_loader_benchmark_counts_a_whole_pass_of_work_however_far_ahead_the_loader_decodes():
+    """A loader that does a whole pass's work before it hands its first batch over (as workers decoding ahead
+    do, 4 batches each): its CPU-seconds are the pass's, not those left after its first batch."""
+    from utils.tools.bench_imagenet import pass_rate
+
+    class WorkAhead:
+        def plans(self):
+            end = time.process_time() + 0.2  # the pass's 32 images, 160 per CPU-second
+            while time.process_time() < end:
+                pass
+            yield from (torch.arange(8) for _ in range(4))
+
+    rate = pass_rate(WorkAhead(), torch.device("cpu"))
+    assert 120 < rate.per_cpu_second <= 160

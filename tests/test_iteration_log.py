@@ -1,6 +1,9 @@
 """TensorBoard's per-iteration loss: read from the epoch's running sums every N iterations, and only then."""
+from pathlib import Path
+
 import torch
 
+import teacher
 from utils.training.iteration_log import IterationLog, first_step
 
 
@@ -63,3 +66,12 @@ def test_without_a_writer_or_a_frequency_nothing_is_read():
         sums = Sums()
         train(log, sums, epoch=0, losses=[1.0] * 5, first=1)
         assert sums.reads == 0
+
+
+def test_the_flags_help_says_what_a_point_averages_as_the_docs_do(capsys, exit_status):
+    """The sums start afresh each epoch: a point is no mean over the last N iterations when an epoch began since."""
+    assert exit_status(teacher.main, ["--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    docs = " ".join((Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text().split())
+    said = "averaged over the iterations since the epoch's last point"
+    assert said in help_text and said in docs and "over the last N iterations" not in help_text

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from models import model_dict
 from models.common import channel_shuffle
-from models.cost import forward_flops, model_cost, parameter_count
+from models.cost import forward_macs, model_cost, parameter_count
 
 # The published checkpoints' layout (keys, shapes, parameter counts, feature shapes) per architecture.
 MANIFEST = Path(__file__).resolve().parent / 'data' / 'teacher-zoo-state-dicts.json'
@@ -196,20 +196,20 @@ def test_cost_counts_macs_and_per_element_ops_by_hand():
     relu = 4 * 32 * 32
     pool = 4 * 32 * 32  # one per input element
     linear = 4 * 10 + 10  # weights plus bias
-    assert forward_flops(model) == conv + bn + relu + pool + linear
+    assert forward_macs(model) == conv + bn + relu + pool + linear
 
 
-def test_forward_flops_restores_each_module_training_mode():
+def test_forward_macs_restores_each_module_training_mode():
     model = model_dict['resnet8'](num_classes=100).train()
     model.layer2.eval()
-    forward_flops(model)
+    forward_macs(model)
     assert model.training and model.layer1.training and not model.layer2.training
 
 
-def test_model_cost_is_parameters_and_forward_flops():
-    params, flops = model_cost('resnet8')
+def test_model_cost_is_parameters_and_forward_macs():
+    params, macs = model_cost('resnet8')
     assert params == parameter_count(built('resnet8'))
-    assert flops == forward_flops(built('resnet8'))
+    assert macs == forward_macs(built('resnet8'))
 
 
 @pytest.mark.parametrize('teacher, student, paper_ratio, paper_computation', PAPER)

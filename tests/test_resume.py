@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ import student_v0
 import teacher
 import utils.runs.resume
 from models import model_dict
-from tests.event_files import events, scalars
+from tests.event_files import events, hparams, scalars
 from utils.data.synthetic import write_synthetic_cifar100
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.errors import Interrupted, Preempted, UserError
@@ -27,8 +28,10 @@ from utils.process.cli import Flags
 from utils.process.seeding import rng_state, set_rng_state
 from utils.runs.checkpoint import atomic_save
 from utils.runs.earlier_names import student_folder
+from utils.runs.report import best_epoch
 from utils.runs.rundir import open_run
 from utils.runs.runnames import student_run_name, teacher_run_name
+from utils.training import trainer
 from utils.training.iteration import TrainIteration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,8 +112,13 @@ def test_kill_and_resume_matches_the_uninterrupted_run(teacher_file, tiny_root, 
     for key in ("best_acc", "best_epoch", "last_acc", "epochs_done", "computation"):
         assert summary_a[key] == summary_b[key], key
     assert without_seconds(summary_a["history"]) == without_seconds(summary_b["history"])  # epoch 1's carried over
-    # What TensorBoard shows: the killed process's points past epoch 1 are discarded, the resumed one's replace them.
+    # What TensorBoard shows: the killed process's points past epoch 1 are discarded, the resumed one's replace them;
+    # epoch 1's, on disk before its last.pth, are there once.
     assert scalars(a / "tensorboard" / "iterations") == scalars(b / "tensorboard" / "iterations")
+    per_epoch = [scalars(run / "tensorboard") for run in (a, b)]
+    assert per_epoch[0]["val/acc"] == per_epoch[1]["val/acc"] and sorted(per_epoch[1]["val/acc"]) == [1, 2, 3]
+    assert {tag: sorted(points) for tag, points in per_epoch[0].items()} == {
+        tag: sorted(points) for tag, points in per_epoch[1].items()}
     starts = [event.step for event in events(b / "tensorboard" / "iterations") if event.session_log.status == START]
     assert starts == [1, 6]  # the resumed process starts over at iteration 6, the first of epoch 2
 
@@ -168,20 +176,33 @@ def test_a_resume_may_extend_the_run_and_spell_paths_or_the_gpu_otherwise(tiny_r
     assert summary["epochs_done"] == 2 and summary["finished"]
     assert (summary["args"]["epoch"], summary["args"]["data_root"], summary["args"]["gpu_id"]) == (
         2, "cifar-100-python", 3)  # what the run uses now
+    # TensorBoard keeps the first settings a run gives: the finished run's file is replaced, not added to.
+    hparams_folder = experiments / "teacher_resnet8" / "tensorboard" / "hparams"
+    assert len(list(hparams_folder.glob("events.*"))) == 1 and hparams(hparams_folder)[0]["epoch"] == 2
+    assert scalars(hparams_folder)["hparams/last_acc"] == {2: pytest.approx(summary["last_acc"])}
 
 
 def test_a_run_whose_summary_was_written_before_the_history_resumes_and_keeps_it_from_then_on(tiny_root, experiments):
-    summary_file = experiments / "teacher_resnet8" / "summary.json"
+    summary_file, last = (experiments / "teacher_resnet8" / name for name in ("summary.json", "ckpt/last.pth"))
     old = json.loads(summary_file.read_text())
     for key in ("history", "best_epoch", "method", "commit", "date"):
         del old[key]
     old["args"].update(resume=False, force=False)  # recorded then
     summary_file.write_text(json.dumps(old))
+    atomic_save({key: value for key, value in torch.load(last, weights_only=True).items() if key != "best_epoch"}, last)
     teacher.main(teacher_argv(tiny_root, experiments, "--epoch", "2", "--resume"))
     summary = json.loads(summary_file.read_text())
     assert summary["epochs_done"] == 2 and [entry["epoch"] for entry in summary["history"]] == [2]
-    assert summary["best_epoch"] == (2 if summary["best_acc"] == summary["last_acc"] else None)  # epoch 1's unknown
+    # Epoch 2 is the best epoch only if it beat epoch 1; if it tied, epoch 1 (not in the history) was first.
+    assert summary["best_epoch"] == (2 if summary["last_acc"] > old["best_acc"] else None)
     assert "resume" not in summary["args"]
+
+
+def test_the_best_epoch_is_named_only_when_the_history_shows_the_first_epoch_that_reached_it():
+    late = [{"epoch": 2, "val_acc": 30.0}, {"epoch": 3, "val_acc": 30.0}]
+    assert best_epoch(late, 30.0) is None  # epoch 1, which the history lacks, may have reached 30 first
+    assert best_epoch([{"epoch": 1, "val_acc": 20.0}, *late], 30.0) == 2
+    assert best_epoch([{"epoch": 1, "val_acc": 20.0}, *late], 40.0) is None
 
 
 def test_a_tag_gives_a_sweep_its_own_folders():
@@ -291,22 +312,25 @@ def test_a_checkpoint_holding_every_visible_devices_cuda_state_still_resumes(rec
 def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninterrupted_end(tiny_root, one_epoch_teacher,
                                                                                               tmp_path, monkeypatch):
     """SIGUSR1 (what SLURM sends before ending a job) after iteration 2 of 5: the run saves there and stops;
-    resumed, it skips the iterations done and ends bit for bit where the run that was never stopped ends."""
-    original, calls = TrainIteration.__call__, []
+    resumed, it skips the iterations done and ends bit for bit where the run that was never stopped ends. The
+    epoch's seconds count those the stopped process spent on it (100 s an iteration by the trainer's clock)."""
+    original, calls, clock = TrainIteration.__call__, [], {"shift": 0.0}
 
     def signalled_at_the_second(self, plan):
         original(self, plan)
         calls.append(plan)
+        clock["shift"] += 100.0
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGUSR1)
 
     monkeypatch.setattr(TrainIteration, "__call__", signalled_at_the_second)
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(perf_counter=lambda: time.perf_counter() + clock["shift"]))
     monkeypatch.setattr(preemption, "CHECK_SECONDS", 0)  # a check after every iteration: the stop comes at once
     with pytest.raises(Preempted, match=r"after iteration 2/5 of epoch 1, saved in .*last\.pth; --resume continues"):
         teacher.main(teacher_argv(tiny_root, tmp_path))
     monkeypatch.setattr(TrainIteration, "__call__", original)
     stopped = torch.load(tmp_path / "teacher_resnet8" / "ckpt" / "last.pth", weights_only=True)
-    assert (stopped["epoch"], stopped["batches_done"]) == (0, 2)
+    assert (stopped["epoch"], stopped["batches_done"]) == (0, 2) and stopped["epoch_seconds"] > 200
     teacher.main(teacher_argv(tiny_root, tmp_path, "--resume"))
 
     runs = [experiments / "teacher_resnet8" for experiments in (one_epoch_teacher, tmp_path)]
@@ -315,6 +339,7 @@ def test_a_run_stopped_on_the_preemption_signal_mid_epoch_resumes_to_the_uninter
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     assert summaries[0]["last_acc"] == summaries[1]["last_acc"] and summaries[1]["finished"]
     assert without_seconds(summaries[0]["history"]) == without_seconds(summaries[1]["history"])
+    assert summaries[1]["history"][0]["seconds"] > 200 > summaries[0]["history"][0]["seconds"]
     # The point after the stop averages iterations 3 and 4 alone, as the run never stopped does.
     iterations = [scalars(run / "tensorboard" / "iterations") for run in runs]
     assert sorted(iterations[1]["iteration/train_loss"]) == [2, 4] and iterations[0] == iterations[1]

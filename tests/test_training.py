@@ -12,7 +12,7 @@ import student_v0
 import teacher
 from models import model_dict
 from models.cost import model_cost
-from tests.event_files import hparams, scalars
+from tests.event_files import EXPERIMENT_TAG, hparams, scalars, tags
 from utils.distillers import fill_pair_defaults
 from utils.runs.runnames import student_run_name
 from utils.table.summary import parse_run
@@ -99,6 +99,9 @@ def test_unixkd_student_learns_and_leaves_all_outputs(unixkd_run):
 def test_summary_json_names_the_method_and_keeps_the_history_best_epoch_commit_and_date(unixkd_run):
     summary = json.loads((unixkd_run / "summary.json").read_text())
     assert summary["method"] == "UNIXKD (S3 k48 b32 w10)" == parse_run(unixkd_run.name, summary).method
+    # The method, not the row: the table adds what sets a row apart (--tag, a teacher run of its own) from args.
+    tagged = parse_run(unixkd_run.name, {**summary, "args": {**summary["args"], "tag": "lr0.1"}})
+    assert (tagged.method, tagged.variant) == (summary["method"], " --tag lr0.1")
     assert "resume" not in summary["args"] and "force" not in summary["args"]  # how it started, not what it computed
     history = summary["history"]
     assert [entry["epoch"] for entry in history] == [1, 2]
@@ -164,8 +167,17 @@ def test_a_finished_run_gives_tensorboard_its_settings_and_accuracy_as_hparams(u
     summary = json.loads((unixkd_run / "summary.json").read_text())
     folder = unixkd_run / "tensorboard" / "hparams"
     settings, metrics = hparams(folder)
-    assert settings["method"] == "UNIXKD (S3 k48 b32 w10)"
-    assert (settings["lr"], settings["k"], settings["milestones"], settings["amp"]) == (0.05, 48, "100", False)
+    assert (settings["method"], settings["data"], settings["teacher_arch"]) == ("UNIXKD (S3 k48 b32 w10)", "synthetic",
+                                                                                "resnet8")
+    assert (settings["lr"], settings["k"], settings["milestones"], settings["amp"], settings["epoch"]) == (
+        0.05, 48, "100", False, 2)
+    # Where and how it ran, how often it reported, and paths are not what runs are compared by.
+    left_out = {"gpu_id", "experiments_dir", "data_root", "teacher_path", "log_freq", "print_freq", "workers",
+                "settings_revision"}
+    assert left_out <= set(summary["args"]) and not left_out & set(settings)
+    # No experiment summary: TensorBoard would take one run's for every run (teachers' and students' settings
+    # differ); without one it builds the HParams view's columns from every run's settings.
+    assert EXPERIMENT_TAG not in tags(folder)
     assert metrics == ["hparams/best_acc", "hparams/last_acc"]
     assert scalars(folder) == {"hparams/best_acc": {2: pytest.approx(summary["best_acc"])},
                                "hparams/last_acc": {2: pytest.approx(summary["last_acc"])}}
@@ -178,7 +190,11 @@ def test_sp_variants_get_their_own_run_directories():
 
 
 def test_kd_baseline_skips_scoring_and_shows_the_teacher_every_image(teacher_dir, synthetic_root, experiments):
+    stale = experiments / "v0_student_resnet8_teacher_resnet8-best_strategy0_k64_b64_w1000_seed0" / "counter.npy"
+    stale.parent.mkdir()
+    np.save(stale, np.ones((2, 1000), dtype=np.uint8))  # what an earlier version left in a KD run's folder
     run = distil(teacher_dir, synthetic_root, experiments, "--strategy", "0", "--k", "64", "--b", "64", "--w", "1000")
+    assert run == stale.parent
     summary = json.loads((run / "summary.json").read_text())
     assert summary["computation"]["scoring_images"] == 0
     assert summary["computation"]["teacher_images"] == 2000

@@ -39,6 +39,7 @@ INSTALL = "pip install nvidia-dali-cuda130"
 TESTED_DALI = "2.4"
 STATE_WORDS = 7  # a random state as DALI's random operators take it: 7 uint32 words (DALI's dynamic mode draws as many)
 CROPS, FLIPS = 0, 1  # the two draws of a training batch, each from its own state
+RANDOM_OPERATORS = ("decoders__ImageRandomCrop", "random__CoinFlip")  # DALI's schemas of the operators that draw them
 # The mixed decoder's options. Fancy upsampling: nvJPEG's default chroma upsampling differs from libjpeg-turbo's,
 # which PIL and DALI's CPU decoder use. The hints: the largest image of ImageNet, so that the hardware decoder
 # allocates once rather than regrowing its buffers (DALI's ResNet-50 example, NVIDIA/DALI
@@ -53,11 +54,16 @@ def import_dali():
     except ImportError:
         raise UserError(f"--loader dali needs NVIDIA DALI, an optional dependency: {INSTALL} "
                         "(CUDA 13 builds, as torch's; its CPU backend runs without a GPU)") from None
-    schema = dali.backend.GetSchema("decoders__ImageRandomCrop")
-    if not getattr(schema, "HasRandomStateArg", lambda: False)():
-        raise UserError(f"--loader dali needs a DALI whose random operators take a random state per batch "
-                        f"({TESTED_DALI} has it; this is {dali.__version__}): {INSTALL}")
+    for operator in RANDOM_OPERATORS:
+        if not getattr(dali.backend.GetSchema(operator), "HasRandomStateArg", lambda: False)():
+            raise UserError(f"--loader dali needs a DALI whose random operators take a random state per batch "
+                            f"({TESTED_DALI} has it; this is {dali.__version__}, whose {operator} does not): {INSTALL}")
     return dali, dali_torch
+
+
+def decoder_options(decoder: str) -> dict:
+    """The keywords a decoder of `decoder`'s device takes beside the defaults: the mixed one's (MIXED_DECODER)."""
+    return MIXED_DECODER if decoder == "mixed" else {}
 
 
 def encoded(paths) -> list:
@@ -84,8 +90,8 @@ class DecodingPipeline:
     """A built DALI pipeline run pass after pass: start() gives it a pass's batches, which it pulls one at a
     time (a few ahead), next() returns them in order, finish() readies it for the next pass."""
 
-    def __init__(self, build, decoder: str, batch_size: int, stream):
-        self.decoder, self.stream = decoder, stream
+    def __init__(self, build, decoder: str, batch_size: int, cuda_stream):
+        self.decoder, self.cuda_stream = decoder, cuda_stream
         self.pending = deque()  # the BatchInputs not yet returned, in order
         self._queue = iter(())
         self.pipe = build(decoder, batch_size, self._pull)
@@ -98,8 +104,8 @@ class DecodingPipeline:
         self._queue = iter(inputs)
 
     def next(self):
-        """The next batch's images (DALI's TensorList), bound to `stream` (None: host-synchronous)."""
-        (images,) = self.pipe.run(self.stream)
+        """The next batch's images (DALI's TensorList), bound to `cuda_stream` (None: host-synchronous)."""
+        (images,) = self.pipe.run(self.cuda_stream)
         self.pending.popleft()
         return images
 
@@ -121,7 +127,7 @@ class DaliLoader:
         self.bad = {}  # index: (path, reason) of the files DALI could not read
         self.decoder = "mixed" if self.device.type == "cuda" else "cpu"
         self.cpu_only = set()  # indices of the files the GPU decoder rejects and the CPU decoder reads
-        self.stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+        self.cuda_stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         self._pipes, self._probes = {}, {}  # decoder: DecodingPipeline, each built once and kept
         self.labels = torch.tensor(dataset.targets, device=self.device)
         self.epoch, self._images = 0, None
@@ -183,13 +189,15 @@ class DaliLoader:
             self._pipe(decoder).start([self._inputs(batches[number], epoch, number)
                                        for number in range(first, len(batches)) if route[number] == decoder])
         for number in range(first, len(batches)):
-            try:
-                images = self._pipes[route[number]].next()
-            except RuntimeError as error:
+            try:  # the copy too: the dynamic executor may report a GPU operator's failure when its output is read
+                images = self._to_torch(self._pipes[route[number]].next())
+            except RuntimeError as error:  # how DALI fails on a file it cannot read, among other things
                 self._pipes.clear()  # a pipeline that failed does not run again; the others are mid-pass
                 self._recover(batches, number, route[number], error)
                 return
-            yield self._to_torch(images)
+            except ValueError as error:  # how DALI refuses an input: the random states, no file's fault
+                raise UserError(refused_input(self.dali, error)) from None
+            yield images
 
     def _inputs(self, batch: list, epoch: int, number: int) -> BatchInputs:
         key = [self.seed, epoch, distributed.rank(), number]
@@ -198,7 +206,7 @@ class DaliLoader:
 
     def _pipe(self, decoder: str) -> DecodingPipeline:
         if decoder not in self._pipes:
-            self._pipes[decoder] = DecodingPipeline(self._pipeline, decoder, self.local_batch, self.stream)
+            self._pipes[decoder] = DecodingPipeline(self._pipeline, decoder, self.local_batch, self.cuda_stream)
         return self._pipes[decoder]
 
     def _end_pass(self, finished: bool) -> None:
@@ -228,10 +236,10 @@ class DaliLoader:
 
     def _cannot_decode(self, path: str, decoder: str):
         """Why `decoder` cannot decode the file (DALI's words), or None where it can."""
-        probe = self._probes.pop(decoder, None) or DecodingPipeline(self._probe_pipeline, decoder, 1, self.stream)
+        probe = self._probes.pop(decoder, None) or DecodingPipeline(self._probe_pipeline, decoder, 1, self.cuda_stream)
         probe.start([BatchInputs([path], ())])
         try:
-            probe.next()
+            probe.next().as_tensor()  # read as a batch is (_to_torch): a failure may show only there
         except RuntimeError as exc:
             return dali_reason(exc)  # a failed pipeline is not run again
         probe.finish()
@@ -258,7 +266,7 @@ class DaliLoader:
     def _pipeline(self, decoder: str, batch_size: int, source):
         fn, types = self.dali.fn, self.dali.types
         ops = "gpu" if self.device.type == "cuda" else "cpu"
-        size, options = self.dataset.image_size, MIXED_DECODER if decoder == "mixed" else {}
+        size, options = self.dataset.image_size, decoder_options(decoder)
 
         @self._pipeline_def(batch_size)
         def pipeline():
@@ -294,8 +302,8 @@ class DaliLoader:
         @self._pipeline_def(batch_size)
         def probe():
             (paths,) = external_source(self.dali, source, states=0)
-            options = MIXED_DECODER if decoder == "mixed" else {}
-            return fn.decoders.image(fn.io.file.read(paths), device=decoder, output_type=types.RGB, **options)
+            return fn.decoders.image(fn.io.file.read(paths), device=decoder, output_type=types.RGB,
+                                     **decoder_options(decoder))
 
         pipe = probe()
         pipe.build()
@@ -304,7 +312,7 @@ class DaliLoader:
     def _to_torch(self, images) -> torch.Tensor:
         dense = images.as_tensor()
         out = torch.empty(dense.shape(), dtype=torch.float32, device=self.device)
-        self.dali_torch.feed_ndarray(dense, out, cuda_stream=self.stream)
+        self.dali_torch.feed_ndarray(dense, out, cuda_stream=self.cuda_stream)
         return out
 
 
@@ -334,7 +342,15 @@ def centre(math, length, crop: int):
     return (half + margin % 2 * (half % 2)) / math.max(margin, 1)
 
 
-def dali_reason(error: RuntimeError) -> str:
+def refused_input(dali, error: ValueError) -> str:
+    """DALI refusing what the loader feeds every batch (a training batch's random states among it, STATE_WORDS
+    words each as DALI 2.4 takes them): another DALI, said in one line."""
+    return (f"DALI {dali.__version__} refused what the loader feeds its pipeline (a training batch's random states: "
+            f"{STATE_WORDS} words each, as DALI {TESTED_DALI} takes them): {dali_reason(error)}; --loader dali is "
+            f"tested with DALI {TESTED_DALI}: {INSTALL}")
+
+
+def dali_reason(error: Exception) -> str:
     """DALI's error in a few words: the line after 'encountered:', or its last line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     after = lines[lines.index("encountered:") + 1:] if "encountered:" in lines else lines[-1:]

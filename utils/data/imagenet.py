@@ -174,12 +174,16 @@ def make_imagenet_loaders(args, device):
     val_set = IndexedImageFolder(root / "val", args.image_size, train=False)
     if len(val_set) < distributed.world_size():  # a rank without val images would wait for the others forever
         raise UserError(f"{root}/val holds {len(val_set)} images, fewer than the {distributed.world_size()} processes")
-    if args.loader == "dali":
-        from utils.data.dali import DaliLoader
-
-        loaders = [DaliLoader(split, local, device, args.seed, args.workers) for split in (train_set, val_set)]
-    else:
-        loaders = [ImageFolderLoader(split, local, device, args.seed, args.workers) for split in (train_set, val_set)]
+    loaders = [split_loader(args.loader, split, local, device, args.seed, args.workers) for split in (train_set, val_set)]
     print(f"data: {root} ({len(train_set)} train / {len(val_set)} val images, {len(train_set.classes)} classes; "
           f"{distributed.world_size()} process(es) x batch {local}; {args.loader} loader)")
     return loaders
+
+
+def split_loader(name: str, dataset: IndexedImageFolder, local_batch: int, device, seed: int, workers: int):
+    """One split's loader of --loader `name`: torchvision's (ImageFolderLoader) or DALI's."""
+    if name == "dali":
+        from utils.data.dali import DaliLoader
+
+        return DaliLoader(dataset, local_batch, device, seed, workers)
+    return ImageFolderLoader(dataset, local_batch, device, seed, workers)

@@ -96,8 +96,9 @@ def add_common_args(parser, lr: float = 0.05) -> None:
                         help="off a terminal (SLURM logs, nohup): a progress line every N iterations with images per "
                              "second, data-wait time and the time left in the epoch (default: one a minute; 0: none)")
     parser.add_argument("--log-freq", type=int, default=100, metavar="N",
-                        help="TensorBoard: the training loss (its mean over the last N iterations) and the lr every N "
-                             "iterations (default 100; 0: none), besides the per-epoch figures")
+                        help="TensorBoard: every N iterations, the training loss averaged over the iterations since "
+                             "the epoch's last point (or its start), and the lr (default 100; 0: none), besides the "
+                             "per-epoch figures")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="record each training and evaluation step as a CUDA graph and replay it (CUDA only; "
                              "opt-in until measured on a GPU, see docs/cuda-graphs.md)")

@@ -4,6 +4,8 @@ Every function here is also right for a single process (world size 1, no process
 nothing, so a run without torchrun takes exactly the code path it always took. torchrun tells each
 process its place through RANK, LOCAL_RANK and WORLD_SIZE.
 """
+import inspect
+
 import torch
 import torch.distributed as dist
 
@@ -113,8 +115,8 @@ def broadcast_object(obj):
 def broadcast_buffers(model) -> None:
     """Rank 0's BatchNorm running statistics to every rank.
 
-    With BatchNorm per GPU each rank's running statistics follow its own batches (DDP's own broadcast at
-    every forward is off: train_model), so after an epoch the ranks differ until this is called.
+    With BatchNorm per GPU each rank's running statistics follow its own batches (DDP's own broadcast before
+    forwards is off: train_model), so after an epoch the ranks differ until this is called.
     Evaluating and saving after it makes every rank hold, and score, the very model rank 0 saves.
     """
     if active():
@@ -149,8 +151,19 @@ def train_model(model, device: torch.device, args):
 
     if args.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # in place below the top module
-    # broadcast_buffers=False: DDP would broadcast rank 0's BatchNorm statistics at every forward, two a step
-    # under UNIX (scoring and training); training reads only each batch's own statistics, and rank 0's
-    # running ones reach every rank before evaluation and saving (broadcast_buffers above).
+    # No broadcast of BatchNorm's statistics at forwards: DDP would send rank 0's before each forward that
+    # follows one run with grad, so once a step (UNIX's scoring forward runs without grad, its training forward
+    # with it); training reads only each batch's own statistics, and rank 0's running ones reach every rank
+    # before evaluation and saving (broadcast_buffers above).
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
-                                   broadcast_buffers=False)
+                                   **no_forward_buffer_sync(DistributedDataParallel))
+
+
+def no_forward_buffer_sync(ddp) -> dict:
+    """DDP's keyword for no buffer broadcast at forwards: forward_sync_buffers from torch 2.13 on (its
+    broadcast_buffers warns there that it is deprecated), broadcast_buffers before (requirements: torch>=2.1).
+    The first still broadcasts rank 0's buffers once, when DDP wraps the model: every rank holds the same
+    then anyway (a new model, or the one checkpoint every rank loads)."""
+    if "forward_sync_buffers" in inspect.signature(ddp).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}

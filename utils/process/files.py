@@ -1,5 +1,6 @@
 """Files written whole or not at all: a reader (a resumed run, the launcher gathering the ranks' last words, a batch
 script reading the stop file) finds the old file or the new one, never one cut short."""
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +11,14 @@ def atomic_write(path, write) -> None:
 
     A crash or a full disk mid-write leaves the previous file intact, never a truncated one.
     """
+    with staged_write(path, write):
+        pass
+
+
+@contextlib.contextmanager
+def staged_write(path, write):
+    """atomic_write in two steps: write(file) on the temporary file (on disk) when the block starts, the rename
+    over `path` when it ends without an error. What the block writes is on disk before `path` says so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -21,6 +30,7 @@ def atomic_write(path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        yield
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

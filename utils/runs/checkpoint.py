@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from utils.errors import UserError
-from utils.process.files import atomic_write
+from utils.process.files import atomic_write, staged_write
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip archive
 CHUNK_BYTES = 1 << 20
@@ -23,6 +23,11 @@ def sha256_of(path) -> str:
 
 def atomic_save(obj, path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def staged_save(obj, path):
+    """atomic_save in two steps (staged_write): saved when the block starts, in `path`'s place when it ends."""
+    return staged_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path, map_location="cpu", name=None):

@@ -15,12 +15,16 @@ from utils.data.imagenet import image_folder_kind
 from utils.process import distributed
 from utils.process.files import atomic_write
 from utils.runs.checkpoint import sha256_of
-from utils.runs.resume import STARTED_BY
+from utils.runs.resume import FREE_FLAGS, PLACE_FLAGS, STARTED_BY
 from utils.runs.runnames import ALONE, SUMMARY_FILE, read_summary, row_name
 
 COUNTER_FILE = "counter.npy"
 COLUMNS_FILE = "counter_columns.json"  # what counter.npy's rows and columns are
 HPARAMS_FOLDER = "hparams"  # under the run's tensorboard/: TensorBoard's HParams view reads it
+# Not what a run computes, so not what the HParams view compares runs by: where and how it ran and how often it
+# reports (the flags a resume may change, its length aside), and paths, which the data's kind and the
+# teacher's architecture name instead.
+HPARAMS_LEFT_OUT = (set(FREE_FLAGS) | set(PLACE_FLAGS) | {"data_root", "teacher_path", "settings_revision"}) - {"epoch"}
 PROJECT = Path(__file__).resolve().parents[2]
 # summary.json's history: {its key: the epoch record's}
 HISTORY_KEYS = {"train_loss": "train/loss", "train_acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc",
@@ -37,7 +41,7 @@ def training_summary(trainer, args, history: list) -> dict:
     return {
         "args": recorded_args(args),
         "best_acc": trainer.best_acc if trainer.epochs_done else None,
-        "best_epoch": best_epoch(history, trainer.best_acc),
+        "best_epoch": trainer.best_epoch or best_epoch(history, trainer.best_acc),
         "last_acc": last.get("val/acc"),
         **top5,
         "epochs_done": trainer.epochs_done,
@@ -59,8 +63,11 @@ def recorded_args(args) -> dict:
 
 
 def best_epoch(history: list, best_acc: float):
-    """The first epoch that reached the best accuracy; None when the history lacks it (a run begun by a version
-    that kept none)."""
+    """The first epoch that reached the best accuracy, for a run whose checkpoint did not keep it; None when the
+    history does not begin with epoch 1 (a run begun by a version that kept none): an epoch before it may
+    have reached the best first."""
+    if not history or history[0]["epoch"] != 1:
+        return None
     return next((entry["epoch"] for entry in history if entry["val_acc"] == best_acc), None)
 
 
@@ -118,17 +125,31 @@ class History:
 
 
 def write_hparams(run, summary: dict, step: int) -> None:
-    """The run's settings and method with its best and last accuracy, for TensorBoard's HParams view."""
+    """The run's settings with its best and last accuracy, for TensorBoard's HParams view. Only the session's start
+    and end are written, no experiment summary: without one, TensorBoard builds the view's columns from every
+    run's settings, where with one it would take a single run's (picked arbitrarily) for all, and teacher.py's
+    and student_v0.py's runs, which have different settings, could not be compared. A run extended after it
+    finished replaces its earlier file, since TensorBoard keeps the first settings a run gives."""
     from tensorboardX.summary import hparams
 
-    settings = {"method": summary["method"], **{key: " ".join(map(str, value)) if isinstance(value, list) else value
-                                                for key, value in summary["args"].items()}}
+    for earlier in (run.tensorboard / HPARAMS_FOLDER).glob("events.*"):
+        earlier.unlink()
     metrics = {"hparams/best_acc": summary["best_acc"], "hparams/last_acc": summary["last_acc"]}
+    _, session_start, session_end = hparams(hparams_settings(summary), metrics)
     with run.events_writer(HPARAMS_FOLDER) as writer:
-        for event in hparams(settings, metrics):
-            writer.file_writer.add_summary(event)
+        writer.add_summary(session_start)
+        writer.add_summary(session_end)
         for name, value in metrics.items():
             writer.add_scalar(name, value, step)
+
+
+def hparams_settings(summary: dict) -> dict:
+    """What the HParams view compares runs by: the method, the data's kind, the flags that change what a run
+    computes (lists as text) and, for a student, its teacher's architecture."""
+    flags = {key: " ".join(map(str, value)) if isinstance(value, list) else value
+             for key, value in summary["args"].items() if key not in HPARAMS_LEFT_OUT}
+    teacher = {"teacher_arch": summary["teacher_arch"]} if "teacher_arch" in summary else {}
+    return {"method": summary["method"], "data": summary["data"]["kind"], **flags, **teacher}
 
 
 class TeacherReport:
@@ -158,7 +179,9 @@ class StudentReport:
         ended = "val/acc" in record  # not a stop mid-epoch
         if ended:
             record.update(self.epoch_figures(epoch, computation))
-        if ended and self.writes_counter() and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):
+        if not self.writes_counter():  # a counter a version before this one wrote for KD would stay stale
+            (self.run.path / COUNTER_FILE).unlink(missing_ok=True)
+        elif ended and (epoch + 1 in self.args.milestones or epoch + 1 == self.args.epoch):
             self.write_counter(trainer)  # last.pth holds it too
         summary = self.summary(trainer, computation, self.history.update(epoch, record))
         write_summary(self.run, summary)

@@ -4,7 +4,6 @@ import fcntl
 import os
 import shutil
 import socket
-import time
 from pathlib import Path
 
 from utils.errors import RunFinished, UserError
@@ -27,14 +26,12 @@ class RunDirectory:
         self._created = []  # the folders acquire() made, deepest first: a failed start removes them
 
     def events_writer(self, folder: str = "", purge_step=None):
-        """A TensorBoard writer into tensorboard/<folder>. Each gets a file of its own: tensorboardX names a file by
-        the second it opens it and truncates one of the same name, so a run stopped and resumed within a second
-        would lose what it wrote; the nanoseconds after that name keep every file, in the order TensorBoard reads
-        them. purge_step: where a resumed run starts over (TensorBoard then hides the points at or past it)."""
-        from tensorboardX import SummaryWriter
+        """A TensorBoard events file of its own in tensorboard/<folder>, written as it is given
+        (utils.runs.events). purge_step: where a resumed run starts over (TensorBoard then hides the points at
+        or past it)."""
+        from utils.runs.events import EventsFile
 
-        return SummaryWriter(str(self.tensorboard / folder), purge_step=purge_step,
-                             filename_suffix=f".{time.time_ns()}")
+        return EventsFile(self.tensorboard / folder, purge_step=purge_step)
 
     def holds_run(self) -> bool:
         return self.ckpt.is_dir() and any(self.ckpt.glob("*.pth"))

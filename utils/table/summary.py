@@ -459,7 +459,7 @@ def format_table(results):
         "std over seeds (n runs); last: the last epoch's; finished runs only",
         "paper: the published figure and our difference from it; teacher and student alone: teacher.py runs "
         "or an imported published checkpoint",
-        "computation: training FLOPs relative to conventional KD (%), mean over runs (paper, difference)",
+        "computation: training MACs relative to conventional KD (%), mean over runs (paper, difference)",
         f"{'teacher -> student':<{pair_width}} {'Ft/Fs (paper, diff)':<22} {'row':<{width}} {'best':<22} "
         f"{'paper diff':<14} {'last':<16} computation",
     ]

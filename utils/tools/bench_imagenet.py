@@ -4,10 +4,11 @@
                           [--teacher imagenet_resnet34] [--amp] [--workers N] [--batches 4] [--steps 3]
                           [--device cpu|cuda]
 
-Reports, for each loader available, its images per second in total and per CPU-second, and the CPU cores
-it would take for 2,500 images a second (the goal per GPU): torchvision (PIL in worker processes, uint8
-batches; the training step normalises them on the device) and, where NVIDIA DALI is installed, DALI (its
-`mixed` JPEG decoder and GPU operators on CUDA, its CPU backend otherwise; it normalises in its pipeline).
+Reports, for each loader available, its images per second in total and per CPU-second over a whole pass
+of --batches batches after an untimed one, and the CPU cores it would take for 2,500 images a second (the
+goal per GPU): torchvision (PIL in worker processes, uint8 batches; the training step normalises them on
+the device) and, where NVIDIA DALI is installed, DALI (its `mixed` JPEG decoder and GPU operators on CUDA,
+its CPU backend otherwise; it normalises in its pipeline).
 The CPU seconds are those of every process and thread the loader runs on (on Linux, from /proc: this
 process, DALI's threads among its own, and the worker processes). Then one process's training
 step (forward, backward, SGD) at 224 (--image-size) on batches already on the device: --arch trained
@@ -29,7 +30,7 @@ import torch
 from models.cost import model_cost
 from utils.data.dali import INSTALL
 from utils.data.dataset_args import LOADERS
-from utils.data.imagenet import make_imagenet_loaders
+from utils.data.imagenet import IndexedImageFolder, check_image_folder, split_loader
 from utils.data.synthetic_imagenet import write_image_folder
 from utils.unix_settings import default_unix_sizes
 from utils.errors import UserError
@@ -56,7 +57,7 @@ def parse_args(argv):
     parser.add_argument("--image-size", type=int, default=224, help="training crop side (default 224, the protocol's)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="loader worker processes, or DALI threads (default: all cores)")
-    parser.add_argument("--batches", type=int, default=4, help="loader batches timed (default 4)")
+    parser.add_argument("--batches", type=int, default=4, help="batches of the pass timed, after an untimed one (default 4)")
     parser.add_argument("--steps", type=int, default=3, help="training steps timed after one untimed (default 3)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     parser.add_argument("--teacher", help="also time --arch distilled from this teacher by KD and by UNIXKD "
@@ -81,19 +82,37 @@ class LoaderRate:
 
 
 def loader_rate(args, root, device, name: str) -> LoaderRate:
-    """A training loader's rates over --batches batches, the first batch (worker or pipeline start-up) untimed.
+    """A training loader's rates over a whole pass of --batches batches (pass_rate).
 
     What the loader does until it hands a batch over, wherever it does it: torchvision's workers decode and
     crop to uint8, DALI's pipeline decodes, crops and normalises. The batch's assembly on the device
     (torchvision's copy and normalisation, DALI's view of its output) belongs to the training step."""
-    settings = SimpleNamespace(data_root=root, batch_size=args.batch_size, seed=0, image_size=args.image_size,
-                               workers=args.workers, loader=name)
-    loader = make_imagenet_loaders(settings, device)[0]
-    plans = loader.plans()
-    next(plans)
-    start, cpu, images = time.perf_counter(), cpu_seconds(), 0
-    for _, plan in zip(range(args.batches), plans):
-        images += plan.shape[-1]
+    check_image_folder(root)
+    dataset = IndexedImageFolder(Path(root) / "train", args.image_size, train=True, seed=0)
+    keep_images(dataset, args.batches * args.batch_size)
+    return pass_rate(split_loader(name, dataset, args.batch_size, device, seed=0, workers=args.workers), device)
+
+
+def keep_images(dataset, count: int) -> None:
+    """The split cut to `count` images drawn across its classes (the same ones every time), so that a pass
+    is --batches batches whatever the folder holds."""
+    if count < len(dataset):
+        chosen = sorted(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:count].tolist())
+        dataset.samples = dataset.imgs = [dataset.samples[index] for index in chosen]
+        dataset.targets = [label for _, label in dataset.samples]
+
+
+def pass_rate(loader, device) -> LoaderRate:
+    """Images per wall-clock and per CPU-second of a whole pass, after an untimed one.
+
+    The untimed pass starts the worker processes (they persist) or builds DALI's pipeline. Between passes
+    nothing is decoded ahead, so the clocks around the second pass count its work and no other: a loader
+    decodes ahead of the batch it hands over (4 batches per worker), and clocks started after a pass's first
+    batch counted work done before them, or missed it, by the number of workers."""
+    for _ in loader.plans():
+        pass
+    start, cpu = time.perf_counter(), cpu_seconds()
+    images = sum(plan.shape[-1] for plan in loader.plans())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return LoaderRate(images / (time.perf_counter() - start), images / max(cpu_seconds() - cpu, 1e-9))
@@ -178,7 +197,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="unixkd-bench-imagenet-") as tmp:
         root = args.data_root
         if root is None:
-            images = (args.batches + 1) * args.batch_size
+            images = args.batches * args.batch_size
             root = write_image_folder(tmp, classes=10, train_per_class=-(-images // 10), val_per_class=1, size=300)
         for name in filter(available, LOADERS):
             loaders[name] = loader_rate(args, root, device, name)

@@ -1,13 +1,17 @@
 """DALI's mixed pipeline against its CPU pipeline: python -m utils.dali_check --data-root DIR [--batches 4]
+[--images photographs|noise]
 
 The first --batches batches of each split of an ImageFolder, through the DALI loader on the GPU (nvJPEG or
 the JPEG engines, then the GPU operators) and through the same loader on DALI's CPU backend, with the same
-random states, so the same crops and flips: the two may differ only by their decoders' arithmetic. Per
-split, the mean and the largest difference over the images, in 1/255 of the pixel range. Then one file of
-the training split truncated (in a copy of those batches' files): both must skip it, name it, and give
-the other images. Without CUDA both sides are the CPU backend: a dry run, every difference 0.
+random states, so the same crops and flips: the two may differ only by their arithmetic. Per split, the
+mean and the largest difference over the images, in 1/255 of the pixel range, and a verdict: the mean
+within what arithmetic explains (ALLOWED_MEAN, for photographs or for noise JPEGs such as
+utils.synthetic_imagenet writes), or above it. Then one file of the training split truncated (in a copy of
+those batches' files): both must skip it, name it, and give the other images. Exit status 1 if a split
+differs in its images or shapes or lies above its allowance, or the corrupt file is not skipped. Without
+CUDA both sides are the CPU backend: a dry run, every difference 0.
 
-    train: 128 images, mixed against cpu: mean 0.31/255, largest 18/255
+    train: 128 images, cuda against cpu: mean M/255, largest L/255: within the 1/255 allowed for photographs
 """
 import shutil
 import tempfile
@@ -23,6 +27,11 @@ from utils.errors import UserError
 from utils.process.cli import ArgumentParser, select_device
 
 STD, MEAN = (255 * torch.tensor(values).view(1, 3, 1, 1) for values in (IMAGENET_STD, IMAGENET_MEAN))
+# The largest mean difference, in 1/255, that the two pipelines' arithmetic explains (docs/cuda-graphs.md, the
+# dali stage, says how these follow from IEEE 1180's bounds on an inverse DCT's error and the rounding of
+# upsampled chroma and resized pixels). Noise JPEGs are allowed more: their chroma changes from pixel to pixel,
+# so where two upsampling implementations differ in detail it shows everywhere, not at colour edges only.
+ALLOWED_MEAN = {"photographs": 1.0, "noise": 2.0}
 
 
 def parse_args(argv=None):
@@ -32,6 +41,10 @@ def parse_args(argv=None):
     parser.add_argument("--batches", type=int, default=4, help="batches compared per split (default 4)")
     parser.add_argument("--image-size", type=int, default=224, help="crop side (default 224)")
     parser.add_argument("--threads", type=int, default=4, help="DALI CPU threads (default 4)")
+    parser.add_argument("--images", choices=sorted(ALLOWED_MEAN), default="photographs",
+                        help="what the folder holds, which sets the mean difference allowed: photographs (default, "
+                             f"{ALLOWED_MEAN['photographs']:g}/255) or noise JPEGs as utils.synthetic_imagenet writes "
+                             f"them ({ALLOWED_MEAN['noise']:g}/255)")
     args = parser.parse_args(argv)
     if min(args.batch_size, args.batches, args.threads) < 1 or args.image_size < 8:
         raise UserError("--batch-size, --batches and --threads must be positive, --image-size at least 8")
@@ -62,10 +75,15 @@ def compare(args, root, device) -> list:
         if not torch.equal(order_a, order_b) or a.shape != b.shape:
             lines.append(f"{split}: DIFFERENT images or shapes ({tuple(a.shape)} against {tuple(b.shape)})")
             continue
-        difference = (a - b).abs()
-        lines.append(f"{split}: {len(a)} images, {device.type} against cpu: mean {difference.mean():.2f}/255, "
-                     f"largest {difference.max():.0f}/255")
+        lines.append(f"{split}: {len(a)} images, {device.type} against cpu: {verdict((a - b).abs(), args.images)}")
     return lines
+
+
+def verdict(difference: torch.Tensor, images: str) -> str:
+    """The mean and largest difference in 1/255, and whether the mean is within what arithmetic explains."""
+    allowed, mean = ALLOWED_MEAN[images], difference.mean().item()
+    where = "within" if mean <= allowed else "ABOVE"
+    return f"mean {mean:.2f}/255, largest {difference.max():.0f}/255: {where} the {allowed:g}/255 allowed for {images}"
 
 
 def corrupt_copy(args, root: Path, into: Path) -> Path:
@@ -106,4 +124,4 @@ def main(argv=None):
           f"against its CPU backend, {args.batches} batches of {args.batch_size} per split", flush=True)
     lines = compare(args, args.data_root, device) + [corrupt_file(args, Path(args.data_root), device)]
     print("\n".join(lines), flush=True)
-    return 1 if any(word in line for line in lines for word in ("DIFFERENT", "NOT")) else 0
+    return 1 if any(word in line for line in lines for word in ("DIFFERENT", "ABOVE", "NOT")) else 0

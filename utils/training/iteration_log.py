@@ -14,7 +14,8 @@ LOSS_PREFIX = "train/loss"  # the total loss and its terms (train/loss_kd, ...)
 
 class IterationLog:
     def __init__(self, writer, every: int, iterations_per_epoch: int):
-        """writer: a SummaryWriter, or None (another rank than 0, or every = 0): nothing is read or written."""
+        """writer: an events file (utils.runs.events), or None (another rank than 0, or every = 0): nothing is read
+        or written."""
         self.writer, self.every, self.per_epoch = writer, every, iterations_per_epoch
         self.active = writer is not None and every > 0
         self._since = None  # ([sum], [count]) where the current average starts; None: the epoch's start (zeros)

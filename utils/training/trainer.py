@@ -12,7 +12,7 @@ from utils.errors import NonFiniteLoss
 from utils.process import distributed
 from utils.process.preemption import StopWatch, stopped
 from utils.process.seeding import derive_rng_state, rng_state, set_rng_state
-from utils.runs.checkpoint import atomic_save
+from utils.runs.checkpoint import atomic_save, staged_save
 from utils.runs.rundir import RunDirectory
 from utils.training.iteration import Evaluation, TrainIteration
 from utils.training.iteration_log import FOLDER as ITERATIONS_FOLDER
@@ -44,24 +44,25 @@ class Trainer:
         self.evaluation = Evaluation(model, test_loader, cfg.amp, cfg.capture, cfg.top5)
         self.epochs_done, self.best_acc = 0, -1.0  # below any accuracy: epoch 1 always writes best
         self.best_acc5 = None  # top-5 of the best top-1 epoch (ImageNet)
+        self.best_epoch = None  # the first epoch that reached best_acc (None: before a checkpoint that kept it)
         self.train_seconds, self.wall_seconds, self.train_images = 0.0, 0.0, 0
         self.last_scores = {}  # the last finished epoch's val/acc (and val/acc5): a stop mid-epoch reports them
         self.stops = StopWatch()
-        # A checkpoint taken mid-epoch (on a stop signal): the iterations done and the sums so far.
-        self._resume_batches, self._resume_sums = 0, None
+        # A checkpoint taken mid-epoch (on a stop signal): the iterations done, the sums and the seconds so far.
+        self._resume_batches, self._resume_sums, self._resume_seconds = 0, None, 0.0
 
     def fit(self, resume: Optional[dict] = None) -> float:
         if resume is not None:
             self._restore(resume)
             print(self._resumed_where())
         main = distributed.is_main()
-        writer = self.run.events_writer(purge_step=self.epochs_done + 1) if main else contextlib.nullcontext()
+        self.events = self.run.events_writer(purge_step=self.epochs_done + 1) if main else None
         iterations = self._iteration_writer()
         self.iteration_log = IterationLog(iterations, self.cfg.log_freq, len(self.train_loader))
-        with writer, iterations or contextlib.nullcontext(), self.stops:
+        with self.events or contextlib.nullcontext(), iterations or contextlib.nullcontext(), self.stops:
             for epoch in range(self.epochs_done, self.cfg.epochs):
                 record = self._epoch(epoch)
-                self._log(writer, epoch + 1, record)
+                self._print_epoch(epoch + 1, record)
                 self._stop_at_epoch_end(epoch)
         print(f"finished {self.run.path}: best accuracy {self.best_acc:.2f}, last {record['val/acc']:.2f}")
         return self.best_acc
@@ -91,16 +92,19 @@ class Trainer:
         saving = time.perf_counter()
         self._checkpoint(record["val/acc"], record.get("val/acc5"))
         rank_rng = self._rank_rng_states()  # on every rank: it gathers each rank's random state
-        # Counted before the epoch-end reports, so summary.json's wall time includes this epoch.
-        record["time/epoch_seconds"] = time.perf_counter() - start
-        self.wall_seconds += record["time/epoch_seconds"]
+        # Counted before the epoch-end reports, so summary.json's wall time includes this epoch; an epoch
+        # continued from a mid-epoch checkpoint adds the seconds the stopped process spent on it.
+        seconds = time.perf_counter() - start
+        self.wall_seconds += seconds
+        record["time/epoch_seconds"], self._resume_seconds = self._resume_seconds + seconds, 0.0
         if distributed.is_main():
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, epoch, record)
-            self.iteration_log.flush()  # on disk before the commit point: a resumed run never redoes these
-            # last.pth goes last: it is the commit point a resumed run starts from.
-            atomic_save({**self._state(), **rank_rng}, self.run.last)
-        record["time/save_seconds"] = time.perf_counter() - saving
+            # last.pth is the commit point a resumed run starts from, and a resumed run never writes this epoch's
+            # figures again: it is written first but takes the previous one's place only once they are on disk.
+            with staged_save({**self._state(), **rank_rng}, self.run.last):
+                record["time/save_seconds"] = time.perf_counter() - saving
+                self._write_figures(epoch + 1, record)
         return record
 
     def _train_epoch(self, epoch: int, start: float) -> dict:
@@ -150,16 +154,17 @@ class Trainer:
         """On a stop signal (utils.process.preemption): save what the epoch has done so far as last.pth, then stop."""
         self._check_finite(epoch)
         self.step.end_epoch()  # under DDP: the counter's row and the computation counts summed over ranks
-        partial = {"batches_done": done, "epoch_sums": self.iteration.sums.totals_over_ranks(),
-                   "loader": loader_at_start}
-        rank_rng = self._rank_rng_states()
         elapsed = time.perf_counter() - start
+        partial = {"batches_done": done, "epoch_sums": self.iteration.sums.totals_over_ranks(),
+                   "loader": loader_at_start, "epoch_seconds": self._resume_seconds + elapsed}
+        rank_rng = self._rank_rng_states()
         self.train_seconds += elapsed
         self.wall_seconds += elapsed
         self.train_images += self._images_of(done - first)
         if distributed.is_main():
             if self.on_epoch_end is not None:  # summary.json: the run's flags and progress, for --resume to check
                 self.on_epoch_end(self, epoch, {})
+            self.iteration_log.flush()  # the points up to here: on disk before last.pth says they are done
             atomic_save({**self._state(), **partial, **rank_rng}, self.run.last)
             self.stops.acknowledge(reason)
         distributed.wait_for_all()  # no rank ends (and gets the others killed) before rank 0 has saved
@@ -190,7 +195,7 @@ class Trainer:
             weights["acc5"] = acc5
         improved, self.best_acc = acc > self.best_acc, max(acc, self.best_acc)
         if improved:
-            self.best_acc5 = acc5
+            self.best_acc5, self.best_epoch = acc5, epoch
         if not distributed.is_main():
             return
         if improved:
@@ -202,8 +207,8 @@ class Trainer:
         return {
             "epoch": self.epochs_done, "state_dict": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "best_acc": self.best_acc, "best_acc5": self.best_acc5, "train_seconds": self.train_seconds,
-            "wall_seconds": self.wall_seconds, "train_images": self.train_images,
+            "best_acc": self.best_acc, "best_acc5": self.best_acc5, "best_epoch": self.best_epoch,
+            "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds, "train_images": self.train_images,
             "rng": rng_state(), "loader": self.train_loader.state_dict(), "step": self.step.state_dict(),
             "world_size": distributed.world_size(),
             "last_scores": self.last_scores,
@@ -222,10 +227,11 @@ class Trainer:
         self.train_loader.load_state_dict(state["loader"])
         self._restore_rng(state)
         self.epochs_done, self.best_acc = state["epoch"], state["best_acc"]
-        self.best_acc5 = state.get("best_acc5")
+        self.best_acc5, self.best_epoch = state.get("best_acc5"), state.get("best_epoch")
         self.train_seconds, self.wall_seconds = state["train_seconds"], state["wall_seconds"]
         self.train_images = state["train_images"]
         self._resume_batches, self._resume_sums = state.get("batches_done", 0), state.get("epoch_sums")
+        self._resume_seconds = state.get("epoch_seconds", 0.0)
         self.last_scores = state.get("last_scores", {})
 
     def _resumed_where(self) -> str:
@@ -248,13 +254,17 @@ class Trainer:
               f"is derived anew from the checkpoint and each process's batch (BatchNorm's) changes, so the run is no "
               f"longer bit-identical to one that stayed on {saved}")
 
-    def _log(self, writer, epoch: int, record: dict) -> None:
-        if not distributed.is_main():
-            return
+    def _write_figures(self, epoch: int, record: dict) -> None:
+        """The epoch's figures and the iterations' points so far, on disk (rank 0)."""
         for name, value in record.items():
             if isinstance(value, (int, float)) and math.isfinite(value):
-                writer.add_scalar(name, value, epoch)
-        writer.flush()
+                self.events.add_scalar(name, value, epoch)
+        self.events.flush()
+        self.iteration_log.flush()
+
+    def _print_epoch(self, epoch: int, record: dict) -> None:
+        if not distributed.is_main():
+            return
         top5 = f" top-5 {record['val/acc5']:6.2f}" if "val/acc5" in record else ""
         print(f"epoch {epoch:3d}/{self.cfg.epochs} | train loss {record['train/loss']:.4f} "
               f"acc {record['train/acc']:6.2f} | val loss {record['val/loss']:.4f} acc {record['val/acc']:6.2f}{top5} "
