@@ -1,8 +1,10 @@
 """python -m utils.torchrun: torchrun whose last line is the run's `error:` line or hint, with rank 0's status."""
 import os
 import signal
+import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,56 @@ def test_a_bad_flag_under_torchrun_ends_with_the_error_line_and_its_status(tmp_p
     assert "Traceback" not in done.stderr and done.stderr.count("error: --batch-size") == 1
 
 
+WAITS_FOR_THE_PREEMPTION_SIGNAL = """
+import signal, sys, time
+from pathlib import Path
+from utils.errors import Preempted
+from utils.process.cli import run_main
+
+def main():
+    def stop(number, frame):
+        raise Preempted("stopped on the preemption signal after iteration 3/9 of epoch 1, saved in last.pth")
+    signal.signal(signal.SIGUSR1, stop)
+    Path(sys.argv[1]).touch()
+    time.sleep(20)  # the launcher, not this, ends it
+
+run_main(main)
+"""
+
+
+def test_the_preemption_signal_sent_to_the_launcher_reaches_the_workers_and_ends_with_their_line_and_75(tmp_path):
+    """SLURM signals the launcher (srun's task); torchrun's agent dies of a signal it does not pass on, leaving its
+    workers running, unwatched (status 138)."""
+    (tmp_path / "worker.py").write_text(WAITS_FOR_THE_PREEMPTION_SIGNAL)
+    ready = tmp_path / "ready"
+    launcher = subprocess.Popen([sys.executable, "-m", "utils.torchrun", "--nproc_per_node=1", "worker.py", str(ready)],
+                                cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 30
+    while not ready.exists() and launcher.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGUSR1)
+    _, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 75, err
+    assert err.splitlines()[-1] == "stopped on the preemption signal after iteration 3/9 of epoch 1, saved in last.pth"
+
+
+def test_before_torch_2_9_the_launcher_passes_the_preemption_signal_on_itself(monkeypatch, capsys):
+    """torchrun before 2.9 has no --signals-to-handle: its agent handles SIGTERM, SIGINT, SIGHUP and SIGQUIT."""
+    def signalled_run(args):
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(torch.distributed.run, "parse_args", lambda argv: argparse.Namespace())
+    monkeypatch.setattr(torch.distributed.run, "run", signalled_run)
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: pytest.fail("the launcher died of SIGUSR1"))
+    try:
+        assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 128 + signal.SIGUSR1
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert capsys.readouterr().err == "interrupted (SIGUSR1)\n"
+
+
 def test_ctrl_c_under_the_launcher_gives_rank_0s_hint_once_and_no_traceback(monkeypatch, capsys):
     def interrupted_run(args):
         os.environ["RANK"] = "0"  # as in a worker: rank 0 leaves its word, then the agent gets the signal too
@@ -39,6 +91,7 @@ def test_ctrl_c_under_the_launcher_gives_rank_0s_hint_once_and_no_traceback(monk
 
     monkeypatch.setattr(torch.distributed.run, "run", interrupted_run)
     monkeypatch.delenv(LAST_WORDS, raising=False)
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
     assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130
     assert capsys.readouterr().err == "interrupted; continue with --resume\n" and LAST_WORDS not in os.environ
 
@@ -100,5 +153,6 @@ def test_without_a_word_the_launcher_exits_with_torchruns_root_cause_a_signal_as
         raise failed_workers(*failures)
 
     monkeypatch.setattr(torch.distributed.run, "run", failed)
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
     assert launch.main(["--nproc_per_node=2", "teacher.py"]) == status
     assert "Root Cause" in capsys.readouterr().err

@@ -9,12 +9,18 @@ with that rank's status. Where no rank left a line (a crash), the status is torc
 first failure by time, a worker killed by a signal mapped to 128 + the signal's number, as a shell does.
 """
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from utils.process import last_words
 from utils.process.cli import exit_status
+
+# torchrun's agent passes on to its workers the signals of --signals-to-handle (torch >= 2.9; before, the first
+# four alone) and dies of any other: the preemption signal, SIGUSR1, must be among them, or the launcher ends at
+# once (status 138) and leaves its workers running, unwatched. A --signals-to-handle given still wins.
+SIGNALS_TO_HANDLE = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
 
 
 def root_cause(failed) -> tuple:
@@ -23,16 +29,27 @@ def root_cause(failed) -> tuple:
     return exit_status(failure.exitcode), str(failed).strip()
 
 
+def signal_exception(number, frame):
+    """What torchrun's agent raises on a signal it handles: it then sends that signal to its workers, waits for
+    them, and raises it again (to main, below)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    raise SignalException(f"process {os.getpid()} got signal {number}", sigval=signal.Signals(number))
+
+
 def main(argv=None) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
+    os.environ.setdefault("PET_SIGNALS_TO_HANDLE", SIGNALS_TO_HANDLE)  # the flag's environment variable
+    args = parse_args(argv)
+    if not hasattr(args, "signals_to_handle"):  # torch < 2.9: pass SIGUSR1 on as its agent does the other four
+        signal.signal(signal.SIGUSR1, signal_exception)
     with tempfile.TemporaryDirectory(prefix="unixkd-torchrun-") as folder:
         words = Path(folder)
         os.environ[last_words.LAST_WORDS] = folder  # the workers inherit it
         try:
-            run(parse_args(argv))
+            run(args)
             return 0
         except ChildFailedError as failed:
             status, line = last_words.first(words) or root_cause(failed)
