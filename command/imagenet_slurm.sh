@@ -42,7 +42,8 @@ if [[ "${1:-}" == "--job" ]]; then  # the batch script: one task per node (per T
   rm -f "$UNIXKD_STOP_FILE"  # a requeued job starts without its last start's
   echo "job $SLURM_JOB_ID, start $((${SLURM_RESTART_COUNT:-0} + 1)): $SLURM_NTASKS task(s) of $SRUN_CPUS_PER_TASK CPU(s)" \
        "(SLURM_JOB_CPUS_PER_NODE=$SLURM_JOB_CPUS_PER_NODE); NCCL settings: $(env | grep -E '^(TORCH_)?NCCL_' | sort | xargs)"
-  trap 'echo "preemption signal: the run saves and stops"; echo stop > "$UNIXKD_STOP_FILE"' USR1
+  # A second signal (a preemption after the time limit's notice) must not overwrite the run's "stopped" mark.
+  trap 'echo "preemption signal: the run saves and stops"; [[ -e "$UNIXKD_STOP_FILE" ]] || echo stop > "$UNIXKD_STOP_FILE"' USR1
   srun --kill-on-bad-exit=1 bash command/imagenet_slurm.sh --task "$@" &
   run=$!
   status=0
