@@ -5,7 +5,9 @@ The stops, each noted by a handler while the training loop runs:
   command/imagenet_slurm.sh writes it when SLURM signals the job's shell before the time limit, a path that
   reaches the run whatever SLURM's process tracker signals (torchrun starts each worker in a session of its
   own, out of reach of a signal to the task's process group). Exit status 75: requeue it.
-- SIGTERM (`kill`, torchrun's agent when it stops its workers): status 143.
+- SIGTERM (`kill`, torchrun's agent when it stops its workers): status 143. A SIGTERM sent to every process
+  (SLURM's time limit) ends the torchvision loader's worker processes too, before the run can save: then the
+  run stops at once, from its last checkpoint, with one line and status 143 all the same.
 - SIGINT (Ctrl-C; torchrun's agent passes it to the workers): status 130. Ctrl-C again, a second or more
   later (a signal sent twice, by srun and by torchrun's agent, comes at once), ends the run at once
   (KeyboardInterrupt), from its last checkpoint.
@@ -42,7 +44,7 @@ class StopWatch:
     tells the trainer, at iterations every rank agrees on, whether to stop and why."""
 
     def __init__(self, clock=time.monotonic):
-        self.noted, self.clock, self._previous, self._interrupted_at = 0, clock, {}, None
+        self.noted, self.clock, self._previous, self._interrupted_at, self.terminated = 0, clock, {}, None, False
         self.stop_file = os.environ.get(STOP_FILE) if distributed.is_main() else None
         self._until_check, self._since, self._last_check = 1, 0, None
 
@@ -51,14 +53,18 @@ class StopWatch:
             self._previous = {number: signal.signal(number, self._note) for number in REASONS}
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, kind, error, traceback):
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
+        if self.terminated and ended_a_loader_worker(error):  # the SIGTERM reached the loader's workers too
+            raise Interrupted("", status=128 + signal.SIGTERM) from None
 
     def _note(self, number, frame) -> None:
         if number == signal.SIGINT:
             self._interrupted()
+        elif number == signal.SIGTERM:
+            self.terminated = True
         self.noted = max(self.noted, REASONS[number])
 
     def _interrupted(self) -> None:
@@ -108,6 +114,12 @@ def leave_stops_to_the_main_process(worker_id: int = 0) -> None:
     os.setpgid(0, 0)
     for number in (signal.SIGINT, PREEMPTION_SIGNAL):
         signal.signal(number, signal.SIG_IGN)
+
+
+def ended_a_loader_worker(error) -> bool:
+    """Whether `error` is torch's DataLoader telling that a worker process of its is gone ("DataLoader worker (pid
+    N) is killed by signal: Terminated.", "DataLoader worker (pid(s) N) exited unexpectedly")."""
+    return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker (pid")
 
 
 def stopped(reason: int, where: str) -> BaseException:
