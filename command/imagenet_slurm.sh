@@ -40,6 +40,9 @@ if [[ "${1:-}" == "--job" ]]; then  # the batch script: one task per node (per T
   export SRUN_CPUS_PER_TASK="${SLURM_CPUS_PER_TASK:-$((fewest / ((SLURM_NTASKS + SLURM_JOB_NUM_NODES - 1) / SLURM_JOB_NUM_NODES)))}"
   export UNIXKD_STOP_FILE="${LOG_DIR:-.}/slurm-imagenet-$SLURM_JOB_ID.stop"  # rank 0 watches it (utils/process/preemption.py)
   rm -f "$UNIXKD_STOP_FILE"  # a requeued job starts without its last start's
+  # Every rank's last line, on the shared file system: the launcher of rank 0's node prints the first said.
+  export UNIXKD_LAST_WORDS="${LOG_DIR:-.}/slurm-imagenet-$SLURM_JOB_ID.words"
+  rm -rf "$UNIXKD_LAST_WORDS" && mkdir -p "$UNIXKD_LAST_WORDS"
   echo "job $SLURM_JOB_ID, start $((${SLURM_RESTART_COUNT:-0} + 1)): $SLURM_NTASKS task(s) of $SRUN_CPUS_PER_TASK CPU(s)" \
        "(SLURM_JOB_CPUS_PER_NODE=$SLURM_JOB_CPUS_PER_NODE); NCCL settings: $(env | grep -E '^(TORCH_)?NCCL_' | sort | xargs)"
   # A second signal (a preemption after the time limit's notice) must not overwrite the run's "stopped" mark.
@@ -58,7 +61,7 @@ if [[ "${1:-}" == "--job" ]]; then  # the batch script: one task per node (per T
   elif [[ -e "$UNIXKD_STOP_FILE" ]]; then
     echo "the run ended (status $status) before it stopped on the preemption signal: not requeued"
   fi
-  rm -f "$UNIXKD_STOP_FILE"
+  rm -rf "$UNIXKD_STOP_FILE" "$UNIXKD_LAST_WORDS"
   exit "$status"
 fi
 

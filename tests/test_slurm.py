@@ -232,7 +232,7 @@ def test_imagenet_more_tasks_than_nodes_on_gpus_is_refused_in_one_line():
 FAKE_SRUN = """#!/usr/bin/env bash
 # srun standing in for a run: waits for the job's stop file, then stops as the run would (STOPS=1: it marks the
 # file and exits 75, once $LOG_DIR/exit is there) or ends as if it had finished meanwhile (exits 0).
-touch "$LOG_DIR/srun-started"
+[[ -d "$UNIXKD_LAST_WORDS" ]] && echo "$UNIXKD_LAST_WORDS" > "$LOG_DIR/srun-started"
 until [[ -e "$UNIXKD_STOP_FILE" ]]; do sleep 0.05; done
 [[ "$STOPS" == 1 ]] || exit 0
 echo stopped > "$UNIXKD_STOP_FILE"
@@ -275,6 +275,8 @@ def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues
     assert "start 1: 2 task(s) of 4 CPU(s) (SLURM_JOB_CPUS_PER_NODE=8)" in out  # the node's 8 CPUs, shared
     requeued = (tmp_path / "scontrol").read_text() if (tmp_path / "scontrol").exists() else ""
     assert job.returncode == (75 if stops else 0) and not stop_file.exists()
+    words = tmp_path / "slurm-imagenet-42.words"  # every node's launcher's, for the ranks' last lines
+    assert (tmp_path / "srun-started").read_text() == f"{words}\n" and not words.exists()
     if stops:
         assert requeued == "requeue 42\n" and "requeueing job 42" in out
     else:

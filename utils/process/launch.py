@@ -8,6 +8,7 @@ its last line (an `error:` line, where the run stopped) in a folder rather than 
 with that rank's status. Where no rank left a line (a crash), the status is torchrun's root cause's: its
 first failure by time, a worker killed by a signal mapped to 128 + the signal's number, as a shell does.
 """
+import contextlib
 import os
 import signal
 import sys
@@ -45,7 +46,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not hasattr(args, "signals_to_handle"):  # torch < 2.9: pass SIGUSR1 on as its agent does the other four
         signal.signal(signal.SIGUSR1, signal_exception)
-    with tempfile.TemporaryDirectory(prefix="unixkd-torchrun-") as folder:
+    shared = os.environ.get(last_words.LAST_WORDS)  # every node's launcher's (command/imagenet_slurm.sh)
+    with contextlib.nullcontext(shared) if shared else tempfile.TemporaryDirectory(prefix="unixkd-torchrun-") as folder:
         words = Path(folder)
         os.environ[last_words.LAST_WORDS] = folder  # the workers inherit it
         try:
@@ -56,7 +58,8 @@ def main(argv=None) -> int:
         except SignalException as signalled:  # torchrun has passed the signal on and waited for the workers
             status, line = last_words.first(words) or (128 + signalled.sigval, f"interrupted ({signalled.sigval.name})")
         finally:
-            del os.environ[last_words.LAST_WORDS]
-        if line:
+            if not shared:
+                del os.environ[last_words.LAST_WORDS]
+        if line and last_words.speaks_here(words):
             print(line, file=sys.stderr)
         return status
