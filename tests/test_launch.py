@@ -72,6 +72,7 @@ def test_before_torch_2_9_the_launcher_passes_the_preemption_signal_on_itself(mo
 
     monkeypatch.setattr(torch.distributed.run, "parse_args", lambda argv: argparse.Namespace())
     monkeypatch.setattr(torch.distributed.run, "run", signalled_run)
+    monkeypatch.setattr(launch, "wait_for_the_workers", lambda seconds: None)  # none here
     monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
     previous = signal.signal(signal.SIGUSR1, lambda *_: pytest.fail("the launcher died of SIGUSR1"))
     try:
@@ -89,11 +90,28 @@ def test_ctrl_c_under_the_launcher_gives_rank_0s_hint_once_and_no_traceback(monk
         del os.environ["RANK"]
         raise SignalException("got SIGINT", signal.SIGINT)
 
+    waited = []  # for the workers (below), none here
     monkeypatch.setattr(torch.distributed.run, "run", interrupted_run)
+    monkeypatch.setattr(launch, "wait_for_the_workers", waited.append)
     monkeypatch.delenv(LAST_WORDS, raising=False)
     monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
-    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130
+    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130 and waited == [30]
     assert capsys.readouterr().err == "interrupted; continue with --resume\n" and LAST_WORDS not in os.environ
+
+
+def test_after_a_signal_the_launcher_waits_for_its_workers_deaf_to_ctrl_c_again():
+    """Ctrl-C again cuts torchrun's own wait for its workers short (it tells them to stop at once): the launcher
+    still ends after them, whatever further Ctrl-C comes meanwhile, not before with its workers running."""
+    said = []
+    previous = signal.signal(signal.SIGINT, lambda *_: said.append("Ctrl-C"))
+    try:
+        worker = subprocess.Popen(["bash", "-c", "sleep 0.2; kill -INT $PPID; sleep 0.2"])
+        launch.wait_for_the_workers(10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with pytest.raises(ChildProcessError):  # ended, and reaped
+        os.waitpid(worker.pid, os.WNOHANG)
+    assert said == []
 
 
 def test_a_rank_other_than_0_leaves_ctrl_c_to_rank_0(monkeypatch, capsys):

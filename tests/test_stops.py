@@ -68,11 +68,24 @@ def test_ctrl_c_again_a_second_later_stops_at_once_but_not_the_same_signal_sent_
     with StopWatch(clock) as watch:
         watch._note(signal.SIGINT, None)
         watch._note(signal.SIGINT, None)  # at the same moment: srun and torchrun's agent both passed it on
+        watch._note(signal.SIGTERM, None)
         clock.now = 1.5
         with pytest.raises(KeyboardInterrupt):
             watch._note(signal.SIGINT, None)
-        watch._note(signal.SIGTERM, None)  # SIGKILL follows a SIGTERM anyway: noted only
     assert isinstance(stopped(watch.noted, "here"), Interrupted)
+
+
+def test_under_torchrun_ctrl_c_again_comes_as_a_sigterm_and_stops_at_once():
+    """torchrun's agent passes the first Ctrl-C on as SIGINT; a second one cuts its wait short, and it stops its
+    workers with SIGTERM. A SIGTERM alone (kill, SLURM) is noted only: the run saves where it is."""
+    clock = Clock()
+    with StopWatch(clock) as watch:
+        watch._note(signal.SIGTERM, None)
+        clock.now = 5.0
+        watch._note(signal.SIGINT, None)
+        clock.now = 6.5
+        with pytest.raises(KeyboardInterrupt):
+            watch._note(signal.SIGTERM, None)
 
 
 def test_the_stop_file_stops_the_run_as_the_preemption_signal_does_and_is_marked_once_saved(tmp_path, monkeypatch):

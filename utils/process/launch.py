@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from utils.process import last_words
@@ -22,12 +23,27 @@ from utils.process.cli import exit_status
 # four alone) and dies of any other: the preemption signal, SIGUSR1, must be among them, or the launcher ends at
 # once (status 138) and leaves its workers running, unwatched. A --signals-to-handle given still wins.
 SIGNALS_TO_HANDLE = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
+WORKERS_END_SECONDS = 30  # torchrun's own wait for its workers after it passed a signal on, before SIGKILL
 
 
 def root_cause(failed) -> tuple:
     """(status, torchrun's report) of a ChildFailedError: its first failure by time, not its lowest rank."""
     _, failure = failed.get_first_failure()
     return exit_status(failure.exitcode), str(failed).strip()
+
+
+def wait_for_the_workers(seconds: float) -> None:
+    """Ctrl-C again cuts torchrun's wait for its workers short (it has told them to stop at once, with SIGTERM):
+    wait for them here, deaf to more Ctrl-C, up to `seconds`, so that the launcher ends after its workers."""
+    previous, deadline = signal.signal(signal.SIGINT, signal.SIG_IGN), time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):  # some left, none ended since
+                time.sleep(0.05)
+    except ChildProcessError:  # none left
+        pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def signal_exception(number, frame):
@@ -56,6 +72,7 @@ def main(argv=None) -> int:
         except ChildFailedError as failed:
             status, line = last_words.first(words) or root_cause(failed)
         except SignalException as signalled:  # torchrun has passed the signal on and waited for the workers
+            wait_for_the_workers(WORKERS_END_SECONDS)
             status, line = last_words.first(words) or (128 + signalled.sigval, f"interrupted ({signalled.sigval.name})")
         finally:
             if not shared:

@@ -10,7 +10,8 @@ The stops, each noted by a handler while the training loop runs:
   run stops at once, from its last checkpoint, with one line and status 143 all the same.
 - SIGINT (Ctrl-C; torchrun's agent passes it to the workers): status 130. Ctrl-C again, a second or more
   later (a signal sent twice, by srun and by torchrun's agent, comes at once), ends the run at once
-  (KeyboardInterrupt), from its last checkpoint.
+  (KeyboardInterrupt), from its last checkpoint; so does a SIGTERM that late after it, which is how torchrun's
+  agent passes on a second Ctrl-C.
 
 The handlers only note the stop. Under DDP every rank must stop after the same iteration, so the ranks agree in
 one small all-reduce, at iterations they all know: the interval in iterations is agreed at each check, from the
@@ -65,16 +66,22 @@ class StopWatch:
             self._interrupted()
         elif number == signal.SIGTERM:
             self.terminated = True
+            self._again()
         self.noted = max(self.noted, REASONS[number])
 
     def _interrupted(self) -> None:
-        now = self.clock()
         if self._interrupted_at is None:
-            self._interrupted_at = now
+            self._interrupted_at = self.clock()
             if distributed.is_main():  # straight to the file: print() may be busy where the signal came
                 os.write(2, b"\ninterrupted: the run saves where it is and stops (Ctrl-C again to stop at once)\n")
-        elif now - self._interrupted_at >= AGAIN_SECONDS:
-            raise KeyboardInterrupt  # Ctrl-C again: stop now
+        else:
+            self._again()
+
+    def _again(self) -> None:
+        """Ctrl-C again, or the SIGTERM that torchrun's agent sends on a second Ctrl-C: stop now, if it came late
+        enough after the first Ctrl-C not to be the same one passed on twice."""
+        if self._interrupted_at is not None and self.clock() - self._interrupted_at >= AGAIN_SECONDS:
+            raise KeyboardInterrupt
 
     def after_iteration(self) -> int:
         """After each training iteration, on every rank: the reason to stop now (every rank gets the same), or 0."""
