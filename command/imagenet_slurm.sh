@@ -19,7 +19,8 @@
 # each node's memory), EXCLUSIVE (1: whole nodes; 0 shares them), SIGNAL_SECONDS (180), PORT (the rendezvous port
 # on the first node; default 20000 + job id mod 10000, so two jobs sharing a node do not collide), LOG_DIR
 # (.: where slurm-imagenet-<job id>.out and the job's stop file go), PYTHON, SBATCH_ARGS. Relative paths in
-# LOG_DIR, --data-root, --experiments-dir and --teacher-path are taken from where you submit. NCCL_* and
+# LOG_DIR, --data-root, --experiments-dir and --teacher-path are taken from where you submit, and so is the
+# default --experiments-dir, ./experiments. NCCL_* and
 # TORCH_NCCL_* variables set when submitting reach every process (--export=ALL); the log lists them. The
 # repository, --experiments-dir and LOG_DIR must be on a file system the nodes share.
 set -euo pipefail
@@ -68,16 +69,22 @@ fi
 absolute() {  # a path given relative to where the job is submitted, as the job will see it
   case "$1" in /*) echo "$1" ;; .) echo "$PWD" ;; *) echo "$PWD/${1#./}" ;; esac
 }
+a_file() {  # a teacher given as a file, as the job will see it; anything else (torchvision:NAME) as given
+  if [[ -e "$1" ]]; then absolute "$1"; else echo "$1"; fi
+}
 args=()  # the flags, with their relative paths made absolute: the job runs in the repository
+experiments=("--experiments-dir" "$PWD/experiments")  # the scripts' default, ./experiments, where you submit
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --experiments-dir|--experiments-dir=*) experiments=() ;;&
     --data-root|--experiments-dir) args+=("$1" ${2+"$(absolute "$2")"}); shift $(($# > 1 ? 2 : 1)) ;;
     --data-root=*|--experiments-dir=*) args+=("${1%%=*}=$(absolute "${1#*=}")"); shift ;;
-    --teacher-path) args+=("$1" ${2+"$([[ -e "$2" ]] && absolute "$2" || echo "$2")"}); shift $(($# > 1 ? 2 : 1)) ;;
+    --teacher-path) args+=("$1" ${2+"$(a_file "$2")"}); shift $(($# > 1 ? 2 : 1)) ;;
+    --teacher-path=*) args+=("--teacher-path=$(a_file "${1#*=}")"); shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
-set -- "${args[@]}"
+set -- "${args[@]:0:1}" "${experiments[@]}" "${args[@]:1}"
 export LOG_DIR="$(absolute "${LOG_DIR:-.}")"
 cd "$(dirname "$0")/.."
 if [[ $# -lt 1 || ( "$1" != teacher.py && "$1" != student_v0.py ) ]]; then

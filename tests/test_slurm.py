@@ -210,13 +210,17 @@ def test_imagenet_relative_paths_are_where_the_job_was_submitted_not_the_reposit
     done = imagenet_dry_run("--data-root", "data/imagenet", "--experiments-dir=./exp", "--teacher-path", "t.pth",
                             cwd=tmp_path, LOG_DIR="logs")
     (tmp_path / "t.pth").touch()
-    found = imagenet_dry_run("--teacher-path", "t.pth", "--teacher-path", "torchvision:resnet34", cwd=tmp_path)
+    found = imagenet_dry_run("--teacher-path", "t.pth", "--teacher-path=./t.pth", "--teacher-path",
+                             "torchvision:resnet34", "--teacher-path=torchvision:resnet34", cwd=tmp_path)
     call, task = done.stdout.splitlines()
     assert f" --output {tmp_path}/logs/slurm-imagenet-%j.out " in call
-    assert task.endswith(f" --data-root {tmp_path}/data/imagenet --experiments-dir={tmp_path}/exp "
+    assert task.endswith(f" teacher.py --data-root {tmp_path}/data/imagenet --experiments-dir={tmp_path}/exp "
                          f"--teacher-path t.pth --resume")  # no such file: left as given
-    assert found.stdout.splitlines()[1].endswith(f" --teacher-path {tmp_path}/t.pth --teacher-path "
-                                                 f"torchvision:resnet34 --resume")
+    # Without --experiments-dir, the scripts' default ./experiments, where the job was submitted too.
+    assert found.stdout.splitlines()[1].endswith(
+        f" teacher.py --experiments-dir {tmp_path}/experiments --teacher-path {tmp_path}/t.pth "
+        f"--teacher-path={tmp_path}/t.pth --teacher-path torchvision:resnet34 --teacher-path=torchvision:resnet34 "
+        f"--resume")
 
 
 def test_imagenet_more_tasks_than_nodes_on_gpus_is_refused_in_one_line():
