@@ -7,6 +7,10 @@ its last line (an `error:` line, where the run stopped) in a folder rather than 
 (utils.process.last_words), and the launcher prints the first one said, whichever rank said it, and exits
 with that rank's status. Where no rank left a line (a crash), the status is torchrun's root cause's: its
 first failure by time, a worker killed by a signal mapped to 128 + the signal's number, as a shell does.
+
+It passes the preemption signal (SIGUSR1) on to the workers as torchrun does SIGINT and SIGTERM, and after a
+signal ends only once its workers have. A folder named in UNIXKD_LAST_WORDS (command/imagenet_slurm.sh: one on
+the shared file system for every node's launcher) is used rather than one of its own.
 """
 import contextlib
 import os
