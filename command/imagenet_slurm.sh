@@ -18,11 +18,11 @@
 # default with EXCLUSIVE=1: the node's own, shared between its processes; with EXCLUSIVE=0: 9), MEM (0: all of
 # each node's memory), EXCLUSIVE (1: whole nodes; 0 shares them), SIGNAL_SECONDS (180), PORT (the rendezvous port
 # on the first node; default 20000 + job id mod 10000, so two jobs sharing a node do not collide), LOG_DIR
-# (.: where slurm-imagenet-<job id>.out and the job's stop file go), PYTHON, SBATCH_ARGS. Relative paths in
-# LOG_DIR, --data-root, --experiments-dir and --teacher-path are taken from where you submit, and so is the
-# default --experiments-dir, ./experiments. NCCL_* and
-# TORCH_NCCL_* variables set when submitting reach every process (--export=ALL); the log lists them. The
-# repository, --experiments-dir and LOG_DIR must be on a file system the nodes share.
+# (.: where slurm-imagenet-<job id>.out, the job's stop file and its ranks' last words go), PYTHON, SBATCH_ARGS.
+# Relative paths in LOG_DIR, --data-root, --experiments-dir and --teacher-path are taken from where you submit,
+# and so is the default --experiments-dir, ./experiments. NCCL_* and TORCH_NCCL_* variables set when submitting
+# reach every process (--export=ALL); the log lists them. The repository, --experiments-dir and LOG_DIR must be
+# on a file system the nodes share.
 set -euo pipefail
 
 if [[ "${1:-}" == "--task" ]]; then  # inside the job: one task = one torchrun
