@@ -45,6 +45,13 @@ if (( jobs > 1 )) && ! { parallel --version 2> /dev/null | grep -q "GNU parallel
   echo "error: $jobs runs at once (GPUS=\"$GPUS\", JOBS_PER_GPU=$JOBS_PER_GPU) need GNU parallel, which is not installed: apt-get install parallel (Debian/Ubuntu), or run one at a time without GPUS and JOBS_PER_GPU" >&2
   exit 2
 fi
+# Ctrl-C reaches GNU parallel, not its jobs (each in a process group of its own); its default is then SIGTERM
+# and SIGKILL within a second, before a run has saved: have it pass Ctrl-C on and give each run 30 s to save and
+# stop (--termseq; a GNU parallel too old for it keeps its default).
+termseq=()
+if (( jobs > 1 )) && parallel --will-cite --termseq INT,1 true ::: x > /dev/null 2>&1; then
+  termseq=(--termseq INT,30000,TERM,5000,KILL,25)
+fi
 
 # Ctrl-C reaches the runs as well: once they have stopped, stop here too (rather than start the next run).
 trap 'echo "interrupted: the same command continues every unfinished run" >&2; exit 130' INT
@@ -62,7 +69,7 @@ for phase in teachers students; do
   else
     # Job slot {%} (1..jobs) picks the GPU, so each GPU always holds JOBS_PER_GPU runs; each run's output goes
     # to $EXPERIMENTS_DIR/logs/, and here only when a run starts and ends.
-    parallel --will-cite --quote --line-buffer --jobs "$jobs" \
+    parallel --will-cite --quote --line-buffer --jobs "$jobs" ${termseq[@]+"${termseq[@]}"} \
       "$PYTHON" -m utils.jobs run --gpus "$GPUS" --slot {%} --pin --to-file --jobs "$jobs" {} <<< "$names" || failed=1
   fi
 done

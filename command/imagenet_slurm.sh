@@ -18,10 +18,11 @@
 # default with EXCLUSIVE=1: the node's own, shared between its processes; with EXCLUSIVE=0: 9), MEM (0: all of
 # each node's memory), EXCLUSIVE (1: whole nodes; 0 shares them), SIGNAL_SECONDS (180), PORT (the rendezvous port
 # on the first node; default 20000 + job id mod 10000, so two jobs sharing a node do not collide), LOG_DIR
-# (.: where slurm-imagenet-<job id>.out and the job's stop file go), PYTHON, SBATCH_ARGS. Relative paths in
-# LOG_DIR, --data-root, --experiments-dir and --teacher-path are taken from where you submit. NCCL_* and
-# TORCH_NCCL_* variables set when submitting reach every process (--export=ALL); the log lists them. The
-# repository, --experiments-dir and LOG_DIR must be on a file system the nodes share.
+# (.: where slurm-imagenet-<job id>.out, the job's stop file and its ranks' last words go), PYTHON, SBATCH_ARGS.
+# Relative paths in LOG_DIR, --data-root, --experiments-dir and --teacher-path are taken from where you submit,
+# and so is the default --experiments-dir, ./experiments. NCCL_* and TORCH_NCCL_* variables set when submitting
+# reach every process (--export=ALL); the log lists them. The repository, --experiments-dir and LOG_DIR must be
+# on a file system the nodes share.
 set -euo pipefail
 
 if [[ "${1:-}" == "--task" ]]; then  # inside the job: one task = one torchrun
@@ -40,9 +41,13 @@ if [[ "${1:-}" == "--job" ]]; then  # the batch script: one task per node (per T
   export SRUN_CPUS_PER_TASK="${SLURM_CPUS_PER_TASK:-$((fewest / ((SLURM_NTASKS + SLURM_JOB_NUM_NODES - 1) / SLURM_JOB_NUM_NODES)))}"
   export UNIXKD_STOP_FILE="${LOG_DIR:-.}/slurm-imagenet-$SLURM_JOB_ID.stop"  # rank 0 watches it (utils/process/preemption.py)
   rm -f "$UNIXKD_STOP_FILE"  # a requeued job starts without its last start's
+  # Every rank's last line, on the shared file system: the launcher of rank 0's node prints the first said.
+  export UNIXKD_LAST_WORDS="${LOG_DIR:-.}/slurm-imagenet-$SLURM_JOB_ID.words"
+  rm -rf "$UNIXKD_LAST_WORDS" && mkdir -p "$UNIXKD_LAST_WORDS"
   echo "job $SLURM_JOB_ID, start $((${SLURM_RESTART_COUNT:-0} + 1)): $SLURM_NTASKS task(s) of $SRUN_CPUS_PER_TASK CPU(s)" \
        "(SLURM_JOB_CPUS_PER_NODE=$SLURM_JOB_CPUS_PER_NODE); NCCL settings: $(env | grep -E '^(TORCH_)?NCCL_' | sort | xargs)"
-  trap 'echo "preemption signal: the run saves and stops"; echo stop > "$UNIXKD_STOP_FILE"' USR1
+  # A second signal (a preemption after the time limit's notice) must not overwrite the run's "stopped" mark.
+  trap 'echo "preemption signal: the run saves and stops"; [[ -e "$UNIXKD_STOP_FILE" ]] || echo stop > "$UNIXKD_STOP_FILE"' USR1
   srun --kill-on-bad-exit=1 bash command/imagenet_slurm.sh --task "$@" &
   run=$!
   status=0
@@ -57,23 +62,29 @@ if [[ "${1:-}" == "--job" ]]; then  # the batch script: one task per node (per T
   elif [[ -e "$UNIXKD_STOP_FILE" ]]; then
     echo "the run ended (status $status) before it stopped on the preemption signal: not requeued"
   fi
-  rm -f "$UNIXKD_STOP_FILE"
+  rm -rf "$UNIXKD_STOP_FILE" "$UNIXKD_LAST_WORDS"
   exit "$status"
 fi
 
 absolute() {  # a path given relative to where the job is submitted, as the job will see it
   case "$1" in /*) echo "$1" ;; .) echo "$PWD" ;; *) echo "$PWD/${1#./}" ;; esac
 }
+a_file() {  # a teacher given as a file, as the job will see it; anything else (torchvision:NAME) as given
+  if [[ -e "$1" ]]; then absolute "$1"; else echo "$1"; fi
+}
 args=()  # the flags, with their relative paths made absolute: the job runs in the repository
+experiments=("--experiments-dir" "$PWD/experiments")  # the scripts' default, ./experiments, where you submit
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --experiments-dir|--experiments-dir=*) experiments=() ;;&
     --data-root|--experiments-dir) args+=("$1" ${2+"$(absolute "$2")"}); shift $(($# > 1 ? 2 : 1)) ;;
     --data-root=*|--experiments-dir=*) args+=("${1%%=*}=$(absolute "${1#*=}")"); shift ;;
-    --teacher-path) args+=("$1" ${2+"$([[ -e "$2" ]] && absolute "$2" || echo "$2")"}); shift $(($# > 1 ? 2 : 1)) ;;
+    --teacher-path) args+=("$1" ${2+"$(a_file "$2")"}); shift $(($# > 1 ? 2 : 1)) ;;
+    --teacher-path=*) args+=("--teacher-path=$(a_file "${1#*=}")"); shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
-set -- "${args[@]}"
+set -- "${args[@]:0:1}" "${experiments[@]}" "${args[@]:1}"
 export LOG_DIR="$(absolute "${LOG_DIR:-.}")"
 cd "$(dirname "$0")/.."
 if [[ $# -lt 1 || ( "$1" != teacher.py && "$1" != student_v0.py ) ]]; then

@@ -1,8 +1,11 @@
 """command/command.sh on a tiny table, for real: GNU parallel on two CPU "GPUs", one run at a time, resuming."""
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -131,3 +134,27 @@ def test_each_run_of_several_sees_only_its_own_gpu(tiny_table, tmp_path):
     gpus_seen = sorted(line.split()[1] for line in seen)
     # How many runs each GPU takes depends on which of parallel's slots frees first; both are used.
     assert gpus_seen == sorted(job.gpu for job in jobs) and set(gpus_seen) == {"0", "1"}
+
+
+@needs_parallel
+def test_ctrl_c_under_gnu_parallel_gives_each_run_the_time_to_save(tiny_table, tmp_path):
+    """The terminal's Ctrl-C reaches command.sh and GNU parallel, whose jobs each run in a process group of their
+    own: parallel passes it on to the runs, which take a moment to save (here 1.5 s) and stop, not SIGTERM then
+    SIGKILL within a second (its default), which would lose the epoch's work."""
+    record, started = tmp_path / "signals.txt", tmp_path / "started"
+    started.mkdir()
+    python = recording_python(tmp_path, f"trap 'echo \"$$ INT\" >> {record}; sleep 1.5; echo \"$$ saved\" >> {record}; "
+                                        f"exit 130' INT; trap 'echo \"$$ TERM\" >> {record}' TERM; "
+                                        f"touch {started}/$$; while :; do sleep 0.05; done")
+    env = {**tiny_table.env(tmp_path / "experiments", GPUS="0 1", JOBS_PER_GPU="1"), "PYTHON": str(python)}
+    dispatcher = subprocess.Popen([BASH, str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(list(started.iterdir())) < 2:
+        assert time.monotonic() < deadline and dispatcher.poll() is None
+        time.sleep(0.05)
+    os.killpg(dispatcher.pid, signal.SIGINT)  # Ctrl-C: to the terminal's foreground process group
+    _, err = dispatcher.communicate(timeout=60)
+    said = sorted(line.split()[1] for line in record.read_text().splitlines())
+    assert said == ["INT", "INT", "saved", "saved"] and dispatcher.returncode == 130
+    assert err.endswith("interrupted: the same command continues every unfinished run\n")

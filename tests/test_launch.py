@@ -1,8 +1,10 @@
 """python -m utils.torchrun: torchrun whose last line is the run's `error:` line or hint, with rank 0's status."""
 import os
 import signal
+import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,57 @@ def test_a_bad_flag_under_torchrun_ends_with_the_error_line_and_its_status(tmp_p
     assert "Traceback" not in done.stderr and done.stderr.count("error: --batch-size") == 1
 
 
+WAITS_FOR_THE_PREEMPTION_SIGNAL = """
+import signal, sys, time
+from pathlib import Path
+from utils.errors import Preempted
+from utils.process.cli import run_main
+
+def main():
+    def stop(number, frame):
+        raise Preempted("stopped on the preemption signal after iteration 3/9 of epoch 1, saved in last.pth")
+    signal.signal(signal.SIGUSR1, stop)
+    Path(sys.argv[1]).touch()
+    time.sleep(20)  # the launcher, not this, ends it
+
+run_main(main)
+"""
+
+
+def test_the_preemption_signal_sent_to_the_launcher_reaches_the_workers_and_ends_with_their_line_and_75(tmp_path):
+    """SLURM signals the launcher (srun's task); torchrun's agent dies of a signal it does not pass on, leaving its
+    workers running, unwatched (status 138)."""
+    (tmp_path / "worker.py").write_text(WAITS_FOR_THE_PREEMPTION_SIGNAL)
+    ready = tmp_path / "ready"
+    launcher = subprocess.Popen([sys.executable, "-m", "utils.torchrun", "--nproc_per_node=1", "worker.py", str(ready)],
+                                cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 30
+    while not ready.exists() and launcher.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGUSR1)
+    _, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 75, err
+    assert err.splitlines()[-1] == "stopped on the preemption signal after iteration 3/9 of epoch 1, saved in last.pth"
+
+
+def test_before_torch_2_9_the_launcher_passes_the_preemption_signal_on_itself(monkeypatch, capsys):
+    """torchrun before 2.9 has no --signals-to-handle: its agent handles SIGTERM, SIGINT, SIGHUP and SIGQUIT."""
+    def signalled_run(args):
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(torch.distributed.run, "parse_args", lambda argv: argparse.Namespace())
+    monkeypatch.setattr(torch.distributed.run, "run", signalled_run)
+    monkeypatch.setattr(launch, "wait_for_the_workers", lambda seconds: None)  # none here
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: pytest.fail("the launcher died of SIGUSR1"))
+    try:
+        assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 128 + signal.SIGUSR1
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert capsys.readouterr().err == "interrupted (SIGUSR1)\n"
+
+
 def test_ctrl_c_under_the_launcher_gives_rank_0s_hint_once_and_no_traceback(monkeypatch, capsys):
     def interrupted_run(args):
         os.environ["RANK"] = "0"  # as in a worker: rank 0 leaves its word, then the agent gets the signal too
@@ -37,10 +90,28 @@ def test_ctrl_c_under_the_launcher_gives_rank_0s_hint_once_and_no_traceback(monk
         del os.environ["RANK"]
         raise SignalException("got SIGINT", signal.SIGINT)
 
+    waited = []  # for the workers (below), none here
     monkeypatch.setattr(torch.distributed.run, "run", interrupted_run)
+    monkeypatch.setattr(launch, "wait_for_the_workers", waited.append)
     monkeypatch.delenv(LAST_WORDS, raising=False)
-    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
+    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130 and waited == [30]
     assert capsys.readouterr().err == "interrupted; continue with --resume\n" and LAST_WORDS not in os.environ
+
+
+def test_after_a_signal_the_launcher_waits_for_its_workers_deaf_to_ctrl_c_again():
+    """Ctrl-C again cuts torchrun's own wait for its workers short (it tells them to stop at once): the launcher
+    still ends after them, whatever further Ctrl-C comes meanwhile, not before with its workers running."""
+    said = []
+    previous = signal.signal(signal.SIGINT, lambda *_: said.append("Ctrl-C"))
+    try:
+        worker = subprocess.Popen(["bash", "-c", "sleep 0.2; kill -INT $PPID; sleep 0.2"])
+        launch.wait_for_the_workers(10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with pytest.raises(ChildProcessError):  # ended, and reaped
+        os.waitpid(worker.pid, os.WNOHANG)
+    assert said == []
 
 
 def test_a_rank_other_than_0_leaves_ctrl_c_to_rank_0(monkeypatch, capsys):
@@ -81,6 +152,32 @@ def test_the_launcher_ends_with_the_first_line_any_rank_said_and_its_status(tmp_
     assert last_words.first(tmp_path) == (143, "")
 
 
+@pytest.mark.parametrize("rank_0_here", [True, False], ids=["rank-0-on-this-node", "rank-0-on-another"])
+def test_the_launchers_of_several_nodes_share_the_words_and_the_one_that_started_rank_0_prints(rank_0_here, tmp_path,
+                                                                                               monkeypatch, capsys):
+    """command/imagenet_slurm.sh gives every node's launcher one folder: rank 1's error is every launcher's status,
+    and the line is printed once, by the launcher of rank 0's node (rank 0 names its parent as it starts)."""
+    def rank_1_fails_then_rank_0(args):
+        monkeypatch.setenv("RANK", "0")
+        with monkeypatch.context() as parent:
+            # In a worker of this launcher, or of another on another node.
+            parent.setattr(os, "getppid", lambda: os.getpid() + (0 if rank_0_here else 1))
+            with pytest.raises(SystemExit), distributed.main_speaks():
+                monkeypatch.setenv("RANK", "1")
+                last_words.leave("error: cannot read checkpoint last.pth", 2)
+                monkeypatch.setenv("RANK", "0")
+                raise ConnectionError("Connection closed by peer")
+        raise failed_workers((0, 1, 2))
+
+    monkeypatch.setattr(torch.distributed.run, "run", rank_1_fails_then_rank_0)
+    monkeypatch.setenv(LAST_WORDS, str(tmp_path))
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
+    assert launch.main(["--nnodes=2", "--nproc_per_node=1", "teacher.py"]) == 2
+    said = capsys.readouterr().err
+    assert said.endswith("error: cannot read checkpoint last.pth\n") if rank_0_here else "error:" not in said
+    assert os.environ[LAST_WORDS] == str(tmp_path) and tmp_path.is_dir()  # the job's folder, the script removes it
+
+
 def failed_workers(*failures) -> ChildFailedError:
     """torchrun's error for workers (rank, exit code, when it failed) that left no word."""
     found = {}
@@ -100,5 +197,6 @@ def test_without_a_word_the_launcher_exits_with_torchruns_root_cause_a_signal_as
         raise failed_workers(*failures)
 
     monkeypatch.setattr(torch.distributed.run, "run", failed)
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
     assert launch.main(["--nproc_per_node=2", "teacher.py"]) == status
     assert "Root Cause" in capsys.readouterr().err

@@ -32,7 +32,7 @@ from utils.runs.report import best_epoch
 from utils.runs.rundir import open_run
 from utils.runs.runnames import student_run_name, teacher_run_name
 from utils.training import trainer
-from utils.training.iteration import TrainIteration
+from utils.training.iteration import Evaluation, TrainIteration
 
 REPO = Path(__file__).resolve().parents[1]
 START = SessionLog.START
@@ -411,6 +411,29 @@ def test_ctrl_c_mid_epoch_keeps_what_the_epoch_did_and_the_last_finished_epochs_
     teacher.main([*argv, "--resume"])
     assert (f"resumed {run} after epoch 1, 1 of 3 iterations into epoch 2 (best {before['best_acc']:.2f}): "
             f"continues with epoch 2, iteration 2 of 3\n") in capsys.readouterr().out
+
+
+def test_ctrl_c_during_an_epochs_evaluation_stops_once_the_epoch_is_saved(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while epoch 1 of 2 is evaluated: the epoch ends, is saved, and the run stops there (not one iteration
+    into epoch 2); --resume continues with epoch 2's first iteration."""
+    root = write_image_folder(tmp_path / "data", classes=3, train_per_class=2, val_per_class=1, size=36)
+    argv = ["--dataset", "imagenet", "--data-root", str(root), "--arch", "imagenet_mobilenet_v2", "--image-size", "32",
+            "--workers", "0", "--batch-size", "2", "--epoch", "2", "--milestones", "1",
+            "--experiments-dir", str(tmp_path / "e")]
+    evaluate, train = Evaluation.__call__, TrainIteration.__call__
+    monkeypatch.setattr(Evaluation, "__call__", lambda self: os.kill(os.getpid(), signal.SIGINT) or evaluate(self))
+    monkeypatch.setattr(preemption, "CHECK_SECONDS", 0)  # a check after every iteration: epoch 2's first would stop
+    with pytest.raises(Interrupted, match=r"^interrupted after epoch 1, saved in .*last\.pth; --resume continues "
+                                          r"from there$") as interrupted:
+        teacher.main(argv)
+    assert interrupted.value.status == 130
+    capsys.readouterr()
+    monkeypatch.setattr(TrainIteration, "__call__", lambda self, plan: os.kill(os.getpid(), signal.SIGINT) or
+                        train(self, plan))
+    with pytest.raises(Interrupted, match="after iteration 1/3 of epoch 2"):  # enough: the resume's line is out
+        teacher.main([*argv, "--resume"])
+    out = capsys.readouterr().out
+    assert "after epoch 1 (best " in out and "): continues with epoch 2, iteration 1 of 3\n" in out
 
 
 def test_a_resume_keeps_the_runs_own_value_of_each_flag_not_given(tmp_path, capsys):

@@ -210,13 +210,17 @@ def test_imagenet_relative_paths_are_where_the_job_was_submitted_not_the_reposit
     done = imagenet_dry_run("--data-root", "data/imagenet", "--experiments-dir=./exp", "--teacher-path", "t.pth",
                             cwd=tmp_path, LOG_DIR="logs")
     (tmp_path / "t.pth").touch()
-    found = imagenet_dry_run("--teacher-path", "t.pth", "--teacher-path", "torchvision:resnet34", cwd=tmp_path)
+    found = imagenet_dry_run("--teacher-path", "t.pth", "--teacher-path=./t.pth", "--teacher-path",
+                             "torchvision:resnet34", "--teacher-path=torchvision:resnet34", cwd=tmp_path)
     call, task = done.stdout.splitlines()
     assert f" --output {tmp_path}/logs/slurm-imagenet-%j.out " in call
-    assert task.endswith(f" --data-root {tmp_path}/data/imagenet --experiments-dir={tmp_path}/exp "
+    assert task.endswith(f" teacher.py --data-root {tmp_path}/data/imagenet --experiments-dir={tmp_path}/exp "
                          f"--teacher-path t.pth --resume")  # no such file: left as given
-    assert found.stdout.splitlines()[1].endswith(f" --teacher-path {tmp_path}/t.pth --teacher-path "
-                                                 f"torchvision:resnet34 --resume")
+    # Without --experiments-dir, the scripts' default ./experiments, where the job was submitted too.
+    assert found.stdout.splitlines()[1].endswith(
+        f" teacher.py --experiments-dir {tmp_path}/experiments --teacher-path {tmp_path}/t.pth "
+        f"--teacher-path={tmp_path}/t.pth --teacher-path torchvision:resnet34 --teacher-path=torchvision:resnet34 "
+        f"--resume")
 
 
 def test_imagenet_more_tasks_than_nodes_on_gpus_is_refused_in_one_line():
@@ -231,18 +235,23 @@ def test_imagenet_more_tasks_than_nodes_on_gpus_is_refused_in_one_line():
 
 FAKE_SRUN = """#!/usr/bin/env bash
 # srun standing in for a run: waits for the job's stop file, then stops as the run would (STOPS=1: it marks the
-# file and exits 75) or ends as if it had finished meanwhile (exits 0).
-touch "$LOG_DIR/srun-started"
+# file and exits 75, once $LOG_DIR/exit is there) or ends as if it had finished meanwhile (exits 0).
+[[ -d "$UNIXKD_LAST_WORDS" ]] && echo "$UNIXKD_LAST_WORDS" > "$LOG_DIR/srun-started"
 until [[ -e "$UNIXKD_STOP_FILE" ]]; do sleep 0.05; done
-[[ "$STOPS" == 1 ]] && echo stopped > "$UNIXKD_STOP_FILE" && exit 75
-exit 0
+[[ "$STOPS" == 1 ]] || exit 0
+echo stopped > "$UNIXKD_STOP_FILE"
+until [[ -e "$LOG_DIR/exit" ]]; do sleep 0.05; done
+exit 75
 """
 
 
-@pytest.mark.parametrize("stops", [True, False], ids=["stopped", "ended"])
-def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues_only_a_stopped_run(stops, tmp_path):
+@pytest.mark.parametrize("stops, signals", [(True, 1), (False, 1), (True, 2)],
+                         ids=["stopped", "ended", "signalled-twice"])
+def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues_only_a_stopped_run(stops, signals,
+                                                                                                    tmp_path):
     """SLURM signals the job's shell; the shell writes the stop file (a signal to the tasks need not reach
-    torchrun's workers) and requeues the job only where the run marked it stopped, not where it ended otherwise."""
+    torchrun's workers) and requeues the job only where the run marked it stopped, not where it ended otherwise.
+    A second signal (a preemption notice after the time limit's) leaves the run's mark alone."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(FAKE_SRUN)
@@ -258,10 +267,20 @@ def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues
         assert time.monotonic() < deadline and job.poll() is None
         time.sleep(0.05)
     job.send_signal(signal.SIGUSR1)
+    stop_file = tmp_path / "slurm-imagenet-42.stop"
+    if signals == 2:
+        while not (stop_file.exists() and stop_file.read_text() == "stopped\n"):
+            assert time.monotonic() < deadline and job.poll() is None
+            time.sleep(0.05)
+        job.send_signal(signal.SIGUSR1)
+        time.sleep(0.2)  # bash runs the trap once the command under way (sleep 0.05) ends
+    (tmp_path / "exit").touch()
     out, _ = job.communicate(timeout=30)
     assert "start 1: 2 task(s) of 4 CPU(s) (SLURM_JOB_CPUS_PER_NODE=8)" in out  # the node's 8 CPUs, shared
     requeued = (tmp_path / "scontrol").read_text() if (tmp_path / "scontrol").exists() else ""
-    assert job.returncode == (75 if stops else 0) and not (tmp_path / "slurm-imagenet-42.stop").exists()
+    assert job.returncode == (75 if stops else 0) and not stop_file.exists()
+    words = tmp_path / "slurm-imagenet-42.words"  # every node's launcher's, for the ranks' last lines
+    assert (tmp_path / "srun-started").read_text() == f"{words}\n" and not words.exists()
     if stops:
         assert requeued == "requeue 42\n" and "requeueing job 42" in out
     else:

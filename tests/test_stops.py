@@ -2,13 +2,16 @@
 rank makes at the same iterations, about once a second rather than after every iteration."""
 import os
 import signal
+import subprocess
+import time
 
 import pytest
+import torch
 
 from utils.errors import Interrupted, Preempted
 from utils.process import preemption
 from utils.process.cli import run_main
-from utils.process.preemption import PREEMPTION, STOP_FILE, StopWatch, stopped
+from utils.process.preemption import PREEMPTION, STOP_FILE, StopWatch, stopped, stopped_at_once
 
 
 class Clock:
@@ -65,11 +68,24 @@ def test_ctrl_c_again_a_second_later_stops_at_once_but_not_the_same_signal_sent_
     with StopWatch(clock) as watch:
         watch._note(signal.SIGINT, None)
         watch._note(signal.SIGINT, None)  # at the same moment: srun and torchrun's agent both passed it on
+        watch._note(signal.SIGTERM, None)
         clock.now = 1.5
         with pytest.raises(KeyboardInterrupt):
             watch._note(signal.SIGINT, None)
-        watch._note(signal.SIGTERM, None)  # SIGKILL follows a SIGTERM anyway: noted only
     assert isinstance(stopped(watch.noted, "here"), Interrupted)
+
+
+def test_under_torchrun_ctrl_c_again_comes_as_a_sigterm_and_stops_at_once():
+    """torchrun's agent passes the first Ctrl-C on as SIGINT; a second one cuts its wait short, and it stops its
+    workers with SIGTERM. A SIGTERM alone (kill, SLURM) is noted only: the run saves where it is."""
+    clock = Clock()
+    with StopWatch(clock) as watch:
+        watch._note(signal.SIGTERM, None)
+        clock.now = 5.0
+        watch._note(signal.SIGINT, None)
+        clock.now = 6.5
+        with pytest.raises(KeyboardInterrupt):
+            watch._note(signal.SIGTERM, None)
 
 
 def test_the_stop_file_stops_the_run_as_the_preemption_signal_does_and_is_marked_once_saved(tmp_path, monkeypatch):
@@ -85,3 +101,36 @@ def test_the_stop_file_stops_the_run_as_the_preemption_signal_does_and_is_marked
     assert stop.read_text() == "stopped\n" and isinstance(stopped(PREEMPTION, "here"), Preempted)
     monkeypatch.setenv("RANK", "1")  # the other ranks learn of it from rank 0, in the check
     assert StopWatch().stop_file is None
+
+
+def a_loader_worker():
+    """The process id of a DataLoader's worker process, started as the torchvision loader's are (and kept alive)."""
+    batches = iter(torch.utils.data.DataLoader(range(64), num_workers=1,
+                                               worker_init_fn=preemption.leave_stops_to_the_main_process))
+    next(batches)
+    return batches, batches._workers[0].pid
+
+
+def train_a_while() -> None:
+    """Signal handlers run in the main thread between the steps of its work (torch's raises on a dead worker)."""
+    for _ in range(500):
+        time.sleep(0.01)
+
+
+def test_a_sigterm_that_also_ended_the_loaders_workers_is_a_quiet_stop_with_status_143():
+    """SLURM's time limit signals every process: the torchvision loader's workers die of the SIGTERM before the run
+    can save, and torch says so in an error. With the SIGTERM noted, that is the stop, at once, not a traceback."""
+    batches, worker = a_loader_worker()
+    with pytest.raises(KeyboardInterrupt) as stop, StopWatch():
+        os.kill(os.getpid(), signal.SIGTERM)
+        subprocess.run(["kill", "-TERM", str(worker)], check=True)  # a worker signalled by its parent exits quietly
+        train_a_while()
+    line = stopped_at_once(stop.value, kept=True)
+    assert (str(line), line.status) == ("stopped on SIGTERM; continue with --resume", 143)
+
+
+def test_a_loader_worker_that_died_without_a_sigterm_to_the_run_is_still_an_error():
+    batches, worker = a_loader_worker()
+    with pytest.raises(RuntimeError, match=r"^DataLoader worker \(pid \d+\) is killed by signal: Killed"), StopWatch():
+        os.kill(worker, signal.SIGKILL)
+        train_a_while()

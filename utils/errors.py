@@ -23,8 +23,9 @@ class Preempted(Exception):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) in a run, with the hint that fits: --resume where a checkpoint was kept, else start again.
-    Exit status `status`: 128 + the signal's number (130 for Ctrl-C's SIGINT, 143 for SIGTERM)."""
+    Exit status `status`: 128 + the signal's number (130 for Ctrl-C's SIGINT, 143 for SIGTERM). An empty message:
+    the run stopped at once, where it was (utils.runs.rundir.held_on_main says what was kept)."""
 
-    def __init__(self, message: str = "", status: int = 130):
+    def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status

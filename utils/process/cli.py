@@ -190,6 +190,19 @@ def last_word(line: str, status: int, to_stdout: bool = False) -> None:
     print(line, file=sys.stdout if to_stdout else sys.stderr, flush=True)
 
 
+def stop_status(stop: BaseException) -> int:
+    """The exit status of a run that stopped (Preempted, KeyboardInterrupt): 75 on the preemption signal, else 128 +
+    the signal that stopped it (an Interrupted's status; a bare KeyboardInterrupt is Ctrl-C's, 130)."""
+    if isinstance(stop, Preempted):
+        return PREEMPTED_STATUS
+    return getattr(stop, "status", INTERRUPTED_STATUS)
+
+
+def exit_status(returncode: int) -> int:
+    """A child's exit status as a shell reports it: a negative code (killed by that signal) is 128 + the signal."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def run_main(main) -> None:
     """Run a command's main() and exit with its status; bad input exits 2 with one line, no traceback."""
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
@@ -202,15 +215,13 @@ def run_main(main) -> None:
         sys.exit(2)
     except RunFinished as exc:
         print(exc)
-    except Preempted as exc:  # not an error: the run goes on once resubmitted
-        last_word(str(exc), PREEMPTED_STATUS, to_stdout=True)
-        sys.exit(PREEMPTED_STATUS)
     except NonFiniteLoss as exc:
         last_word(f"error: {exc}", 1)
         sys.exit(1)
-    except KeyboardInterrupt as exc:  # a run's Interrupted says whether there is anything to resume
-        status = getattr(exc, "status", INTERRUPTED_STATUS)  # 128 + the signal that stopped the run
-        last_word(str(exc) or "interrupted", status)
+    except (Preempted, KeyboardInterrupt) as stop:  # a run's stop says whether, and where, it continues
+        status = stop_status(stop)
+        # Preempted is not an error, the run goes on once resubmitted: on stdout.
+        last_word(str(stop) or "interrupted", status, to_stdout=isinstance(stop, Preempted))
         sys.exit(status)
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, and keep Python's exit flush from raising again.

@@ -4,12 +4,20 @@ The launcher names a folder in UNIXKD_LAST_WORDS; a rank that ends with a line t
 the run stopped) leaves it there, with its status and the time, rather than printing it, and the launcher prints
 the first one, after torchrun's own report. A rank that ends without a line of its own (its stop is rank 0's
 to tell) leaves its status alone. Without the launcher there is no folder and nothing is left.
+
+On several nodes command/imagenet_slurm.sh gives every node's launcher one folder on the shared file system:
+each then sees every rank's words (a rank that lost its connection to another knows that rank's error is the
+cause), and the launcher that started rank 0, which notes it there, alone prints the line.
 """
 import os
+import socket
 import time
 from pathlib import Path
 
+from utils.process.files import atomic_write_text
+
 LAST_WORDS = "UNIXKD_LAST_WORDS"
+LAUNCHER = "launcher"  # not rank*: not a rank's word
 
 
 def folder():
@@ -20,11 +28,26 @@ def folder():
 
 def leave(line: str, status: int) -> None:
     """This rank's last word: `line` ("" for none) and its exit status, stamped with the time."""
-    here = folder()
     rank = os.environ.get("RANK", "0")
-    partial = here / f".rank{rank}.{os.getpid()}"
-    partial.write_text(f"{status}\n{time.time()!r}\n{line}\n")
-    partial.replace(here / f"rank{rank}")  # whole or absent: the launcher may read while ranks still end
+    # whole or absent: the launcher may read while ranks still end
+    atomic_write_text(folder() / f"rank{rank}", f"{status}\n{time.time()!r}\n{line}\n")
+
+
+def note_the_launcher() -> None:
+    """Rank 0, as it starts: name its launcher (its parent, on this node), the one to print the run's last line."""
+    atomic_write_text(folder() / LAUNCHER, launcher_of(os.getppid()))
+
+
+def speaks_here(words: Path) -> bool:
+    """Whether this launcher prints the run's last line: it started rank 0, or rank 0 never named its launcher."""
+    try:
+        return (words / LAUNCHER).read_text() == launcher_of(os.getpid())
+    except FileNotFoundError:
+        return True
+
+
+def launcher_of(pid: int) -> str:
+    return f"{socket.gethostname()} {pid}"
 
 
 def read(words: Path) -> list:

@@ -7,18 +7,27 @@ its last line (an `error:` line, where the run stopped) in a folder rather than 
 (utils.process.last_words), and the launcher prints the first one said, whichever rank said it, and exits
 with that rank's status. Where no rank left a line (a crash), the status is torchrun's root cause's: its
 first failure by time, a worker killed by a signal mapped to 128 + the signal's number, as a shell does.
+
+It passes the preemption signal (SIGUSR1) on to the workers as torchrun does SIGINT and SIGTERM, and after a
+signal ends only once its workers have. A folder named in UNIXKD_LAST_WORDS (command/imagenet_slurm.sh: one on
+the shared file system for every node's launcher) is used rather than one of its own.
 """
+import contextlib
 import os
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from utils.process import last_words
+from utils.process.cli import exit_status
 
-
-def exit_status(exitcode: int) -> int:
-    """A worker's exit status as a shell reports it: a negative code (killed by that signal) is 128 + the signal."""
-    return 128 - exitcode if exitcode < 0 else exitcode
+# torchrun's agent passes on to its workers the signals of --signals-to-handle (torch >= 2.9; before, the first
+# four alone) and dies of any other: the preemption signal, SIGUSR1, must be among them, or the launcher ends at
+# once (status 138) and leaves its workers running, unwatched. A --signals-to-handle given still wins.
+SIGNALS_TO_HANDLE = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
+WORKERS_END_SECONDS = 30  # torchrun's own wait for its workers after it passed a signal on, before SIGKILL
 
 
 def root_cause(failed) -> tuple:
@@ -27,23 +36,51 @@ def root_cause(failed) -> tuple:
     return exit_status(failure.exitcode), str(failed).strip()
 
 
+def wait_for_the_workers(seconds: float) -> None:
+    """Ctrl-C again cuts torchrun's wait for its workers short (it has told them to stop at once, with SIGTERM):
+    wait for them here, deaf to more Ctrl-C, up to `seconds`, so that the launcher ends after its workers."""
+    previous, deadline = signal.signal(signal.SIGINT, signal.SIG_IGN), time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):  # some left, none ended since
+                time.sleep(0.05)
+    except ChildProcessError:  # none left
+        pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def signal_exception(number, frame):
+    """What torchrun's agent raises on a signal it handles: it then sends that signal to its workers, waits for
+    them, and raises it again (to main, below)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    raise SignalException(f"process {os.getpid()} got signal {number}", sigval=signal.Signals(number))
+
+
 def main(argv=None) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    with tempfile.TemporaryDirectory(prefix="unixkd-torchrun-") as folder:
+    os.environ.setdefault("PET_SIGNALS_TO_HANDLE", SIGNALS_TO_HANDLE)  # the flag's environment variable
+    args = parse_args(argv)
+    if not hasattr(args, "signals_to_handle"):  # torch < 2.9: pass SIGUSR1 on as its agent does the other four
+        signal.signal(signal.SIGUSR1, signal_exception)
+    shared = os.environ.get(last_words.LAST_WORDS)  # every node's launcher's (command/imagenet_slurm.sh)
+    with contextlib.nullcontext(shared) if shared else tempfile.TemporaryDirectory(prefix="unixkd-torchrun-") as folder:
         words = Path(folder)
         os.environ[last_words.LAST_WORDS] = folder  # the workers inherit it
         try:
-            run(parse_args(argv))
+            run(args)
             return 0
         except ChildFailedError as failed:
             status, line = last_words.first(words) or root_cause(failed)
         except SignalException as signalled:  # torchrun has passed the signal on and waited for the workers
+            wait_for_the_workers(WORKERS_END_SECONDS)
             status, line = last_words.first(words) or (128 + signalled.sigval, f"interrupted ({signalled.sigval.name})")
         finally:
-            del os.environ[last_words.LAST_WORDS]
-        if line:
+            if not shared:
+                del os.environ[last_words.LAST_WORDS]
+        if line and last_words.speaks_here(words):
             print(line, file=sys.stderr)
         return status

@@ -5,10 +5,13 @@ The stops, each noted by a handler while the training loop runs:
   command/imagenet_slurm.sh writes it when SLURM signals the job's shell before the time limit, a path that
   reaches the run whatever SLURM's process tracker signals (torchrun starts each worker in a session of its
   own, out of reach of a signal to the task's process group). Exit status 75: requeue it.
-- SIGTERM (`kill`, torchrun's agent when it stops its workers): status 143.
+- SIGTERM (`kill`, torchrun's agent when it stops its workers): status 143. A SIGTERM sent to every process
+  (SLURM's time limit) ends the torchvision loader's worker processes too, before the run can save: then the
+  run stops at once, from its last checkpoint, with one line and status 143 all the same.
 - SIGINT (Ctrl-C; torchrun's agent passes it to the workers): status 130. Ctrl-C again, a second or more
   later (a signal sent twice, by srun and by torchrun's agent, comes at once), ends the run at once
-  (KeyboardInterrupt), from its last checkpoint.
+  (KeyboardInterrupt), from its last checkpoint; so does a SIGTERM that late after it, which is how torchrun's
+  agent passes on a second Ctrl-C.
 
 The handlers only note the stop. Under DDP every rank must stop after the same iteration, so the ranks agree in
 one small all-reduce, at iterations they all know: the interval in iterations is agreed at each check, from the
@@ -23,6 +26,8 @@ import time
 
 from utils.errors import Interrupted, Preempted
 from utils.process import distributed
+from utils.process.cli import stop_status
+from utils.process.files import atomic_write_text
 
 PREEMPTION_SIGNAL = signal.SIGUSR1
 STOP_FILE = "UNIXKD_STOP_FILE"
@@ -40,7 +45,7 @@ class StopWatch:
     tells the trainer, at iterations every rank agrees on, whether to stop and why."""
 
     def __init__(self, clock=time.monotonic):
-        self.noted, self.clock, self._previous, self._interrupted_at = 0, clock, {}, None
+        self.noted, self.clock, self._previous, self._interrupted_at, self.terminated = 0, clock, {}, None, False
         self.stop_file = os.environ.get(STOP_FILE) if distributed.is_main() else None
         self._until_check, self._since, self._last_check = 1, 0, None
 
@@ -49,24 +54,34 @@ class StopWatch:
             self._previous = {number: signal.signal(number, self._note) for number in REASONS}
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, kind, error, traceback):
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
+        if self.terminated and ended_a_loader_worker(error):  # the SIGTERM reached the loader's workers too
+            raise Interrupted("", status=128 + signal.SIGTERM) from None
 
     def _note(self, number, frame) -> None:
         if number == signal.SIGINT:
             self._interrupted()
+        elif number == signal.SIGTERM:
+            self.terminated = True
+            self._again()
         self.noted = max(self.noted, REASONS[number])
 
     def _interrupted(self) -> None:
-        now = self.clock()
         if self._interrupted_at is None:
-            self._interrupted_at = now
+            self._interrupted_at = self.clock()
             if distributed.is_main():  # straight to the file: print() may be busy where the signal came
                 os.write(2, b"\ninterrupted: the run saves where it is and stops (Ctrl-C again to stop at once)\n")
-        elif now - self._interrupted_at >= AGAIN_SECONDS:
-            raise KeyboardInterrupt  # Ctrl-C again: stop now
+        else:
+            self._again()
+
+    def _again(self) -> None:
+        """Ctrl-C again, or the SIGTERM that torchrun's agent sends on a second Ctrl-C: stop now, if it came late
+        enough after the first Ctrl-C not to be the same one passed on twice."""
+        if self._interrupted_at is not None and self.clock() - self._interrupted_at >= AGAIN_SECONDS:
+            raise KeyboardInterrupt
 
     def after_iteration(self) -> int:
         """After each training iteration, on every rank: the reason to stop now (every rank gets the same), or 0."""
@@ -95,10 +110,7 @@ class StopWatch:
         """Rank 0, once it has saved: mark the stop file, so that the batch script requeues the job (a run that
         ended otherwise leaves the file as the script wrote it, and is not requeued)."""
         if reason == PREEMPTION and self.stop_file and os.path.exists(self.stop_file):
-            partial = f"{self.stop_file}.{os.getpid()}"
-            with open(partial, "w") as file:
-                file.write(STOPPED_MARK)
-            os.replace(partial, self.stop_file)
+            atomic_write_text(self.stop_file, STOPPED_MARK)
 
 
 def leave_stops_to_the_main_process(worker_id: int = 0) -> None:
@@ -111,6 +123,12 @@ def leave_stops_to_the_main_process(worker_id: int = 0) -> None:
         signal.signal(number, signal.SIG_IGN)
 
 
+def ended_a_loader_worker(error) -> bool:
+    """Whether `error` is torch's DataLoader telling that a worker process of its is gone ("DataLoader worker (pid
+    N) is killed by signal: Terminated.", "DataLoader worker (pid(s) N) exited unexpectedly")."""
+    return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker (pid")
+
+
 def stopped(reason: int, where: str) -> BaseException:
     """The exception that ends a run stopped for `reason`; `where`: where it stopped and what it saved."""
     if reason == PREEMPTION:
@@ -118,3 +136,14 @@ def stopped(reason: int, where: str) -> BaseException:
     if reason == TERMINATION:
         return Interrupted(f"stopped on SIGTERM {where}; --resume continues from there", status=128 + signal.SIGTERM)
     return Interrupted(f"interrupted {where}; --resume continues from there", status=128 + signal.SIGINT)
+
+
+def stopped_at_once(stop: KeyboardInterrupt, kept: bool) -> Interrupted:
+    """The exception that ends a run that stopped where it was, without saving (Ctrl-C again, a SIGTERM that ended
+    the loader's workers too); `kept`: whether a checkpoint of an earlier epoch is there to continue from."""
+    status = stop_status(stop)
+    what = "interrupted" if status == 128 + signal.SIGINT else f"stopped on {signal.Signals(status - 128).name}"
+    if kept:
+        return Interrupted(f"{what}; continue with --resume", status)
+    return Interrupted(f"{what} before the first epoch ended: nothing was kept; run the same command again to start "
+                       f"over", status)

@@ -10,7 +10,7 @@ import warnings
 
 from utils.errors import NonFiniteLoss, Preempted, UserError
 from utils.process import last_words
-from utils.process.cli import INTERRUPTED_STATUS, PREEMPTED_STATUS
+from utils.process.cli import stop_status
 
 
 def world_size() -> int:
@@ -45,6 +45,8 @@ def main_speaks():
     if not is_main():
         sys.stdout = open(os.devnull, "w")
         warnings.simplefilter("ignore")  # rank 0 shows each warning once
+    elif last_words.folder():
+        last_words.note_the_launcher()
     try:
         yield
     except (UserError, NonFiniteLoss) as error:
@@ -54,10 +56,9 @@ def main_speaks():
     except (KeyboardInterrupt, Preempted) as stop:
         if is_main():
             raise
-        status = getattr(stop, "status", INTERRUPTED_STATUS) if isinstance(stop, KeyboardInterrupt) else PREEMPTED_STATUS
         if last_words.folder():
-            last_words.leave("", status)
-        raise SystemExit(status) from None
+            last_words.leave("", stop_status(stop))
+        raise SystemExit(stop_status(stop)) from None
     except Exception:
         if last_words.another_rank_said_something():
             raise SystemExit(1) from None

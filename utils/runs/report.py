@@ -13,7 +13,8 @@ import numpy as np
 from utils.data.cifar100 import data_folder, dataset_kind
 from utils.data.imagenet import image_folder_kind
 from utils.process import distributed
-from utils.runs.checkpoint import atomic_write, sha256_of
+from utils.process.files import atomic_write
+from utils.runs.checkpoint import sha256_of
 from utils.runs.resume import FREE_FLAGS, PLACE_FLAGS, STARTED_BY
 from utils.runs.rundir import RunDirectory
 from utils.runs.runnames import ALONE, SUMMARY_FILE, read_summary, row_name

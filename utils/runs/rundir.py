@@ -6,8 +6,9 @@ import shutil
 import socket
 from pathlib import Path
 
-from utils.errors import Interrupted, RunFinished, UserError
+from utils.errors import RunFinished, UserError
 from utils.process import distributed
+from utils.process.preemption import stopped_at_once
 from utils.runs.checkpoint import load_checkpoint
 from utils.runs.resume import check_same_flags
 from utils.runs.runnames import SUMMARY_FILE
@@ -174,11 +175,9 @@ def held_on_main(run):
     resume (a run stopped before its first checkpoint leaves no folder: utils.runs.rundir.release)."""
     try:
         yield
-    except Interrupted:  # the run saved where it stopped, and says so
-        raise
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted; continue with --resume" if run.holds_run() else
-                          "interrupted before the first epoch ended: nothing was kept; run the same command again "
-                          "to start over") from None
+    except KeyboardInterrupt as stop:
+        if str(stop):  # the run saved where it stopped, and says so
+            raise
+        raise stopped_at_once(stop, run.holds_run()) from None
     finally:
         release_on_main(run)

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.process.cli import ArgumentParser, run_main
+from utils.process.cli import ArgumentParser, exit_status, run_main
 from utils.table.runlist import (add_settings_args, epochs_done, find_run, finished_its_own_length, selected_runs,
                                  settings_from_args)
 
@@ -130,11 +130,6 @@ def time_left_label(left: int, failed: int) -> str:
 def failure(settings, run, status: int) -> str:
     output = settings.root / OUTPUT_DIR / f"{run.folder}.log"
     return f"failed: {run.name} (exit status {status}" + (f"; its output: {output})" if output.is_file() else ")")
-
-
-def exit_status(returncode: int) -> int:
-    """As a shell reports it: killed by signal N is 128 + N."""
-    return 128 - returncode if returncode < 0 else returncode
 
 
 def run_job(run, gpu: str, pin: bool, output_file, tee: bool = False) -> tuple:
