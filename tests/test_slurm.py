@@ -153,22 +153,24 @@ def cluster():
 
 @needs_slurm
 def test_the_tiny_table_runs_on_a_slurm_cluster(cluster, tiny_table, tmp_path):
-    experiments = tmp_path / "experiments"
-    env = {**tiny_table.env(experiments, GRES=""), "SLURM_CONF": str(cluster.conf)}
+    """One pair of the tiny table (GNU parallel's test runs both): its teacher and student alone, then its KD and
+    UNIXKD students, an array each."""
+    experiments, pair = tmp_path / "experiments", "resnet56 -> resnet20"
+    env = {**tiny_table.env(experiments, GRES="", ONLY="resnet20"), "SLURM_CONF": str(cluster.conf)}
     submitted = slurm_sh(env)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-    assert "submitted 4 teachers runs" in submitted.stdout and "submitted 4 students runs" in submitted.stdout
+    assert "submitted 2 teachers runs" in submitted.stdout and "submitted 2 students runs" in submitted.stdout
     cluster.wait_for(lambda: cluster.command("squeue", "-h", "-o", "%i").strip() == "", "empty queue", timeout=600)
 
     runs = tiny_table.runs(env)
-    assert len(runs) == 8 and all(is_finished(settings_from_env(env), run) for run in runs)
+    assert len(runs) == 4 and all(is_finished(settings_from_env(env), run) for run in runs)
     jobs = read_jobs(experiments / JOB_LOG)
     assert sorted(job.run for job in jobs) == sorted(run.name for run in runs)
     assert all(job.exit == 0 and job.host == socket.gethostname() for job in jobs)
     last_teacher_end, first_student_start = tiny_table.phase_bounds(env, jobs)
     assert last_teacher_end <= first_student_start  # the students' array waited for the teachers'
-    for pair, rows in tiny_table.table_rows(experiments).items():
-        assert len(rows) == 4 and all("(n=1)" in row for row in rows), rows
+    rows = tiny_table.table_rows(experiments, pairs=(pair,))[pair]
+    assert len(rows) == 4 and all("(n=1)" in row for row in rows), rows
 
     again = slurm_sh(env)
     assert again.returncode == 0 and "nothing to submit" in again.stdout
@@ -236,11 +238,13 @@ def test_imagenet_more_tasks_than_nodes_on_gpus_is_refused_in_one_line():
 FAKE_SRUN = """#!/usr/bin/env bash
 # srun standing in for a run: waits for the job's stop file, then stops as the run would (STOPS=1: it marks the
 # file and exits 75, once $LOG_DIR/exit is there) or ends as if it had finished meanwhile (exits 0).
+# Each wait ends after 60 s, so that a test failing before the file appears leaves no srun looping behind it.
+wait_for() { for _ in $(seq 1200); do [[ -e "$1" ]] && return; sleep 0.05; done; exit 1; }
 [[ -d "$UNIXKD_LAST_WORDS" ]] && echo "$UNIXKD_LAST_WORDS" > "$LOG_DIR/srun-started"
-until [[ -e "$UNIXKD_STOP_FILE" ]]; do sleep 0.05; done
+wait_for "$UNIXKD_STOP_FILE"
 [[ "$STOPS" == 1 ]] || exit 0
 echo stopped > "$UNIXKD_STOP_FILE"
-until [[ -e "$LOG_DIR/exit" ]]; do sleep 0.05; done
+wait_for "$LOG_DIR/exit"
 exit 75
 """
 
