@@ -17,6 +17,7 @@ from tensorboardX.summary import scalar
 
 FLUSH_SECONDS = 120  # tensorboardX's SummaryWriter's flush_secs default
 
+
 class EventsFile:
     def __init__(self, folder, purge_step=None, clock=time.monotonic):
         """A new events file in `folder`. purge_step: where a resumed run starts over; TensorBoard then hides the
