@@ -72,7 +72,7 @@ def test_before_torch_2_9_the_launcher_passes_the_preemption_signal_on_itself(mo
 
     monkeypatch.setattr(torch.distributed.run, "parse_args", lambda argv: argparse.Namespace())
     monkeypatch.setattr(torch.distributed.run, "run", signalled_run)
-    monkeypatch.setattr(launch, "wait_for_the_workers", lambda seconds: None)  # none here
+    monkeypatch.setattr(launch, "wait_for_the_workers", lambda seconds, signals: None)  # none here
     monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
     previous = signal.signal(signal.SIGUSR1, lambda *_: pytest.fail("the launcher died of SIGUSR1"))
     try:
@@ -90,28 +90,50 @@ def test_ctrl_c_under_the_launcher_gives_rank_0s_hint_once_and_no_traceback(monk
         del os.environ["RANK"]
         raise SignalException("got SIGINT", signal.SIGINT)
 
-    waited = []  # for the workers (below), none here
+    waited = []  # for the workers (below), none here, as long as torchrun did, deaf to the signals it handles
     monkeypatch.setattr(torch.distributed.run, "run", interrupted_run)
-    monkeypatch.setattr(launch, "wait_for_the_workers", waited.append)
+    monkeypatch.setattr(launch, "wait_for_the_workers", lambda *wait: waited.append(wait))
     monkeypatch.delenv(LAST_WORDS, raising=False)
     monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
-    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130 and waited == [30]
+    monkeypatch.delenv("PET_SHUTDOWN_TIMEOUT", raising=False)
+    monkeypatch.setenv("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "5")  # where torch has it; a fixed 30 s before
+    seconds = 5 if hasattr(torch.distributed.run.parse_args(["t.py"]), "shutdown_timeout") else 30
+    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130
+    assert waited == [(seconds, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1])]
     assert capsys.readouterr().err == "interrupted; continue with --resume\n" and LAST_WORDS not in os.environ
 
 
-def test_after_a_signal_the_launcher_waits_for_its_workers_deaf_to_ctrl_c_again():
+def test_after_a_signal_the_launcher_waits_for_its_workers_deaf_to_every_signal_torchrun_handles():
     """Ctrl-C again cuts torchrun's own wait for its workers short (it tells them to stop at once): the launcher
-    still ends after them, whatever further Ctrl-C comes meanwhile, not before with its workers running."""
-    said = []
-    previous = signal.signal(signal.SIGINT, lambda *_: said.append("Ctrl-C"))
+    still ends after them, whatever further signal torchrun handles comes meanwhile (its handlers, still set, would
+    raise out of the launcher), not before with its workers running; its handlers are back afterwards."""
+    said, handled = [], [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
+    previous = {number: signal.signal(number, lambda number, frame: said.append(number)) for number in handled}
     try:
-        worker = subprocess.Popen(["bash", "-c", "sleep 0.2; kill -INT $PPID; sleep 0.2"])
-        launch.wait_for_the_workers(10)
+        worker = subprocess.Popen(["bash", "-c", "sleep 0.2; kill -INT $PPID; kill -TERM $PPID; kill -USR1 $PPID; "
+                                                 "sleep 0.2"])
+        launch.wait_for_the_workers(10, handled)
+        os.kill(os.getpid(), signal.SIGTERM)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     with pytest.raises(ChildProcessError):  # ended, and reaped
         os.waitpid(worker.pid, os.WNOHANG)
-    assert said == []
+    assert said == [signal.SIGTERM]  # after the wait
+
+
+def test_the_launcher_waits_as_long_as_torchrun_does():
+    """--shutdown-timeout, else TORCH_ELASTIC_SHUTDOWN_TIMEOUT, else 30 s; a torchrun without the flag waits 30 s."""
+    assert launch.shutdown_seconds(torch.distributed.run.parse_args(["--shutdown-timeout=7", "t.py"])) == 7
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "12")
+        env.delenv("PET_SHUTDOWN_TIMEOUT", raising=False)
+        assert launch.shutdown_seconds(torch.distributed.run.parse_args(["t.py"])) == 12
+        assert launch.shutdown_seconds(argparse.Namespace()) == 30
+    assert launch.handled_signals(argparse.Namespace()) == [signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                                            signal.SIGQUIT, signal.SIGUSR1]
+    assert launch.handled_signals(argparse.Namespace(signals_to_handle="SIGTERM,SIGUSR2")) == [signal.SIGTERM,
+                                                                                               signal.SIGUSR2]
 
 
 def test_a_rank_other_than_0_leaves_ctrl_c_to_rank_0(monkeypatch, capsys):
