@@ -102,6 +102,6 @@ def main(argv=None) -> int:
         finally:
             if not shared:
                 del os.environ[last_words.LAST_WORDS]
-        if line and last_words.speaks_here(words):
+        if line and last_words.claim_the_printing(words):
             print(line, file=sys.stderr)
         return status
