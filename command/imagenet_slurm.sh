@@ -28,7 +28,8 @@ set -euo pipefail
 if [[ "${1:-}" == "--task" ]]; then  # inside the job: one task = one torchrun
   shift
   head="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
-  trap '' USR1  # a USR1 sent to the whole step would end torchrun's agent; the run stops through the stop file
+  # A USR1 sent to the whole step reaches the launchers, which pass it on: the run stops with 75 but leaves the stop
+  # file unmarked, so the job is not requeued: send it to the batch shell (scancel --batch, as --signal=B:USR1 does).
   exec "${PYTHON:-python}" -m utils.torchrun --nnodes="$SLURM_NTASKS" \
     --nproc_per_node="${GPUS_PER_NODE:-8}" --rdzv_backend=c10d --rdzv_id="$SLURM_JOB_ID" \
     --rdzv_endpoint="$head:${PORT:-$((20000 + SLURM_JOB_ID % 10000))}" "$@" --resume
@@ -41,8 +42,9 @@ if [[ "${1:-}" == "--job" ]]; then  # the batch script: one task per node (per T
   export SRUN_CPUS_PER_TASK="${SLURM_CPUS_PER_TASK:-$((fewest / ((SLURM_NTASKS + SLURM_JOB_NUM_NODES - 1) / SLURM_JOB_NUM_NODES)))}"
   export UNIXKD_STOP_FILE="${LOG_DIR:-.}/slurm-imagenet-$SLURM_JOB_ID.stop"  # rank 0 watches it (utils/process/preemption.py)
   rm -f "$UNIXKD_STOP_FILE"  # a requeued job starts without its last start's
-  # Every rank's last line, on the shared file system: the launcher of rank 0's node prints the first said.
-  export UNIXKD_LAST_WORDS="${LOG_DIR:-.}/slurm-imagenet-$SLURM_JOB_ID.words"
+  # Every rank's last line, on the shared file system: the first launcher to end prints the first said. A folder
+  # for each start of the job: a requeued start must not read its last start's words (a node's stale view of it).
+  export UNIXKD_LAST_WORDS="${LOG_DIR:-.}/slurm-imagenet-$SLURM_JOB_ID-restart${SLURM_RESTART_COUNT:-0}.words"
   rm -rf "$UNIXKD_LAST_WORDS" && mkdir -p "$UNIXKD_LAST_WORDS"
   echo "job $SLURM_JOB_ID, start $((${SLURM_RESTART_COUNT:-0} + 1)): $SLURM_NTASKS task(s) of $SRUN_CPUS_PER_TASK CPU(s)" \
        "(SLURM_JOB_CPUS_PER_NODE=$SLURM_JOB_CPUS_PER_NODE); NCCL settings: $(env | grep -E '^(TORCH_)?NCCL_' | sort | xargs)"
@@ -84,7 +86,8 @@ while [[ $# -gt 0 ]]; do
     *) args+=("$1"); shift ;;
   esac
 done
-set -- "${args[@]:0:1}" "${experiments[@]}" "${args[@]:1}"
+# ${a[@]+"${a[@]}"}: an empty array is unbound to bash before 4.4 under set -u
+set -- ${args[@]+"${args[@]:0:1}"} ${experiments[@]+"${experiments[@]}"} ${args[@]+"${args[@]:1}"}
 export LOG_DIR="$(absolute "${LOG_DIR:-.}")"
 cd "$(dirname "$0")/.."
 if [[ $# -lt 1 || ( "$1" != teacher.py && "$1" != student_v0.py ) ]]; then
@@ -105,11 +108,11 @@ exclusive=() cpus=()
 if [[ -n "${CPUS_PER_GPU:-}" || "${EXCLUSIVE:-1}" != 1 ]]; then  # else each task takes its share of the node's
   cpus=(--cpus-per-task "$((gpus * ${CPUS_PER_GPU:-9}))")
 fi
-call=(sbatch --parsable --job-name unixkd-imagenet --nodes "$nodes" --ntasks "${TASKS:-$nodes}" "${cpus[@]}"
-      --mem "${MEM:-0}" "${exclusive[@]}" --export=ALL
+call=(sbatch --parsable --job-name unixkd-imagenet --nodes "$nodes" --ntasks "${TASKS:-$nodes}" ${cpus[@]+"${cpus[@]}"}
+      --mem "${MEM:-0}" ${exclusive[@]+"${exclusive[@]}"} --export=ALL
       --signal "B:USR1@${SIGNAL_SECONDS:-180}" --requeue --open-mode=append
       --output "$LOG_DIR/slurm-imagenet-%j.out" --chdir "$PWD" ${GRES:+"--gres=$GRES"}
-      "${sbatch_args[@]}" command/imagenet_slurm.sh --job "$@")
+      ${sbatch_args[@]+"${sbatch_args[@]}"} command/imagenet_slurm.sh --job "$@")
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   printf '%q' "${call[0]}"; printf ' %q' "${call[@]:1}"; echo
   echo "each task runs: $PYTHON -m utils.torchrun --nnodes=\$SLURM_NTASKS" \

@@ -72,7 +72,7 @@ def test_before_torch_2_9_the_launcher_passes_the_preemption_signal_on_itself(mo
 
     monkeypatch.setattr(torch.distributed.run, "parse_args", lambda argv: argparse.Namespace())
     monkeypatch.setattr(torch.distributed.run, "run", signalled_run)
-    monkeypatch.setattr(launch, "wait_for_the_workers", lambda seconds: None)  # none here
+    monkeypatch.setattr(launch, "wait_for_the_workers", lambda seconds, signals: None)  # none here
     monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
     previous = signal.signal(signal.SIGUSR1, lambda *_: pytest.fail("the launcher died of SIGUSR1"))
     try:
@@ -90,28 +90,50 @@ def test_ctrl_c_under_the_launcher_gives_rank_0s_hint_once_and_no_traceback(monk
         del os.environ["RANK"]
         raise SignalException("got SIGINT", signal.SIGINT)
 
-    waited = []  # for the workers (below), none here
+    waited = []  # for the workers (below), none here, as long as torchrun did, deaf to the signals it handles
     monkeypatch.setattr(torch.distributed.run, "run", interrupted_run)
-    monkeypatch.setattr(launch, "wait_for_the_workers", waited.append)
+    monkeypatch.setattr(launch, "wait_for_the_workers", lambda *wait: waited.append(wait))
     monkeypatch.delenv(LAST_WORDS, raising=False)
     monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
-    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130 and waited == [30]
+    monkeypatch.delenv("PET_SHUTDOWN_TIMEOUT", raising=False)
+    monkeypatch.setenv("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "5")  # where torch has it; a fixed 30 s before
+    seconds = 5 if hasattr(torch.distributed.run.parse_args(["t.py"]), "shutdown_timeout") else 30
+    assert launch.main(["--nproc_per_node=2", "teacher.py"]) == 130
+    assert waited == [(seconds, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1])]
     assert capsys.readouterr().err == "interrupted; continue with --resume\n" and LAST_WORDS not in os.environ
 
 
-def test_after_a_signal_the_launcher_waits_for_its_workers_deaf_to_ctrl_c_again():
+def test_after_a_signal_the_launcher_waits_for_its_workers_deaf_to_every_signal_torchrun_handles():
     """Ctrl-C again cuts torchrun's own wait for its workers short (it tells them to stop at once): the launcher
-    still ends after them, whatever further Ctrl-C comes meanwhile, not before with its workers running."""
-    said = []
-    previous = signal.signal(signal.SIGINT, lambda *_: said.append("Ctrl-C"))
+    still ends after them, whatever further signal torchrun handles comes meanwhile (its handlers, still set, would
+    raise out of the launcher), not before with its workers running; its handlers are back afterwards."""
+    said, handled = [], [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
+    previous = {number: signal.signal(number, lambda number, frame: said.append(number)) for number in handled}
     try:
-        worker = subprocess.Popen(["bash", "-c", "sleep 0.2; kill -INT $PPID; sleep 0.2"])
-        launch.wait_for_the_workers(10)
+        worker = subprocess.Popen(["bash", "-c", "sleep 0.2; kill -INT $PPID; kill -TERM $PPID; kill -USR1 $PPID; "
+                                                 "sleep 0.2"])
+        launch.wait_for_the_workers(10, handled)
+        os.kill(os.getpid(), signal.SIGTERM)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     with pytest.raises(ChildProcessError):  # ended, and reaped
         os.waitpid(worker.pid, os.WNOHANG)
-    assert said == []
+    assert said == [signal.SIGTERM]  # after the wait
+
+
+def test_the_launcher_waits_as_long_as_torchrun_does():
+    """--shutdown-timeout, else TORCH_ELASTIC_SHUTDOWN_TIMEOUT, else 30 s; a torchrun without the flag waits 30 s."""
+    assert launch.shutdown_seconds(torch.distributed.run.parse_args(["--shutdown-timeout=7", "t.py"])) == 7
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "12")
+        env.delenv("PET_SHUTDOWN_TIMEOUT", raising=False)
+        assert launch.shutdown_seconds(torch.distributed.run.parse_args(["t.py"])) == 12
+        assert launch.shutdown_seconds(argparse.Namespace()) == 30
+    assert launch.handled_signals(argparse.Namespace()) == [signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                                            signal.SIGQUIT, signal.SIGUSR1]
+    assert launch.handled_signals(argparse.Namespace(signals_to_handle="SIGTERM,SIGUSR2")) == [signal.SIGTERM,
+                                                                                               signal.SIGUSR2]
 
 
 def test_a_rank_other_than_0_leaves_ctrl_c_to_rank_0(monkeypatch, capsys):
@@ -152,29 +174,37 @@ def test_the_launcher_ends_with_the_first_line_any_rank_said_and_its_status(tmp_
     assert last_words.first(tmp_path) == (143, "")
 
 
-@pytest.mark.parametrize("rank_0_here", [True, False], ids=["rank-0-on-this-node", "rank-0-on-another"])
-def test_the_launchers_of_several_nodes_share_the_words_and_the_one_that_started_rank_0_prints(rank_0_here, tmp_path,
-                                                                                               monkeypatch, capsys):
-    """command/imagenet_slurm.sh gives every node's launcher one folder: rank 1's error is every launcher's status,
-    and the line is printed once, by the launcher of rank 0's node (rank 0 names its parent as it starts)."""
-    def rank_1_fails_then_rank_0(args):
-        monkeypatch.setenv("RANK", "0")
-        with monkeypatch.context() as parent:
-            # In a worker of this launcher, or of another on another node.
-            parent.setattr(os, "getppid", lambda: os.getpid() + (0 if rank_0_here else 1))
-            with pytest.raises(SystemExit), distributed.main_speaks():
-                monkeypatch.setenv("RANK", "1")
-                last_words.leave("error: cannot read checkpoint last.pth", 2)
-                monkeypatch.setenv("RANK", "0")
-                raise ConnectionError("Connection closed by peer")
-        raise failed_workers((0, 1, 2))
+def node_of_rank_0(args):
+    """A launcher's run on rank 0's node: rank 0's next collective fails once rank 1 (on another node) is gone."""
+    with pytest.MonkeyPatch.context() as worker:
+        worker.setenv("RANK", "0")
+        with pytest.raises(SystemExit), distributed.main_speaks():
+            raise ConnectionError("Connection closed by peer")
+    raise failed_workers((0, 1, 2))
 
-    monkeypatch.setattr(torch.distributed.run, "run", rank_1_fails_then_rank_0)
+
+def node_of_rank_1(args):
+    """A launcher's run on rank 1's node: rank 1 left its error's line (below) and exited 2."""
+    raise failed_workers((0, 2, 1))
+
+
+@pytest.mark.parametrize("nodes", [(node_of_rank_0, node_of_rank_1), (node_of_rank_1, node_of_rank_0)],
+                         ids=["rank-0s-ends-first", "rank-1s-ends-first"])
+def test_the_launchers_of_several_nodes_share_the_words_and_the_first_to_end_prints_the_line_once(nodes, tmp_path,
+                                                                                                  monkeypatch, capsys):
+    """command/imagenet_slurm.sh gives every node's launcher one folder: rank 1's error is every launcher's status,
+    and the line is printed once, by whichever launcher ends first (srun may kill the other before it prints)."""
     monkeypatch.setenv(LAST_WORDS, str(tmp_path))
     monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
-    assert launch.main(["--nnodes=2", "--nproc_per_node=1", "teacher.py"]) == 2
-    said = capsys.readouterr().err
-    assert said.endswith("error: cannot read checkpoint last.pth\n") if rank_0_here else "error:" not in said
+    with monkeypatch.context() as worker:
+        worker.setenv("RANK", "1")
+        last_words.leave("error: cannot read checkpoint last.pth", 2)
+    said = []
+    for run in nodes:
+        monkeypatch.setattr(torch.distributed.run, "run", run)
+        assert launch.main(["--nnodes=2", "--nproc_per_node=1", "teacher.py"]) == 2
+        said.append(capsys.readouterr().err)
+    assert said == ["error: cannot read checkpoint last.pth\n", ""]
     assert os.environ[LAST_WORDS] == str(tmp_path) and tmp_path.is_dir()  # the job's folder, the script removes it
 
 

@@ -225,6 +225,16 @@ def test_imagenet_relative_paths_are_where_the_job_was_submitted_not_the_reposit
         f"--resume")
 
 
+def test_imagenet_dry_run_expands_each_array_that_may_be_empty_as_bash_before_4_4_allows():
+    """bash before 4.4 takes an empty array for an unbound variable under set -u: `${a[@]+"${a[@]}"}` is the safe
+    form (no --experiments-dir default when one is given, no --cpus-per-task, --exclusive or SBATCH_ARGS)."""
+    script = IMAGENET_SCRIPT.read_text()
+    guarded = re.sub(r'\$\{(\w+)\[@\]\+"\$\{\1\[@\][^}]*\}"\}', "", script)
+    assert re.findall(r'"\$\{\w+\[@\][^}]*\}"', guarded) == ['"${call[@]:1}"', '"${call[@]}"']  # never empty
+    done = imagenet_dry_run("--experiments-dir", "/e", EXCLUSIVE="1", SBATCH_ARGS="")
+    assert done.returncode == 0 and done.stdout.splitlines()[1].endswith(" teacher.py --experiments-dir /e --resume")
+
+
 def test_imagenet_more_tasks_than_nodes_on_gpus_is_refused_in_one_line():
     """Two torchruns on one node would both take its GPUs 0..7; without GPUs (GRES=) they are a CPU trial."""
     done = imagenet_dry_run(NODES="1", TASKS="2")
@@ -255,7 +265,8 @@ def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues
                                                                                                     tmp_path):
     """SLURM signals the job's shell; the shell writes the stop file (a signal to the tasks need not reach
     torchrun's workers) and requeues the job only where the run marked it stopped, not where it ended otherwise.
-    A second signal (a preemption notice after the time limit's) leaves the run's mark alone."""
+    A second signal (a preemption notice after the time limit's) leaves the run's mark alone. Each start of the
+    job (the requeued one: signalled-twice) gets a folder of its own for the ranks' last words."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(FAKE_SRUN)
@@ -263,7 +274,8 @@ def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues
     for tool in ("srun", "scontrol"):
         (bin_dir / tool).chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG_DIR": str(tmp_path), "STOPS": str(int(stops)),
-           "SLURM_JOB_ID": "42", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_CPUS_PER_NODE": "8"}
+           "SLURM_JOB_ID": "42", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_CPUS_PER_NODE": "8",
+           "SLURM_RESTART_COUNT": str(signals - 1)}
     job = subprocess.Popen(["bash", str(IMAGENET_SCRIPT), "--job", "teacher.py"], env=env, stdout=subprocess.PIPE,
                            text=True)
     deadline = time.monotonic() + 30
@@ -280,10 +292,10 @@ def test_imagenet_job_shell_passes_the_signal_through_the_stop_file_and_requeues
         time.sleep(0.2)  # bash runs the trap once the command under way (sleep 0.05) ends
     (tmp_path / "exit").touch()
     out, _ = job.communicate(timeout=30)
-    assert "start 1: 2 task(s) of 4 CPU(s) (SLURM_JOB_CPUS_PER_NODE=8)" in out  # the node's 8 CPUs, shared
+    assert f"start {signals}: 2 task(s) of 4 CPU(s) (SLURM_JOB_CPUS_PER_NODE=8)" in out  # the node's 8 CPUs, shared
     requeued = (tmp_path / "scontrol").read_text() if (tmp_path / "scontrol").exists() else ""
     assert job.returncode == (75 if stops else 0) and not stop_file.exists()
-    words = tmp_path / "slurm-imagenet-42.words"  # every node's launcher's, for the ranks' last lines
+    words = tmp_path / f"slurm-imagenet-42-restart{signals - 1}.words"  # every node's launcher's, for the last lines
     assert (tmp_path / "srun-started").read_text() == f"{words}\n" and not words.exists()
     if stops:
         assert requeued == "requeue 42\n" and "requeueing job 42" in out

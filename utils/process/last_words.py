@@ -7,17 +7,16 @@ to tell) leaves its status alone. Without the launcher there is no folder and no
 
 On several nodes command/imagenet_slurm.sh gives every node's launcher one folder on the shared file system:
 each then sees every rank's words (a rank that lost its connection to another knows that rank's error is the
-cause), and the launcher that started rank 0, which notes it there, alone prints the line.
+cause), and the first launcher to end with a line to print alone prints it.
 """
 import os
-import socket
 import time
 from pathlib import Path
 
 from utils.process.files import atomic_write_text
 
 LAST_WORDS = "UNIXKD_LAST_WORDS"
-LAUNCHER = "launcher"  # not rank*: not a rank's word
+PRINTED = "printed"  # not rank*: not a rank's word
 
 
 def folder():
@@ -33,21 +32,15 @@ def leave(line: str, status: int) -> None:
     atomic_write_text(folder() / f"rank{rank}", f"{status}\n{time.time()!r}\n{line}\n")
 
 
-def note_the_launcher() -> None:
-    """Rank 0, as it starts: name its launcher (its parent, on this node), the one to print the run's last line."""
-    atomic_write_text(folder() / LAUNCHER, launcher_of(os.getppid()))
-
-
-def speaks_here(words: Path) -> bool:
-    """Whether this launcher prints the run's last line: it started rank 0, or rank 0 never named its launcher."""
+def claim_the_printing(words: Path) -> bool:
+    """Whether this launcher prints the run's last line: the first to end with one to print claims it (O_EXCL: one
+    alone creates the mark, on NFS too), the others say nothing. Whichever node it is on: the launcher of rank 0's
+    may be killed before it prints (srun ends the step, SIGKILL after KillWait, once one task failed)."""
     try:
-        return (words / LAUNCHER).read_text() == launcher_of(os.getpid())
-    except FileNotFoundError:
-        return True
-
-
-def launcher_of(pid: int) -> str:
-    return f"{socket.gethostname()} {pid}"
+        os.close(os.open(words / PRINTED, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def read(words: Path) -> list:

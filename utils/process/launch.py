@@ -27,7 +27,7 @@ from utils.process.cli import exit_status
 # four alone) and dies of any other: the preemption signal, SIGUSR1, must be among them, or the launcher ends at
 # once (status 138) and leaves its workers running, unwatched. A --signals-to-handle given still wins.
 SIGNALS_TO_HANDLE = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
-WORKERS_END_SECONDS = 30  # torchrun's own wait for its workers after it passed a signal on, before SIGKILL
+SHUTDOWN_SECONDS = 30  # torchrun's wait for its workers after it passed a signal on, before SIGKILL, by default
 
 
 def root_cause(failed) -> tuple:
@@ -36,18 +36,39 @@ def root_cause(failed) -> tuple:
     return exit_status(failure.exitcode), str(failed).strip()
 
 
-def wait_for_the_workers(seconds: float) -> None:
+def handled_signals(args) -> list:
+    """The signals torchrun's agent takes (as Ctrl-C: a SignalException) with the flags `args`."""
+    names = getattr(args, "signals_to_handle", None) or SIGNALS_TO_HANDLE  # before torch 2.9: four, and ours
+    return [getattr(signal, name.strip()) for name in names.split(",")]
+
+
+def shutdown_seconds(args) -> int:
+    """How long torchrun waits for its workers after passing a signal on: --shutdown-timeout, else
+    TORCH_ELASTIC_SHUTDOWN_TIMEOUT, in the torch versions that have them; a fixed 30 s in those before."""
+    if not hasattr(args, "shutdown_timeout"):
+        return SHUTDOWN_SECONDS
+    if args.shutdown_timeout is not None:
+        return args.shutdown_timeout
+    return int(os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", SHUTDOWN_SECONDS))
+
+
+def wait_for_the_workers(seconds: float, signals: list) -> None:
     """Ctrl-C again cuts torchrun's wait for its workers short (it has told them to stop at once, with SIGTERM):
-    wait for them here, deaf to more Ctrl-C, up to `seconds`, so that the launcher ends after its workers."""
-    previous, deadline = signal.signal(signal.SIGINT, signal.SIG_IGN), time.monotonic() + seconds
+    wait for them here, up to `seconds`, so that the launcher ends after its workers. Deaf meanwhile to every signal
+    torchrun handles: its handlers are still set and would raise out of the launcher, its workers left running."""
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in signals}
+    deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
+            # Any child: the launcher's only children are torchrun's workers (the agent's own handles to them are out
+            # of reach once its SignalException has unwound it).
             if os.waitpid(-1, os.WNOHANG) == (0, 0):  # some left, none ended since
                 time.sleep(0.05)
     except ChildProcessError:  # none left
         pass
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def signal_exception(number, frame):
@@ -76,11 +97,11 @@ def main(argv=None) -> int:
         except ChildFailedError as failed:
             status, line = last_words.first(words) or root_cause(failed)
         except SignalException as signalled:  # torchrun has passed the signal on and waited for the workers
-            wait_for_the_workers(WORKERS_END_SECONDS)
+            wait_for_the_workers(shutdown_seconds(args), handled_signals(args))
             status, line = last_words.first(words) or (128 + signalled.sigval, f"interrupted ({signalled.sigval.name})")
         finally:
             if not shared:
                 del os.environ[last_words.LAST_WORDS]
-        if line and last_words.speaks_here(words):
+        if line and last_words.claim_the_printing(words):
             print(line, file=sys.stderr)
         return status

@@ -45,8 +45,6 @@ def main_speaks():
     if not is_main():
         sys.stdout = open(os.devnull, "w")
         warnings.simplefilter("ignore")  # rank 0 shows each warning once
-    elif last_words.folder():
-        last_words.note_the_launcher()
     try:
         yield
     except (UserError, NonFiniteLoss) as error:
