@@ -157,6 +157,19 @@ def test_the_preemption_stop_under_the_launcher_ends_with_rank_0s_line_and_statu
     assert capsys.readouterr().out == ""
 
 
+def test_another_rank_stopped_under_the_launcher_leaves_the_stops_line_for_the_first_launcher_to_end(
+        tmp_path, monkeypatch, capsys):
+    """srun ends a step's other tasks once one has exited: where rank 1's launcher ends first (seen on the local
+    SLURM cluster), it has the stop's line to print, the one rank 0 says, and rank 1 itself prints nothing."""
+    monkeypatch.setenv(LAST_WORDS, str(tmp_path))
+    monkeypatch.setenv("RANK", "1")
+    line = "stopped on the preemption signal after iteration 2/5 of epoch 1, saved in last.pth; --resume continues"
+    with pytest.raises(SystemExit) as exited, distributed.main_speaks():
+        raise Preempted(line)
+    assert exited.value.code == 75 and last_words.first(tmp_path) == (75, line)
+    assert capsys.readouterr().err == ""
+
+
 def test_the_launcher_ends_with_the_first_line_any_rank_said_and_its_status(tmp_path, monkeypatch):
     """Rank 1 met an error first, rank 0 another later (rank 2 stopped without a line of its own): rank 1's line
     and status end the run, the root cause, not rank 0's. Where no rank said a line, the first status left ends

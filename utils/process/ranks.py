@@ -38,7 +38,9 @@ def is_main() -> bool:
 def main_speaks():
     """Rank 0 alone prints and warns; another rank ends with an error's one line, said once whichever rank met it.
 
-    Where the run stopped (Ctrl-C, the preemption signal) is rank 0's to say: another rank leaves only its status.
+    Where the run stopped (Ctrl-C, the preemption signal) is rank 0's to print; under the launcher another rank
+    leaves the same line (every rank stops at the same iteration, once rank 0 has saved), so that the first
+    launcher to end prints it: srun ends a step's other tasks once one has exited, rank 0's launcher among them.
     An exception that follows another rank's end (the connection it lost when that rank exited) ends this rank
     quietly, with status 1: the launcher shows that rank's line, the cause.
     """
@@ -55,7 +57,7 @@ def main_speaks():
         if is_main():
             raise
         if last_words.folder():
-            last_words.leave("", stop_status(stop))
+            last_words.leave(str(stop), stop_status(stop))
         raise SystemExit(stop_status(stop)) from None
     except Exception:
         if last_words.another_rank_said_something():
