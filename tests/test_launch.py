@@ -134,6 +134,8 @@ def test_the_launcher_waits_as_long_as_torchrun_does():
                                                             signal.SIGQUIT, signal.SIGUSR1]
     assert launch.handled_signals(argparse.Namespace(signals_to_handle="SIGTERM,SIGUSR2")) == [signal.SIGTERM,
                                                                                                signal.SIGUSR2]
+    # torchrun leaves out a name it does not know; neither can SIGKILL be ignored during the wait
+    assert launch.handled_signals(argparse.Namespace(signals_to_handle="SIGTERM,SIGTREM,SIGKILL")) == [signal.SIGTERM]
 
 
 def test_a_rank_other_than_0_leaves_ctrl_c_to_rank_0(monkeypatch, capsys):
@@ -168,6 +170,10 @@ def test_another_rank_stopped_under_the_launcher_leaves_the_stops_line_for_the_f
         raise Preempted(line)
     assert exited.value.code == 75 and last_words.first(tmp_path) == (75, line)
     assert capsys.readouterr().err == ""
+    (tmp_path / "rank1").unlink()
+    with pytest.raises(SystemExit) as exited, distributed.main_speaks():
+        raise KeyboardInterrupt  # stopped at once, before the run was opened: rank 0 says "interrupted"
+    assert exited.value.code == 130 and last_words.first(tmp_path) == (130, "interrupted")
 
 
 def test_the_launcher_ends_with_the_first_line_any_rank_said_and_its_status(tmp_path, monkeypatch):

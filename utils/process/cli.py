@@ -198,6 +198,12 @@ def stop_status(stop: BaseException) -> int:
     return getattr(stop, "status", INTERRUPTED_STATUS)
 
 
+def stop_line(stop: BaseException) -> str:
+    """What a run that stopped says last, the same at every rank: where it stopped and how it continues, or
+    "interrupted" where it stopped at once (a bare KeyboardInterrupt says nothing of its own)."""
+    return str(stop) or "interrupted"
+
+
 def exit_status(returncode: int) -> int:
     """A child's exit status as a shell reports it: a negative code (killed by that signal) is 128 + the signal."""
     return 128 - returncode if returncode < 0 else returncode
@@ -221,7 +227,7 @@ def run_main(main) -> None:
     except (Preempted, KeyboardInterrupt) as stop:  # a run's stop says whether, and where, it continues
         status = stop_status(stop)
         # Preempted is not an error, the run goes on once resubmitted: on stdout.
-        last_word(str(stop) or "interrupted", status, to_stdout=isinstance(stop, Preempted))
+        last_word(stop_line(stop), status, to_stdout=isinstance(stop, Preempted))
         sys.exit(status)
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, and keep Python's exit flush from raising again.

@@ -39,7 +39,9 @@ def root_cause(failed) -> tuple:
 def handled_signals(args) -> list:
     """The signals torchrun's agent takes (as Ctrl-C: a SignalException) with the flags `args`."""
     names = getattr(args, "signals_to_handle", None) or SIGNALS_TO_HANDLE  # before torch 2.9: four, and ours
-    return [getattr(signal, name.strip()) for name in names.split(",")]
+    # As torchrun does, a name that is no signal here is left out; so is one that cannot be ignored (SIGKILL).
+    found = [getattr(signal, name.strip(), None) for name in names.split(",")]
+    return [number for number in found if number is not None and number not in (signal.SIGKILL, signal.SIGSTOP)]
 
 
 def shutdown_seconds(args) -> int:

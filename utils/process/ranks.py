@@ -10,7 +10,7 @@ import warnings
 
 from utils.errors import NonFiniteLoss, Preempted, UserError
 from utils.process import last_words
-from utils.process.cli import stop_status
+from utils.process.cli import stop_line, stop_status
 
 
 def world_size() -> int:
@@ -57,7 +57,7 @@ def main_speaks():
         if is_main():
             raise
         if last_words.folder():
-            last_words.leave(str(stop), stop_status(stop))
+            last_words.leave(stop_line(stop), stop_status(stop))
         raise SystemExit(stop_status(stop)) from None
     except Exception:
         if last_words.another_rank_said_something():
