@@ -2,8 +2,8 @@
 
 The launcher names a folder in UNIXKD_LAST_WORDS; a rank that ends with a line to say (an `error:` line, where
 the run stopped) leaves it there, with its status and the time, rather than printing it, and the launcher prints
-the first one, after torchrun's own report. A rank that ends without a line of its own (its stop is rank 0's
-to tell) leaves its status alone. Without the launcher there is no folder and nothing is left.
+the first one, after torchrun's own report. A rank that stops leaves the stop's line, the same at every rank
+(utils.process.cli.stop_line). Without the launcher there is no folder and nothing is left.
 
 On several nodes command/imagenet_slurm.sh gives every node's launcher one folder on the shared file system:
 each then sees every rank's words (a rank that lost its connection to another knows that rank's error is the
