@@ -1,4 +1,5 @@
 """TensorBoard event files (utils.runs.events): what flush() has returned from survives the process dying at once."""
+import inspect
 import os
 
 from tests.event_files import scalars
@@ -28,6 +29,14 @@ def test_every_point_written_before_a_flush_is_on_disk_when_the_process_dies_jus
     write_flush_and_die(run, 300)
     points = scalars(run.tensorboard / "iterations")
     assert points == {"iteration/train_loss": {step: step / 4 for step in range(1, 301)}}
+
+
+def test_the_flush_interval_is_tensorboardxs_own_writers():
+    """FLUSH_SECONDS is tensorboardX's SummaryWriter's flush_secs default (120 in 2.6.5), read from the installed
+    tensorboardX, where the interval comes from."""
+    from tensorboardX import SummaryWriter
+
+    assert FLUSH_SECONDS == inspect.signature(SummaryWriter.__init__).parameters["flush_secs"].default == 120
 
 
 def test_between_commit_points_the_points_reach_the_file_when_two_minutes_passed_since_the_last_flush(tmp_path):
